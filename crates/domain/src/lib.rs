@@ -1,0 +1,16 @@
+//! The pure domain of Switchboard.
+//!
+//! Everything here is plain data and pure functions: how upstream servers are described, how
+//! their tools, prompts and resources are named towards clients, and how list cursors are
+//! encoded. No I/O, no async runtime, no protocol library: the adapters (`switchboard-mcp`,
+//! `switchboard-server`) depend on this crate, never the other way round.
+
+pub mod cursor;
+pub mod names;
+pub mod upstream;
+
+pub use cursor::{Cursor, CursorError, ListKind};
+pub use names::{NameError, ServerName, exposed_name, exposed_uri, split_exposed_uri};
+pub use upstream::{
+    Isolation, RawUpstream, Timeouts, UpstreamDef, UpstreamDefError, UpstreamTransport,
+};

@@ -1,0 +1,349 @@
+//! Upstream MCP server definitions and their validation.
+//!
+//! A definition is what an operator writes in the configuration file (and, later, what a
+//! tenant admin stores through the admin API). [`RawUpstream`] is the lenient, serde-facing
+//! shape; [`UpstreamDef::from_raw`] turns it into a checked definition and reports the first
+//! problem with the field name and what to write instead.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{ServerName, exposed_name, is_valid_exposed_name};
+
+/// How the gateway reaches an upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "transport", rename_all = "kebab-case")]
+pub enum UpstreamTransport {
+    /// A child process speaking MCP over stdin/stdout.
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: BTreeMap<String, String>,
+        cwd: Option<String>,
+    },
+    /// MCP Streamable HTTP (either protocol era).
+    StreamableHttp {
+        url: String,
+        headers: BTreeMap<String, String>,
+    },
+    /// The deprecated HTTP+SSE transport (protocol 2024-11-05).
+    Sse {
+        url: String,
+        headers: BTreeMap<String, String>,
+    },
+}
+
+impl UpstreamTransport {
+    /// Short name used in logs, health output and errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamTransport::Stdio { .. } => "stdio",
+            UpstreamTransport::StreamableHttp { .. } => "streamable-http",
+            UpstreamTransport::Sse { .. } => "sse",
+        }
+    }
+}
+
+/// Whether downstream sessions share one upstream connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// One connection serves every client (fastest; server-to-client requests such as
+    /// sampling cannot be attributed to one client and are refused with a clear error).
+    #[default]
+    Shared,
+    /// Each legacy downstream session that declares sampling, elicitation or roots gets its
+    /// own upstream connection, so the upstream's requests reach exactly that client.
+    PerSession,
+}
+
+/// Time limits of one upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Timeouts {
+    /// Connecting plus the initialize/discover handshake.
+    pub connect: Duration,
+    /// One request, from send to final response.
+    pub request: Duration,
+    /// Stop an idle connection (stdio child) after this long; `None` keeps it forever.
+    pub idle: Option<Duration>,
+    /// Re-list an upstream that never sends `list_changed` after this long.
+    pub list_ttl: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(15),
+            request: Duration::from_secs(120),
+            idle: None,
+            list_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A validated upstream definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UpstreamDef {
+    pub name: ServerName,
+    /// Prefix of exposed names; empty exposes upstream names unchanged.
+    pub prefix: String,
+    pub transport: UpstreamTransport,
+    pub timeouts: Timeouts,
+    pub isolation: Isolation,
+}
+
+/// The serde-facing shape of an upstream in the configuration file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// `stdio`, `streamable-http` or `sse`.
+    pub transport: Option<String>,
+    pub command: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<String>,
+    pub url: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub prefix: Option<String>,
+    pub isolation: Option<Isolation>,
+    pub connect_timeout_ms: Option<u64>,
+    pub request_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+    pub list_ttl_ms: Option<u64>,
+}
+
+/// A problem in one upstream definition: which field, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("upstreams.{server}.{field}: {message}")]
+pub struct UpstreamDefError {
+    pub server: String,
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl UpstreamDef {
+    /// Checks a raw definition named `name`.
+    pub fn from_raw(name: &str, raw: RawUpstream) -> Result<UpstreamDef, UpstreamDefError> {
+        let err = |field: &'static str, message: String| UpstreamDefError {
+            server: name.to_owned(),
+            field,
+            message,
+        };
+        let server = ServerName::new(name).map_err(|e| err("name", e.to_string()))?;
+        let transport_kind = raw.transport.as_deref().ok_or_else(|| {
+            err(
+                "transport",
+                "missing; write transport = \"stdio\", \"streamable-http\" or \"sse\"".into(),
+            )
+        })?;
+        let require_url = |url: Option<String>| -> Result<String, UpstreamDefError> {
+            let url = url.ok_or_else(|| {
+                err(
+                    "url",
+                    format!("required for transport \"{transport_kind}\", e.g. url = \"http://127.0.0.1:9000/mcp\""),
+                )
+            })?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(err(
+                    "url",
+                    format!("{url:?} is not an http:// or https:// URL"),
+                ));
+            }
+            if url.len() > 2048 {
+                return Err(err("url", "longer than 2048 characters".into()));
+            }
+            Ok(url)
+        };
+        let reject = |present: bool, field: &'static str| -> Result<(), UpstreamDefError> {
+            if present {
+                Err(err(
+                    field,
+                    format!("not used by transport \"{transport_kind}\"; remove it"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let transport = match transport_kind {
+            "stdio" => {
+                reject(raw.url.is_some(), "url")?;
+                reject(!raw.headers.is_empty(), "headers")?;
+                let command = raw
+                    .command
+                    .filter(|c| !c.trim().is_empty())
+                    .ok_or_else(|| {
+                        err(
+                            "command",
+                            "required for transport \"stdio\", e.g. command = \"uvx\"".into(),
+                        )
+                    })?;
+                UpstreamTransport::Stdio {
+                    command,
+                    args: raw.args,
+                    env: raw.env,
+                    cwd: raw.cwd,
+                }
+            }
+            "streamable-http" | "sse" => {
+                reject(raw.command.is_some(), "command")?;
+                reject(!raw.args.is_empty(), "args")?;
+                reject(!raw.env.is_empty(), "env")?;
+                reject(raw.cwd.is_some(), "cwd")?;
+                for (header, value) in &raw.headers {
+                    if header.is_empty()
+                        || !header
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    {
+                        return Err(err(
+                            "headers",
+                            format!("{header:?} is not a valid header name"),
+                        ));
+                    }
+                    if value.bytes().any(|b| b == b'\r' || b == b'\n') {
+                        return Err(err(
+                            "headers",
+                            format!("value of {header:?} contains a line break"),
+                        ));
+                    }
+                }
+                let url = require_url(raw.url)?;
+                if transport_kind == "sse" {
+                    UpstreamTransport::Sse {
+                        url,
+                        headers: raw.headers,
+                    }
+                } else {
+                    UpstreamTransport::StreamableHttp {
+                        url,
+                        headers: raw.headers,
+                    }
+                }
+            }
+            other => {
+                return Err(err(
+                    "transport",
+                    format!(
+                        "unknown transport {other:?}; use \"stdio\", \"streamable-http\" or \"sse\""
+                    ),
+                ));
+            }
+        };
+        let prefix = raw.prefix.unwrap_or_else(|| server.as_str().to_owned());
+        if !prefix.is_empty() && !is_valid_exposed_name(&exposed_name(&prefix, "x")) {
+            return Err(err(
+                "prefix",
+                format!("{prefix:?} may contain only letters, digits, '_' and '-'"),
+            ));
+        }
+        if prefix.len() > 32 {
+            return Err(err("prefix", "longer than 32 characters".into()));
+        }
+        let defaults = Timeouts::default();
+        let positive = |field: &'static str, v: Option<u64>, default: Duration| match v {
+            None => Ok(default),
+            Some(0) => Err(err(field, "must be greater than 0".into())),
+            Some(ms) => Ok(Duration::from_millis(ms)),
+        };
+        let timeouts = Timeouts {
+            connect: positive(
+                "connect_timeout_ms",
+                raw.connect_timeout_ms,
+                defaults.connect,
+            )?,
+            request: positive(
+                "request_timeout_ms",
+                raw.request_timeout_ms,
+                defaults.request,
+            )?,
+            idle: raw
+                .idle_timeout_ms
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis),
+            list_ttl: positive("list_ttl_ms", raw.list_ttl_ms, defaults.list_ttl)?,
+        };
+        Ok(UpstreamDef {
+            name: server,
+            prefix,
+            transport,
+            timeouts,
+            isolation: raw.isolation.unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(transport: &str) -> RawUpstream {
+        RawUpstream {
+            transport: Some(transport.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn stdio_needs_a_command() {
+        let e = UpstreamDef::from_raw("time", raw("stdio")).unwrap_err();
+        assert_eq!(e.field, "command");
+        assert!(e.to_string().starts_with("upstreams.time.command:"));
+    }
+
+    #[test]
+    fn http_needs_an_http_url() {
+        let mut r = raw("streamable-http");
+        r.url = Some("ftp://x".into());
+        assert_eq!(UpstreamDef::from_raw("a", r).unwrap_err().field, "url");
+    }
+
+    #[test]
+    fn fields_of_another_transport_are_refused() {
+        let mut r = raw("stdio");
+        r.command = Some("x".into());
+        r.url = Some("http://x".into());
+        let e = UpstreamDef::from_raw("a", r).unwrap_err();
+        assert_eq!(e.field, "url");
+        assert!(e.message.contains("not used"));
+    }
+
+    #[test]
+    fn unknown_transport_names_the_choices() {
+        let e = UpstreamDef::from_raw("a", raw("websocket")).unwrap_err();
+        assert!(e.message.contains("\"stdio\""));
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let mut r = raw("sse");
+        r.url = Some("http://127.0.0.1:1/sse".into());
+        let def = UpstreamDef::from_raw("legacy", r).unwrap();
+        assert_eq!(def.prefix, "legacy");
+        assert_eq!(def.timeouts, Timeouts::default());
+        assert_eq!(def.isolation, Isolation::Shared);
+    }
+
+    #[test]
+    fn header_injection_is_refused() {
+        let mut r = raw("streamable-http");
+        r.url = Some("http://127.0.0.1/mcp".into());
+        r.headers.insert("X-A".into(), "a\r\nX-B: b".into());
+        assert_eq!(UpstreamDef::from_raw("a", r).unwrap_err().field, "headers");
+    }
+
+    #[test]
+    fn zero_timeouts_are_refused() {
+        let mut r = raw("sse");
+        r.url = Some("http://127.0.0.1/sse".into());
+        r.request_timeout_ms = Some(0);
+        assert_eq!(
+            UpstreamDef::from_raw("a", r).unwrap_err().field,
+            "request_timeout_ms"
+        );
+    }
+}

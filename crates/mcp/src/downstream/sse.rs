@@ -1,0 +1,271 @@
+//! The legacy HTTP+SSE transport for downstream clients (protocol 2024-11-05).
+//!
+//! `GET …/sse` opens an event stream; its first event, `endpoint`, names the URL to `POST`
+//! JSON-RPC messages to (`…/messages?sessionId=…`); every server message arrives as a
+//! `message` event. Each stream is one MCP session, served by its own [`GatewayHandler`]
+//! over an in-memory channel transport. The session ends when the client closes the stream.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::channel::mpsc;
+use futures::{SinkExt, Stream, StreamExt};
+use rmcp::ServiceExt;
+use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use super::streamable::HttpOptions;
+use crate::gateway::Gateway;
+
+/// How long a new session may take to send `initialize`.
+const INIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Messages buffered per direction per session.
+const CHANNEL_CAPACITY: usize = 64;
+/// How long a POST waits for room in a full session queue before answering 503.
+const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct SessionEntry {
+    to_server: mpsc::Sender<ClientJsonRpcMessage>,
+}
+
+/// Shared state of the legacy SSE endpoint.
+pub struct SseState {
+    gateway: Arc<Gateway>,
+    options: HttpOptions,
+    sessions: Mutex<HashMap<String, SessionEntry>>,
+    shutdown: CancellationToken,
+}
+
+impl SseState {
+    /// Creates the endpoint state; `shutdown` closes every stream.
+    pub fn new(
+        gateway: Arc<Gateway>,
+        options: HttpOptions,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            gateway,
+            options,
+            sessions: Mutex::new(HashMap::new()),
+            shutdown,
+        })
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionEntry>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of open legacy SSE sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions().len()
+    }
+}
+
+/// Removes the session and stops its MCP service when the event stream is dropped.
+struct SessionGuard {
+    state: Arc<SseState>,
+    id: String,
+    service_ct: CancellationToken,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.state.sessions().remove(&self.id);
+        self.service_ct.cancel();
+        tracing::debug!(session = %self.id, "legacy SSE session closed");
+    }
+}
+
+fn json_error(status: StatusCode, code: i64, message: impl Into<String>) -> Response {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": { "code": code, "message": message.into() },
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// `GET …/sse`: opens a session and streams its messages.
+pub async fn open_stream(State(state): State<Arc<SseState>>, uri: Uri) -> Response {
+    if state.session_count() >= state.options.max_sse_sessions {
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            -32000,
+            "too many open SSE sessions on this gateway; retry later",
+        );
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (to_server, from_client) = mpsc::channel::<ClientJsonRpcMessage>(CHANNEL_CAPACITY);
+    let (to_client, from_server) = mpsc::channel::<ServerJsonRpcMessage>(CHANNEL_CAPACITY);
+    state
+        .sessions()
+        .insert(id.clone(), SessionEntry { to_server });
+
+    let service_ct = state.shutdown.child_token();
+    let handler = state.gateway.handler();
+    let ct = service_ct.clone();
+    let session = id.clone();
+    tokio::spawn(async move {
+        let serving = tokio::time::timeout(INIT_TIMEOUT, handler.serve((to_client, from_client)));
+        let running = tokio::select! {
+            r = serving => r,
+            _ = ct.cancelled() => return,
+        };
+        match running {
+            Ok(Ok(running)) => {
+                let service = running.cancellation_token();
+                tokio::select! {
+                    _ = running.waiting() => {}
+                    _ = ct.cancelled() => service.cancel(),
+                }
+            }
+            Ok(Err(err)) => {
+                tracing::info!(%session, %err, "legacy SSE session failed to initialize")
+            }
+            Err(_) => tracing::info!(%session, "legacy SSE session sent no initialize in time"),
+        }
+    });
+
+    // The message endpoint sits beside the SSE endpoint: /sse → /messages, /t/x/sse → /t/x/messages.
+    let path = uri.path();
+    let base = path
+        .strip_suffix("/sse")
+        .unwrap_or(path.trim_end_matches('/'));
+    let endpoint = format!("{base}/messages?sessionId={id}");
+    let guard = SessionGuard {
+        state: state.clone(),
+        id,
+        service_ct: service_ct.clone(),
+    };
+    let events = event_stream(endpoint, from_server, guard, service_ct);
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(state.options.keep_alive))
+        .into_response()
+}
+
+fn event_stream(
+    endpoint: String,
+    from_server: mpsc::Receiver<ServerJsonRpcMessage>,
+    guard: SessionGuard,
+    ct: CancellationToken,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let first =
+        futures::stream::once(async move { Event::default().event("endpoint").data(endpoint) });
+    let messages = from_server
+        .take_until(async move { ct.cancelled().await })
+        .filter_map(|message| async move {
+            match serde_json::to_string(&message) {
+                Ok(json) => Some(Event::default().event("message").data(json)),
+                Err(err) => {
+                    tracing::error!(%err, "could not serialise a server message");
+                    None
+                }
+            }
+        });
+    first.chain(messages).map(move |event| {
+        // The guard lives as long as the stream: dropping the stream ends the session.
+        let _ = &guard;
+        Ok(event)
+    })
+}
+
+/// Query of the message endpoint.
+#[derive(Debug, Deserialize)]
+pub struct MessageQuery {
+    #[serde(rename = "sessionId")]
+    session_id: Option<String>,
+}
+
+/// `POST …/messages?sessionId=…`: one JSON-RPC message (or a batch) for a session.
+pub async fn post_message(
+    State(state): State<Arc<SseState>>,
+    Query(query): Query<MessageQuery>,
+    body: Bytes,
+) -> Response {
+    let Some(session_id) = query.session_id else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            -32600,
+            "missing sessionId query parameter; use the URL from the `endpoint` event",
+        );
+    };
+    if body.len() > state.options.max_body_bytes {
+        return json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            -32600,
+            format!(
+                "message is larger than {} bytes",
+                state.options.max_body_bytes
+            ),
+        );
+    }
+    let Some(mut sender) = state
+        .sessions()
+        .get(&session_id)
+        .map(|s| s.to_server.clone())
+    else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            -32600,
+            "unknown or closed session; open a new one with GET on the SSE endpoint",
+        );
+    };
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(err) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                -32700,
+                format!("body is not JSON: {err}"),
+            );
+        }
+    };
+    let values = match value {
+        serde_json::Value::Array(items) if !items.is_empty() => items,
+        serde_json::Value::Array(_) => {
+            return json_error(StatusCode::BAD_REQUEST, -32600, "empty batch");
+        }
+        single => vec![single],
+    };
+    let mut messages = Vec::with_capacity(values.len());
+    for value in values {
+        match serde_json::from_value::<ClientJsonRpcMessage>(value) {
+            Ok(m) => messages.push(m),
+            Err(err) => {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    -32600,
+                    format!("not a valid MCP JSON-RPC message: {err}"),
+                );
+            }
+        }
+    }
+    for message in messages {
+        match tokio::time::timeout(ENQUEUE_TIMEOUT, sender.send(message)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                return json_error(
+                    StatusCode::NOT_FOUND,
+                    -32600,
+                    "session closed; open a new one",
+                );
+            }
+            Err(_) => {
+                return json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    -32000,
+                    "session is not consuming messages; retry later",
+                );
+            }
+        }
+    }
+    (StatusCode::ACCEPTED, "Accepted").into_response()
+}

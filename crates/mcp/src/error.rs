@@ -1,0 +1,90 @@
+//! Errors of the data plane and how each one reaches an MCP client.
+//!
+//! Every failure is converted exactly once, at the edge, into a JSON-RPC error whose code says
+//! what kind of failure it is and whose message names the server involved and what to do.
+
+use std::time::Duration;
+
+use rmcp::ErrorData;
+use rmcp::model::ErrorCode;
+use switchboard_domain::CursorError;
+
+/// JSON-RPC codes Switchboard adds in the implementation-defined server-error range
+/// (-32000..-32099). Documented in `docs/errors.md`.
+pub mod codes {
+    /// The upstream serving this item is down or unreachable.
+    pub const UPSTREAM_UNAVAILABLE: i32 = -32010;
+    /// The upstream did not answer in time.
+    pub const UPSTREAM_TIMEOUT: i32 = -32011;
+    /// A server-to-client request (sampling, elicitation, roots) could not be bridged to the
+    /// calling client (e.g. shared upstream connection or a stateless client).
+    pub const CANNOT_BRIDGE: i32 = -32012;
+}
+
+/// A data-plane failure.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("unknown tool {0:?}; call tools/list for the available tools")]
+    UnknownTool(String),
+    #[error("unknown prompt {0:?}; call prompts/list for the available prompts")]
+    UnknownPrompt(String),
+    #[error("unknown resource {0:?}; call resources/list or resources/templates/list")]
+    UnknownResource(String),
+    #[error(transparent)]
+    Cursor(#[from] CursorError),
+    #[error("upstream {server:?} is unavailable: {reason}")]
+    Unavailable { server: String, reason: String },
+    #[error("upstream {server:?} did not answer within {timeout:?}")]
+    Timeout { server: String, timeout: Duration },
+    #[error("upstream {server:?} answered with an unexpected result type for {method}")]
+    UnexpectedResult {
+        server: String,
+        method: &'static str,
+    },
+    #[error("request cancelled by the client")]
+    Cancelled,
+    /// An error the upstream itself returned: passed through unchanged.
+    #[error("{0:?}")]
+    Upstream(ErrorData),
+}
+
+impl From<GatewayError> for ErrorData {
+    fn from(err: GatewayError) -> Self {
+        let message = err.to_string();
+        match err {
+            GatewayError::UnknownTool(_) | GatewayError::UnknownPrompt(_) => {
+                ErrorData::invalid_params(message, None)
+            }
+            GatewayError::UnknownResource(_) => ErrorData::resource_not_found(message, None),
+            GatewayError::Cursor(_) => ErrorData::invalid_params(message, None),
+            GatewayError::Unavailable { .. } | GatewayError::UnexpectedResult { .. } => {
+                ErrorData::new(ErrorCode(codes::UPSTREAM_UNAVAILABLE), message, None)
+            }
+            GatewayError::Timeout { .. } => {
+                ErrorData::new(ErrorCode(codes::UPSTREAM_TIMEOUT), message, None)
+            }
+            GatewayError::Cancelled => ErrorData::new(ErrorCode::INTERNAL_ERROR, message, None),
+            GatewayError::Upstream(data) => data,
+        }
+    }
+}
+
+/// Converts an rmcp client error from upstream `server` into a gateway error.
+pub(crate) fn from_service_error(
+    server: &str,
+    timeout: Duration,
+    err: rmcp::ServiceError,
+) -> GatewayError {
+    match err {
+        rmcp::ServiceError::McpError(data) => GatewayError::Upstream(data),
+        rmcp::ServiceError::Timeout { .. } => GatewayError::Timeout {
+            server: server.to_owned(),
+            timeout,
+        },
+        rmcp::ServiceError::Cancelled { .. } => GatewayError::Cancelled,
+        other => GatewayError::Unavailable {
+            server: server.to_owned(),
+            reason: other.to_string(),
+        },
+    }
+}

@@ -1,0 +1,558 @@
+//! The gateway: upstreams + catalog + hub, and the MCP server handler clients talk to.
+//!
+//! [`Gateway`] owns the long-lived parts. [`GatewayHandler`] is what rmcp instantiates per
+//! downstream session (legacy) or per request (2026-07-28 stateless); it resolves every name
+//! through the current [`Catalog`] snapshot and forwards to the owning upstream. The catalog is
+//! rebuilt off the request path whenever an upstream's status changes.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rmcp::ErrorData;
+use rmcp::handler::server::ServerHandler;
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequest,
+    CompleteRequestParams, CompleteResult, GetPromptRequest, GetPromptRequestParams,
+    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequest,
+    ReadResourceRequestParams, ReadResourceResponse, Reference, RequestMetaObject,
+    ResourceContents, ServerConfig, ServerResult, SetLevelRequestParams, SubscribeRequest,
+    SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequest, UnsubscribeRequestParams,
+};
+use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
+use switchboard_domain::{ListKind, UpstreamDef, exposed_uri};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::catalog::{Catalog, Route};
+use crate::error::GatewayError;
+use crate::hub::{ClientId, Hub};
+use crate::upstream::{Health, Upstream};
+
+/// Data-plane settings.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Items per page of an aggregated list.
+    pub page_size: usize,
+    /// `instructions` sent to clients at initialize/discover.
+    pub instructions: Option<String>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            page_size: 500,
+            instructions: None,
+        }
+    }
+}
+
+/// The long-lived gateway state.
+pub struct Gateway {
+    upstreams: Vec<Arc<Upstream>>,
+    catalog: ArcSwap<Catalog>,
+    hub: Arc<Hub>,
+    config: GatewayConfig,
+    shutdown: CancellationToken,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    in_flight: AtomicUsize,
+}
+
+/// Counts one upstream request in flight while alive.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Gateway {
+    /// Upstream requests currently in flight (graceful shutdown waits for zero).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Starts a supervisor per upstream and the catalog builder.
+    pub fn start(defs: Vec<UpstreamDef>, config: GatewayConfig) -> Arc<Gateway> {
+        let hub = Arc::new(Hub::default());
+        let dirty = Arc::new(Notify::new());
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let mut upstreams = Vec::new();
+        for (index, def) in defs.into_iter().enumerate() {
+            let (upstream, task) =
+                Upstream::spawn(index, def, hub.clone(), dirty.clone(), shutdown.clone());
+            upstreams.push(upstream);
+            tasks.push(task);
+        }
+        let gateway = Arc::new(Gateway {
+            catalog: ArcSwap::from_pointee(Catalog::build(&upstreams)),
+            upstreams,
+            hub,
+            config,
+            shutdown,
+            tasks: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+        });
+        tasks.push(tokio::spawn(rebuild_catalog(gateway.clone(), dirty)));
+        *gateway.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
+        gateway
+    }
+
+    /// Waits until every upstream finished its first connection attempt (or `timeout`).
+    pub async fn wait_started(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, async {
+            while self
+                .upstreams
+                .iter()
+                .any(|u| u.status().health == Health::Starting)
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // Let the catalog builder pick up the final states.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        })
+        .await;
+    }
+
+    /// Stops every upstream (children are terminated) and waits for the supervisors.
+    pub async fn shutdown(&self) {
+        self.shutdown.cancel();
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// The upstreams, in configuration order.
+    pub fn upstreams(&self) -> &[Arc<Upstream>] {
+        &self.upstreams
+    }
+
+    /// The current catalog snapshot.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
+    }
+
+    /// The downstream client registry.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// A handler for one downstream session or stateless request.
+    pub fn handler(self: &Arc<Self>) -> GatewayHandler {
+        GatewayHandler {
+            gateway: self.clone(),
+            client: Arc::new(ClientSlot {
+                id: self.hub.next_client_id(),
+                hub: self.hub.clone(),
+            }),
+        }
+    }
+}
+
+async fn rebuild_catalog(gateway: Arc<Gateway>, dirty: Arc<Notify>) {
+    loop {
+        tokio::select! {
+            _ = dirty.notified() => {}
+            _ = gateway.shutdown.cancelled() => return,
+        }
+        // Coalesce bursts (several upstreams becoming ready together).
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let next = Catalog::build(&gateway.upstreams);
+        let changes = next.changes_from(&gateway.catalog.load());
+        gateway.catalog.store(Arc::new(next));
+        if changes.any() {
+            gateway.hub.broadcast_list_changes(changes).await;
+        }
+    }
+}
+
+/// Deregisters the downstream client when rmcp drops its handler.
+struct ClientSlot {
+    id: ClientId,
+    hub: Arc<Hub>,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.hub.remove_client(self.id);
+    }
+}
+
+/// The MCP server handler for one downstream session or stateless request.
+#[derive(Clone)]
+pub struct GatewayHandler {
+    gateway: Arc<Gateway>,
+    client: Arc<ClientSlot>,
+}
+
+/// The caller's `_meta` minus what belongs to the downstream hop (protocol metadata and the
+/// progress token, which rmcp replaces with its own per upstream request).
+fn forwarded_meta(meta: &RequestMetaObject) -> Option<RequestMetaObject> {
+    let mut forwarded = meta.clone();
+    forwarded
+        .0
+        .0
+        .retain(|key, _| !key.starts_with("io.modelcontextprotocol/") && key != "progressToken");
+    (!forwarded.0.0.is_empty()).then_some(forwarded)
+}
+
+fn unexpected(server: &str, method: &'static str) -> ErrorData {
+    GatewayError::UnexpectedResult {
+        server: server.to_owned(),
+        method,
+    }
+    .into()
+}
+
+impl GatewayHandler {
+    fn upstream(&self, route: &Route) -> &Arc<Upstream> {
+        &self.gateway.upstreams[route.upstream]
+    }
+
+    fn page<T: Clone + PartialEq>(
+        &self,
+        listing: &crate::catalog::Listing<T>,
+        kind: ListKind,
+        request: Option<&PaginatedRequestParams>,
+        key: impl Fn(&T) -> &str,
+    ) -> Result<(Vec<T>, Option<String>), ErrorData> {
+        let cursor = request.and_then(|r| r.cursor.as_deref());
+        listing
+            .page(kind, cursor, self.gateway.config.page_size, key)
+            .map_err(|e| GatewayError::from(e).into())
+    }
+
+    async fn forward(
+        &self,
+        route: &Route,
+        request: ClientRequest,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, ErrorData> {
+        let upstream = self.upstream(route);
+        self.gateway.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight(&self.gateway.in_flight);
+        let span = tracing::debug_span!("forward", server = upstream.name(), name = %route.name);
+        upstream
+            .forward(request, ctx)
+            .instrument(span)
+            .await
+            .map_err(ErrorData::from)
+    }
+}
+
+impl ServerHandler for GatewayHandler {
+    fn get_info(&self) -> ServerConfig {
+        let catalog = self.gateway.catalog.load();
+        let mut info = ServerConfig::new(catalog.capabilities.clone());
+        let mut implementation = Implementation::default();
+        implementation.name = "switchboard".into();
+        implementation.title = Some("Switchboard MCP gateway".into());
+        implementation.version = env!("CARGO_PKG_VERSION").into();
+        info.server_info = implementation;
+        info.instructions = self.gateway.config.instructions.clone();
+        info
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.gateway.hub.add_session(self.client.id, context.peer);
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let catalog = self.gateway.catalog.load();
+        let (tools, next) = self.page(&catalog.tools, ListKind::Tools, request.as_ref(), |t| {
+            &t.name
+        })?;
+        let mut result = ListToolsResult::with_all_items(tools);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn call_tool(
+        &self,
+        mut request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let route = self
+            .gateway
+            .catalog
+            .load()
+            .tools
+            .route(&request.name)
+            .cloned()
+            .ok_or_else(|| GatewayError::UnknownTool(request.name.to_string()))?;
+        request.name = route.name.to_string().into();
+        request.meta = forwarded_meta(&context.meta);
+        let upstream_request = ClientRequest::from(CallToolRequest::new(request));
+        match self.forward(&route, upstream_request, &context).await? {
+            ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
+            ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
+            _ => Err(unexpected(self.upstream(&route).name(), "tools/call")),
+        }
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let catalog = self.gateway.catalog.load();
+        let (prompts, next) =
+            self.page(&catalog.prompts, ListKind::Prompts, request.as_ref(), |p| {
+                &p.name
+            })?;
+        let mut result = ListPromptsResult::with_all_items(prompts);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn get_prompt(
+        &self,
+        mut request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let route = self
+            .gateway
+            .catalog
+            .load()
+            .prompts
+            .route(&request.name)
+            .cloned()
+            .ok_or_else(|| GatewayError::UnknownPrompt(request.name.clone()))?;
+        request.name = route.name.to_string();
+        request.meta = forwarded_meta(&context.meta);
+        let upstream_request = ClientRequest::from(GetPromptRequest::new(request));
+        match self.forward(&route, upstream_request, &context).await? {
+            ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
+            _ => Err(unexpected(self.upstream(&route).name(), "prompts/get")),
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let catalog = self.gateway.catalog.load();
+        let (resources, next) = self.page(
+            &catalog.resources,
+            ListKind::Resources,
+            request.as_ref(),
+            |r| &r.uri,
+        )?;
+        let mut result = ListResourcesResult::with_all_items(resources);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let catalog = self.gateway.catalog.load();
+        let (templates, next) = self.page(
+            &catalog.resource_templates,
+            ListKind::ResourceTemplates,
+            request.as_ref(),
+            |t| &t.uri_template,
+        )?;
+        let mut result = ListResourceTemplatesResult::with_all_items(templates);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn read_resource(
+        &self,
+        mut request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let route = self
+            .gateway
+            .catalog
+            .load()
+            .route_uri(&request.uri)
+            .ok_or_else(|| GatewayError::UnknownResource(request.uri.clone()))?;
+        request.uri = route.name.to_string();
+        request.meta = forwarded_meta(&context.meta);
+        let upstream_request = ClientRequest::from(ReadResourceRequest::new(request));
+        let prefix = self.upstream(&route).def().prefix.clone();
+        match self.forward(&route, upstream_request, &context).await? {
+            ServerResult::ReadResourceResult(mut r) => {
+                for contents in r.contents.iter_mut() {
+                    match contents {
+                        ResourceContents::TextResourceContents { uri, .. }
+                        | ResourceContents::BlobResourceContents { uri, .. } => {
+                            *uri = exposed_uri(&prefix, uri);
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(ReadResourceResponse::Complete(r))
+            }
+            ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
+            _ => Err(unexpected(self.upstream(&route).name(), "resources/read")),
+        }
+    }
+
+    async fn complete(
+        &self,
+        mut request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let catalog = self.gateway.catalog.load();
+        let route = match &mut request.r#ref {
+            Reference::Prompt(prompt) => {
+                let route = catalog
+                    .prompts
+                    .route(&prompt.name)
+                    .cloned()
+                    .ok_or_else(|| GatewayError::UnknownPrompt(prompt.name.clone()))?;
+                prompt.name = route.name.to_string();
+                route
+            }
+            Reference::Resource(resource) => {
+                let route = catalog
+                    .route_template(&resource.uri)
+                    .ok_or_else(|| GatewayError::UnknownResource(resource.uri.clone()))?;
+                resource.uri = route.name.to_string();
+                route
+            }
+            _ => {
+                return Err(ErrorData::invalid_params(
+                    "unsupported completion reference type; use ref/prompt or ref/resource",
+                    None,
+                ));
+            }
+        };
+        if self
+            .upstream(&route)
+            .status()
+            .capabilities
+            .as_ref()
+            .is_none_or(|c| c.completions.is_none())
+        {
+            // The upstream offers no completions: an empty answer, as the spec allows.
+            return Ok(CompleteResult::default());
+        }
+        request.meta = forwarded_meta(&context.meta);
+        let upstream_request = ClientRequest::from(CompleteRequest::new(request));
+        match self.forward(&route, upstream_request, &context).await? {
+            ServerResult::CompleteResult(r) => Ok(r),
+            _ => Err(unexpected(
+                self.upstream(&route).name(),
+                "completion/complete",
+            )),
+        }
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.gateway
+            .hub
+            .set_log_level(self.client.id, request.level);
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let route = self
+            .gateway
+            .catalog
+            .load()
+            .route_uri(&request.uri)
+            .ok_or_else(|| GatewayError::UnknownResource(request.uri.clone()))?;
+        if self
+            .gateway
+            .hub
+            .subscribe_resource(self.client.id, &request.uri)
+        {
+            let mut params = request.clone();
+            params.uri = route.name.to_string();
+            let upstream = self.upstream(&route);
+            if let Err(err) = upstream
+                .request_simple(ClientRequest::from(SubscribeRequest::new(params)))
+                .await
+            {
+                self.gateway
+                    .hub
+                    .unsubscribe_resource(self.client.id, &request.uri);
+                return Err(err.into());
+            }
+        }
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let Some(route) = self.gateway.catalog.load().route_uri(&request.uri) else {
+            return Ok(());
+        };
+        if self
+            .gateway
+            .hub
+            .unsubscribe_resource(self.client.id, &request.uri)
+        {
+            let mut params = request.clone();
+            params.uri = route.name.to_string();
+            let _ = self
+                .upstream(&route)
+                .request_simple(ClientRequest::from(UnsubscribeRequest::new(params)))
+                .await;
+        }
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let mut accepted = requested.clone();
+        // Resource update subscriptions of 2026-07-28 clients are not bridged to upstreams yet;
+        // list-change notifications are.
+        accepted.resource_subscriptions = None;
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let id = self.gateway.hub.next_client_id();
+        self.gateway.hub.add_listener(id, context.sink().clone());
+        context.cancelled().await;
+        self.gateway.hub.remove_client(id);
+        Ok(())
+    }
+}
+
+/// Used by tests and the catalog builder to look at routes without a request.
+impl Gateway {
+    /// The upstream serving exposed tool `name`, if any.
+    pub fn tool_route(&self, name: &str) -> Option<(String, String)> {
+        let catalog = self.catalog.load();
+        let route = catalog.tools.route(name)?;
+        Some((
+            self.upstreams[route.upstream].name().to_owned(),
+            route.name.to_string(),
+        ))
+    }
+}

@@ -1,0 +1,276 @@
+//! Where upstream events find their downstream clients.
+//!
+//! The hub is the only place that knows which downstream clients exist right now: legacy
+//! sessions (registered when they finish `initialize`) and modern `subscriptions/listen`
+//! streams. Upstream connections report events here — list changes, progress, log messages,
+//! resource updates — and the hub forwards each to exactly the clients it belongs to.
+//!
+//! Progress is routed by the *upstream* progress token: every upstream request gets a fresh
+//! token from rmcp, and the hub maps `(connection, token)` back to the calling client's own
+//! token and peer, so progress can't leak to another client even on a shared connection.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rmcp::model::{
+    LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam, ProgressToken,
+    ResourceUpdatedNotificationParam, ServerNotification,
+};
+use rmcp::service::{Peer, RoleServer, SubscriptionSink};
+
+/// Which aggregated list changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListChanges {
+    pub tools: bool,
+    pub prompts: bool,
+    pub resources: bool,
+}
+
+impl ListChanges {
+    /// True when at least one list changed.
+    pub fn any(&self) -> bool {
+        self.tools || self.prompts || self.resources
+    }
+}
+
+/// Severity order of MCP log levels (`LoggingLevel` has no `Ord`).
+fn level_rank(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
+}
+
+/// Identifies one downstream client (session or listener) inside the hub.
+pub type ClientId = u64;
+
+struct Session {
+    peer: Peer<RoleServer>,
+    log_level: Option<LoggingLevel>,
+}
+
+struct ProgressRoute {
+    peer: Peer<RoleServer>,
+    token: ProgressToken,
+}
+
+/// Registry of downstream clients and the routing tables that point at them.
+#[derive(Default)]
+pub struct Hub {
+    next_id: AtomicU64,
+    sessions: Mutex<HashMap<ClientId, Session>>,
+    listeners: Mutex<HashMap<ClientId, SubscriptionSink>>,
+    progress: Mutex<HashMap<(u64, ProgressToken), ProgressRoute>>,
+    /// exposed resource URI → clients subscribed to it.
+    resource_interest: Mutex<HashMap<String, HashSet<ClientId>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these short locks leaves plain maps behind; keep serving.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Hub {
+    /// A fresh client id.
+    pub fn next_client_id(&self) -> ClientId {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Registers a legacy session's peer so it receives notifications.
+    pub fn add_session(&self, id: ClientId, peer: Peer<RoleServer>) {
+        lock(&self.sessions).insert(
+            id,
+            Session {
+                peer,
+                log_level: None,
+            },
+        );
+    }
+
+    /// Registers a modern `subscriptions/listen` stream.
+    pub fn add_listener(&self, id: ClientId, sink: SubscriptionSink) {
+        lock(&self.listeners).insert(id, sink);
+    }
+
+    /// Forgets a client and everything routed to it.
+    pub fn remove_client(&self, id: ClientId) {
+        lock(&self.sessions).remove(&id);
+        lock(&self.listeners).remove(&id);
+        lock(&self.resource_interest).retain(|_, clients| {
+            clients.remove(&id);
+            !clients.is_empty()
+        });
+    }
+
+    /// Number of registered legacy sessions (for health and tests).
+    pub fn session_count(&self) -> usize {
+        lock(&self.sessions).len()
+    }
+
+    /// Sets the minimum log level a session wants forwarded.
+    pub fn set_log_level(&self, id: ClientId, level: LoggingLevel) {
+        if let Some(session) = lock(&self.sessions).get_mut(&id) {
+            session.log_level = Some(level);
+        }
+    }
+
+    /// Records that client `id` wants `notifications/resources/updated` for `uri`. Returns true
+    /// when it is the first subscriber, i.e. the upstream must be subscribed.
+    pub fn subscribe_resource(&self, id: ClientId, uri: &str) -> bool {
+        let mut interest = lock(&self.resource_interest);
+        let clients = interest.entry(uri.to_owned()).or_default();
+        let first = clients.is_empty();
+        clients.insert(id);
+        first
+    }
+
+    /// Drops client `id`'s interest in `uri`. Returns true when nobody is left subscribed.
+    pub fn unsubscribe_resource(&self, id: ClientId, uri: &str) -> bool {
+        let mut interest = lock(&self.resource_interest);
+        let Some(clients) = interest.get_mut(uri) else {
+            return false;
+        };
+        clients.remove(&id);
+        if clients.is_empty() {
+            interest.remove(uri);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Routes progress of upstream request `(connection, upstream_token)` to `peer` under the
+    /// client's own `token`, until [`Hub::unroute_progress`].
+    pub fn route_progress(
+        &self,
+        connection: u64,
+        upstream_token: ProgressToken,
+        peer: Peer<RoleServer>,
+        token: ProgressToken,
+    ) {
+        lock(&self.progress).insert((connection, upstream_token), ProgressRoute { peer, token });
+    }
+
+    /// Stops routing progress of an upstream request.
+    pub fn unroute_progress(&self, connection: u64, upstream_token: &ProgressToken) {
+        lock(&self.progress).remove(&(connection, upstream_token.clone()));
+    }
+
+    /// Forwards an upstream progress notification to the client whose request it belongs to.
+    pub async fn forward_progress(&self, connection: u64, mut params: ProgressNotificationParam) {
+        let route = lock(&self.progress)
+            .get(&(connection, params.progress_token.clone()))
+            .map(|r| (r.peer.clone(), r.token.clone()));
+        let Some((peer, token)) = route else {
+            tracing::debug!(
+                connection,
+                "progress for a request that is no longer routed"
+            );
+            return;
+        };
+        params.progress_token = token;
+        if let Err(err) = peer.notify_progress(params).await {
+            tracing::debug!(%err, "could not forward progress");
+        }
+    }
+
+    /// Forwards an upstream log message to every session that asked for this level.
+    pub async fn forward_log(&self, params: LoggingMessageNotificationParam) {
+        let peers: Vec<_> = lock(&self.sessions)
+            .values()
+            .filter(|s| {
+                s.log_level
+                    .is_some_and(|min| level_rank(params.level) >= level_rank(min))
+            })
+            .map(|s| s.peer.clone())
+            .collect();
+        for peer in peers {
+            let _ = peer.notify_logging_message(params.clone()).await;
+        }
+    }
+
+    /// Forwards `notifications/resources/updated` (already carrying the exposed URI) to the
+    /// clients subscribed to it.
+    pub async fn forward_resource_updated(&self, params: ResourceUpdatedNotificationParam) {
+        let ids: Vec<ClientId> = lock(&self.resource_interest)
+            .get(&params.uri)
+            .map(|c| c.iter().copied().collect())
+            .unwrap_or_default();
+        if ids.is_empty() {
+            return;
+        }
+        let peers: Vec<_> = {
+            let sessions = lock(&self.sessions);
+            ids.iter()
+                .filter_map(|id| sessions.get(id).map(|s| s.peer.clone()))
+                .collect()
+        };
+        for peer in peers {
+            let _ = peer.notify_resource_updated(params.clone()).await;
+        }
+        let sinks: Vec<_> = {
+            let listeners = lock(&self.listeners);
+            ids.iter()
+                .filter_map(|id| listeners.get(id).cloned())
+                .collect()
+        };
+        for sink in sinks {
+            let _ = sink.notify_resource_updated(params.uri.clone()).await;
+        }
+    }
+
+    /// Tells every downstream client which aggregated lists changed.
+    pub async fn broadcast_list_changes(&self, changes: ListChanges) {
+        if !changes.any() {
+            return;
+        }
+        let peers: Vec<(ClientId, Peer<RoleServer>)> = lock(&self.sessions)
+            .iter()
+            .map(|(id, s)| (*id, s.peer.clone()))
+            .collect();
+        for (id, peer) in peers {
+            let mut failed = false;
+            if changes.tools {
+                failed |= peer.notify_tool_list_changed().await.is_err();
+            }
+            if changes.prompts {
+                failed |= peer.notify_prompt_list_changed().await.is_err();
+            }
+            if changes.resources {
+                failed |= peer.notify_resource_list_changed().await.is_err();
+            }
+            if failed && peer.is_transport_closed() {
+                self.remove_client(id);
+            }
+        }
+        let sinks: Vec<SubscriptionSink> = lock(&self.listeners).values().cloned().collect();
+        for sink in sinks {
+            let accepted = sink.accepted().clone();
+            if changes.tools && accepted.tools_list_changed == Some(true) {
+                let _ = sink.notify_tool_list_changed().await;
+            }
+            if changes.prompts && accepted.prompts_list_changed == Some(true) {
+                let _ = sink.notify_prompt_list_changed().await;
+            }
+            if changes.resources && accepted.resources_list_changed == Some(true) {
+                let _ = sink.notify_resource_list_changed().await;
+            }
+        }
+    }
+
+    /// Sends a raw notification to one session (used by tests and bridges).
+    pub async fn notify_session(&self, id: ClientId, notification: ServerNotification) -> bool {
+        let peer = lock(&self.sessions).get(&id).map(|s| s.peer.clone());
+        match peer {
+            Some(peer) => peer.send_notification(notification).await.is_ok(),
+            None => false,
+        }
+    }
+}

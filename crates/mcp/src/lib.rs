@@ -1,0 +1,23 @@
+//! The MCP data plane of Switchboard.
+//!
+//! * [`upstream`] — supervised connections to upstream MCP servers (stdio, Streamable HTTP,
+//!   legacy SSE) and their cached lists;
+//! * [`catalog`] — the merged, namespaced view of all upstreams and where each name routes;
+//! * [`hub`] — the registry of downstream clients that upstream events are routed to;
+//! * [`gateway`] — the MCP server handler that serves clients from the catalog;
+//! * [`downstream`] — the client-facing HTTP transports (Streamable HTTP, legacy SSE).
+//!
+//! This crate does no configuration parsing and owns no listener: `switchboard-server` wires it.
+
+// Sampling, roots and logging are deprecated by SEP-2577 but still part of the protocol that
+// real clients speak; a gateway must carry them.
+#![allow(deprecated)]
+
+pub mod catalog;
+pub mod downstream;
+pub mod error;
+pub mod gateway;
+pub mod hub;
+pub mod upstream;
+
+pub use gateway::{Gateway, GatewayConfig, GatewayHandler};

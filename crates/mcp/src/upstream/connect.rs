@@ -1,0 +1,186 @@
+//! Opening one connection to an upstream: building the transport for its kind and running
+//! the MCP handshake (`server/discover` first, falling back to `initialize`).
+
+use std::process::Stdio;
+use std::sync::Arc;
+
+use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
+use rmcp::model::ProtocolVersion;
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use switchboard_domain::{UpstreamDef, UpstreamTransport};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_util::sync::CancellationToken;
+
+use super::client::SharedClient;
+use super::sse_client;
+
+/// Environment variables a stdio child inherits from the gateway; everything else is scrubbed
+/// so the gateway's own secrets never reach an upstream process.
+const INHERITED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "USER",
+    "SYSTEMROOT",
+];
+
+/// How many concurrent POSTs one Streamable HTTP upstream connection may carry.
+const MAX_CONCURRENT_UPSTREAM_REQUESTS: usize = 256;
+
+/// A running connection and what must be cleaned up when it ends.
+pub struct Connection {
+    pub running: RunningService<RoleClient, SharedClient>,
+    pub child: Option<ChildGroup>,
+    /// Stops the legacy SSE reader/writer tasks.
+    pub transport_ct: CancellationToken,
+}
+
+/// The process group of a stdio upstream. Dropping it kills the whole group, so children
+/// that the upstream started (e.g. `npx` → `node`) never outlive it.
+pub struct ChildGroup {
+    pgid: i32,
+    done: bool,
+}
+
+impl ChildGroup {
+    fn signal(&self, signal: i32) -> bool {
+        // SAFETY: killpg only sends a signal; the group id came from a child we spawned as
+        // a process-group leader.
+        unsafe { libc::killpg(self.pgid, signal) == 0 }
+    }
+
+    /// SIGTERM, up to `grace` to exit, then SIGKILL.
+    pub async fn terminate(mut self, grace: std::time::Duration) {
+        if self.signal(libc::SIGTERM) {
+            let deadline = tokio::time::Instant::now() + grace;
+            while tokio::time::Instant::now() < deadline {
+                // Signal 0 probes whether any process of the group is left.
+                if !self.signal(0) {
+                    self.done = true;
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            self.signal(libc::SIGKILL);
+        }
+        self.done = true;
+    }
+}
+
+impl Drop for ChildGroup {
+    fn drop(&mut self) {
+        if !self.done {
+            self.signal(libc::SIGKILL);
+        }
+    }
+}
+
+fn lifecycle() -> ClientLifecycleMode {
+    ClientLifecycleMode::Auto {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        legacy_version: None,
+    }
+}
+
+/// Opens a connection to `def`, handled by `handler`.
+pub async fn open(
+    def: &UpstreamDef,
+    handler: SharedClient,
+    http: &reqwest::Client,
+) -> Result<Connection, String> {
+    let server = def.name.as_str().to_owned();
+    match &def.transport {
+        UpstreamTransport::Stdio {
+            command,
+            args,
+            env,
+            cwd,
+        } => {
+            let mut cmd = tokio::process::Command::new(command);
+            cmd.args(args).env_clear();
+            for key in INHERITED_ENV {
+                if let Ok(value) = std::env::var(key) {
+                    cmd.env(key, value);
+                }
+            }
+            cmd.envs(env);
+            if let Some(cwd) = cwd {
+                cmd.current_dir(cwd);
+            }
+            let mut wrap = CommandWrap::from(cmd);
+            wrap.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
+            let (process, stderr) = TokioChildProcess::builder(wrap)
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("could not start {command:?}: {e}"))?;
+            let child = process.id().map(|pid| ChildGroup {
+                pgid: pid as i32,
+                done: false,
+            });
+            if let Some(stderr) = stderr {
+                let server = server.clone();
+                tokio::spawn(async move {
+                    let mut lines = BufReader::new(stderr).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let line: String = line.chars().take(2000).collect();
+                        tracing::info!(server = %server, "upstream stderr: {line}");
+                    }
+                });
+            }
+            let running = handler
+                .serve_with_lifecycle(process, lifecycle())
+                .await
+                .map_err(|e| format!("handshake failed: {e}"))?;
+            Ok(Connection {
+                running,
+                child,
+                transport_ct: CancellationToken::new(),
+            })
+        }
+        UpstreamTransport::StreamableHttp { url, headers } => {
+            let mut config =
+                StreamableHttpClientTransportConfig::with_uri(Arc::<str>::from(url.as_str()))
+                    .max_concurrent_requests(MAX_CONCURRENT_UPSTREAM_REQUESTS);
+            for (k, v) in headers {
+                let name = http::HeaderName::try_from(k.as_str())
+                    .map_err(|e| format!("header {k:?}: {e}"))?;
+                let value = http::HeaderValue::try_from(v.as_str())
+                    .map_err(|e| format!("header {k:?}: {e}"))?;
+                config.custom_headers.insert(name, value);
+            }
+            let transport = StreamableHttpClientTransport::with_client(http.clone(), config);
+            let running = handler
+                .serve_with_lifecycle(transport, lifecycle())
+                .await
+                .map_err(|e| format!("handshake failed: {e}"))?;
+            Ok(Connection {
+                running,
+                child: None,
+                transport_ct: CancellationToken::new(),
+            })
+        }
+        UpstreamTransport::Sse { url, headers } => {
+            let ct = CancellationToken::new();
+            let transport = sse_client::connect(http.clone(), url, headers, ct.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            // The 2024-11-05 transport has no discover: go straight to initialize.
+            let running = handler
+                .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
+                .await
+                .map_err(|e| {
+                    ct.cancel();
+                    format!("handshake failed: {e}")
+                })?;
+            Ok(Connection {
+                running,
+                child: None,
+                transport_ct: ct,
+            })
+        }
+    }
+}

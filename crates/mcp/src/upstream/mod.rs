@@ -1,0 +1,263 @@
+//! Connections to upstream MCP servers.
+//!
+//! Each configured upstream gets one [`Upstream`]: a supervisor task that connects (stdio
+//! child, Streamable HTTP or legacy SSE), keeps the upstream's tool/prompt/resource lists
+//! cached, reconnects with back-off when the connection drops, stops idle stdio children and
+//! publishes its state as an immutable [`UpstreamStatus`] snapshot. Requests never wait on
+//! the supervisor: they read the current live peer and go.
+
+mod client;
+mod connect;
+mod lists;
+mod sse_client;
+mod supervisor;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use rmcp::model::{
+    CancelledNotificationParam, ClientRequest, Implementation, ProgressToken, ServerCapabilities,
+    ServerResult,
+};
+use rmcp::service::{Peer, PeerRequestOptions, RequestContext, RoleClient, RoleServer};
+use serde::Serialize;
+use switchboard_domain::UpstreamDef;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{GatewayError, from_service_error};
+use crate::hub::Hub;
+
+pub use lists::Lists;
+
+/// Health of one upstream, as shown in logs, `/readyz` and the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Health {
+    /// First connection attempt in progress.
+    Starting,
+    /// Connected; lists are fresh.
+    Ready,
+    /// Stopped after being idle; reconnects on the next request. Lists are kept.
+    Idle,
+    /// Not reachable; the supervisor retries with back-off.
+    Down { reason: String },
+    /// Shut down with the gateway.
+    Stopped,
+}
+
+/// An immutable snapshot of an upstream's state, replaced as a whole on every change.
+#[derive(Debug, Clone)]
+pub struct UpstreamStatus {
+    pub health: Health,
+    pub lists: Lists,
+    pub capabilities: Option<ServerCapabilities>,
+    pub server_info: Option<Implementation>,
+    pub protocol_version: Option<String>,
+}
+
+/// A live connection: the rmcp peer plus an id that is unique for the process lifetime.
+pub struct Live {
+    pub peer: Peer<RoleClient>,
+    pub connection: u64,
+}
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// One configured upstream and its supervised connection.
+pub struct Upstream {
+    index: usize,
+    def: Arc<UpstreamDef>,
+    status: ArcSwap<UpstreamStatus>,
+    live: ArcSwapOption<Live>,
+    /// A request wants a connection (wakes an idle supervisor).
+    wake: Notify,
+    /// The upstream said one of its lists changed.
+    refresh: Notify,
+    /// Which lists to re-fetch (bits: tools, prompts, resources).
+    pending_refresh: AtomicU8,
+    /// Bumped on every successful connection, so waiters can await one.
+    connected: watch::Sender<u64>,
+    epoch: Instant,
+    last_used_ms: AtomicU64,
+    /// Shared with the gateway: rebuild the catalog.
+    catalog_dirty: Arc<Notify>,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+}
+
+impl Upstream {
+    /// Creates the upstream and starts its supervisor task.
+    pub fn spawn(
+        index: usize,
+        def: UpstreamDef,
+        hub: Arc<Hub>,
+        catalog_dirty: Arc<Notify>,
+        shutdown: CancellationToken,
+    ) -> (Arc<Upstream>, tokio::task::JoinHandle<()>) {
+        let upstream = Arc::new(Upstream {
+            index,
+            def: Arc::new(def),
+            status: ArcSwap::from_pointee(UpstreamStatus {
+                health: Health::Starting,
+                lists: Lists::default(),
+                capabilities: None,
+                server_info: None,
+                protocol_version: None,
+            }),
+            live: ArcSwapOption::empty(),
+            wake: Notify::new(),
+            refresh: Notify::new(),
+            pending_refresh: AtomicU8::new(0),
+            connected: watch::channel(0).0,
+            epoch: Instant::now(),
+            last_used_ms: AtomicU64::new(0),
+            catalog_dirty,
+            hub,
+            shutdown,
+        });
+        let task = tokio::spawn(supervisor::run(upstream.clone()));
+        (upstream, task)
+    }
+
+    /// The definition this upstream was created from.
+    pub fn def(&self) -> &UpstreamDef {
+        &self.def
+    }
+
+    /// Position of this upstream in the gateway's list.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The server name.
+    pub fn name(&self) -> &str {
+        self.def.name.as_str()
+    }
+
+    /// The current status snapshot.
+    pub fn status(&self) -> Arc<UpstreamStatus> {
+        self.status.load_full()
+    }
+
+    fn touch(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.last_used_ms.store(now, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_used_ms.load(Ordering::Relaxed)))
+    }
+
+    fn unavailable(&self, reason: impl Into<String>) -> GatewayError {
+        GatewayError::Unavailable {
+            server: self.name().to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The live connection, connecting first when the upstream is idle or starting.
+    pub async fn live(&self) -> Result<Arc<Live>, GatewayError> {
+        self.touch();
+        if let Some(live) = self.live.load_full()
+            && !live.peer.is_transport_closed()
+        {
+            return Ok(live);
+        }
+        match &self.status.load().health {
+            Health::Down { reason } => return Err(self.unavailable(reason.clone())),
+            Health::Stopped => return Err(self.unavailable("the gateway is shutting down")),
+            Health::Starting | Health::Ready | Health::Idle => {}
+        }
+        let mut connected = self.connected.subscribe();
+        self.wake.notify_one();
+        let wait = async {
+            loop {
+                if let Some(live) = self.live.load_full()
+                    && !live.peer.is_transport_closed()
+                {
+                    return Ok(live);
+                }
+                if let Health::Down { reason } = &self.status.load().health {
+                    return Err(self.unavailable(reason.clone()));
+                }
+                if connected.changed().await.is_err() {
+                    return Err(self.unavailable("the gateway is shutting down"));
+                }
+            }
+        };
+        match tokio::time::timeout(self.def.timeouts.connect, wait).await {
+            Ok(result) => result,
+            Err(_) => Err(self.unavailable(format!(
+                "no connection within {:?}",
+                self.def.timeouts.connect
+            ))),
+        }
+    }
+
+    /// Sends one request upstream on behalf of the downstream request `ctx`: forwards the
+    /// caller's progress to it, relays its cancellation, and applies the request timeout.
+    pub async fn forward(
+        &self,
+        request: ClientRequest,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, GatewayError> {
+        let live = self.live().await?;
+        let timeout = self.def.timeouts.request;
+        let options = PeerRequestOptions::with_timeout(timeout);
+        let handle = live
+            .peer
+            .send_request_with_option(request, options)
+            .await
+            .map_err(|e| from_service_error(self.name(), timeout, e))?;
+        let upstream_token: ProgressToken = handle.progress_token.clone();
+        let request_id = handle.id.clone();
+        let routed = ctx.meta.get_progress_token().map(|token| {
+            self.hub.route_progress(
+                live.connection,
+                upstream_token.clone(),
+                ctx.peer.clone(),
+                token,
+            );
+        });
+        let result = tokio::select! {
+            result = handle.await_response() => {
+                result.map_err(|e| from_service_error(self.name(), timeout, e))
+            }
+            _ = ctx.ct.cancelled() => {
+                let cancel = CancelledNotificationParam::new(
+                    Some(request_id),
+                    Some("cancelled by the downstream client".into()),
+                );
+                if let Err(err) = live.peer.notify_cancelled(cancel).await {
+                    tracing::debug!(server = self.name(), %err, "could not relay cancellation");
+                }
+                Err(GatewayError::Cancelled)
+            }
+        };
+        if routed.is_some() {
+            self.hub.unroute_progress(live.connection, &upstream_token);
+        }
+        self.touch();
+        result
+    }
+
+    /// Sends a fire-and-forget request (subscribe/unsubscribe, setLevel) if connected.
+    pub async fn request_simple(
+        &self,
+        request: ClientRequest,
+    ) -> Result<ServerResult, GatewayError> {
+        let live = self.live().await?;
+        let timeout = self.def.timeouts.request;
+        live.peer
+            .send_request_with_option(request, PeerRequestOptions::with_timeout(timeout))
+            .await
+            .map_err(|e| from_service_error(self.name(), timeout, e))?
+            .await_response()
+            .await
+            .map_err(|e| from_service_error(self.name(), timeout, e))
+    }
+}

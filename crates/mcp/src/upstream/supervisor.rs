@@ -1,0 +1,233 @@
+//! The task that keeps one upstream connected.
+//!
+//! Loop: connect → fetch lists → publish `Ready` → wait for the connection to close, a
+//! `list_changed`, the list TTL, the idle timeout or shutdown → clean up → back off → again.
+//! Nothing here runs on a request's path: requests only read what this task publishes.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::client::SharedClient;
+use super::connect::{self, Connection};
+use super::lists::{self, Lists, Wanted};
+use super::{Health, Live, NEXT_CONNECTION, Upstream, UpstreamStatus};
+
+/// How long a stopping stdio child gets between SIGTERM and SIGKILL.
+const CHILD_GRACE: Duration = Duration::from_secs(2);
+const MIN_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+enum Ended {
+    /// The connection closed or failed; reconnect after back-off.
+    Closed(String),
+    /// Stopped because idle; reconnect on demand.
+    Idle,
+    /// The gateway is shutting down.
+    Shutdown,
+}
+
+impl Upstream {
+    /// Asks the supervisor to re-fetch some lists (called on `list_changed`).
+    pub(super) fn request_refresh(&self, wanted: Wanted) {
+        let bits = u8::from(wanted.tools)
+            | (u8::from(wanted.prompts) << 1)
+            | (u8::from(wanted.resources) << 2);
+        self.pending_refresh.fetch_or(bits, Ordering::AcqRel);
+        self.refresh.notify_one();
+    }
+
+    fn take_refresh(&self) -> Wanted {
+        let bits = self.pending_refresh.swap(0, Ordering::AcqRel);
+        Wanted {
+            tools: bits & 1 != 0,
+            prompts: bits & 2 != 0,
+            resources: bits & 4 != 0,
+        }
+    }
+
+    fn publish(&self, update: impl FnOnce(&mut UpstreamStatus)) {
+        let mut next = UpstreamStatus::clone(&self.status.load());
+        update(&mut next);
+        self.status.store(Arc::new(next));
+        self.catalog_dirty.notify_one();
+    }
+
+    fn set_health(&self, health: Health) {
+        if self.status.load().health != health {
+            match &health {
+                Health::Down { reason } => {
+                    tracing::warn!(server = self.name(), %reason, "upstream down")
+                }
+                other => tracing::info!(server = self.name(), state = ?other, "upstream state"),
+            }
+            self.publish(|s| s.health = health);
+        }
+    }
+}
+
+/// Runs until the gateway shuts down.
+pub(super) async fn run(upstream: Arc<Upstream>) {
+    let http = reqwest::Client::builder()
+        .connect_timeout(upstream.def.timeouts.connect)
+        .build()
+        .unwrap_or_default();
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        if upstream.shutdown.is_cancelled() {
+            break;
+        }
+        let connection = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+        let handler = SharedClient {
+            upstream: Arc::downgrade(&upstream),
+            connection,
+            server: upstream.name().to_owned(),
+        };
+        let opened = tokio::select! {
+            opened = tokio::time::timeout(
+                upstream.def.timeouts.connect,
+                connect::open(&upstream.def, handler, &http),
+            ) => opened,
+            _ = upstream.shutdown.cancelled() => break,
+        };
+        let ended = match opened {
+            Ok(Ok(conn)) => serve(&upstream, conn, connection).await,
+            Ok(Err(reason)) => Ended::Closed(reason),
+            Err(_) => Ended::Closed(format!(
+                "no handshake within {:?}",
+                upstream.def.timeouts.connect
+            )),
+        };
+        match ended {
+            Ended::Shutdown => break,
+            Ended::Idle => {
+                backoff = MIN_BACKOFF;
+                upstream.set_health(Health::Idle);
+                tokio::select! {
+                    _ = upstream.wake.notified() => continue,
+                    _ = upstream.shutdown.cancelled() => break,
+                }
+            }
+            Ended::Closed(reason) => {
+                upstream.set_health(Health::Down { reason });
+                // Wake waiting requests so they fail now instead of at their timeout.
+                upstream.connected.send_modify(|n| *n += 1);
+                tokio::select! {
+                    _ = tokio::time::sleep(jitter(backoff)) => {}
+                    _ = upstream.shutdown.cancelled() => break,
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+    upstream.live.store(None);
+    upstream.set_health(Health::Stopped);
+    upstream.connected.send_modify(|n| *n += 1);
+}
+
+/// Up to 20 % jitter so many gateways don't reconnect in lockstep.
+fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.subsec_nanos())
+        .unwrap_or(0);
+    d + d.mul_f64(f64::from(nanos % 200) / 1000.0)
+}
+
+async fn fetch_lists(
+    upstream: &Upstream,
+    conn: &Connection,
+    wanted: Wanted,
+    previous: &Lists,
+) -> Result<Lists, String> {
+    let peer = conn.running.peer();
+    let caps = peer.peer_info().map(|info| info.capabilities.clone());
+    let timeout = upstream.def.timeouts.request;
+    match tokio::time::timeout(timeout, lists::fetch(peer, caps.as_ref(), wanted, previous)).await {
+        Ok(Ok(lists)) => Ok(lists),
+        Ok(Err(e)) => Err(format!("listing failed: {e}")),
+        Err(_) => Err(format!("listing took longer than {timeout:?}")),
+    }
+}
+
+/// Serves one open connection until it ends.
+async fn serve(upstream: &Arc<Upstream>, conn: Connection, connection: u64) -> Ended {
+    let previous = upstream.status.load().lists.clone();
+    let first = fetch_lists(upstream, &conn, Wanted::ALL, &previous).await;
+    let lists = match first {
+        Ok(lists) => lists,
+        Err(reason) => {
+            close(conn).await;
+            return Ended::Closed(reason);
+        }
+    };
+    let info = conn.running.peer().peer_info();
+    upstream.live.store(Some(Arc::new(Live {
+        peer: conn.running.peer().clone(),
+        connection,
+    })));
+    upstream.publish(|s| {
+        s.health = Health::Ready;
+        s.lists = lists;
+        s.capabilities = info.as_ref().map(|i| i.capabilities.clone());
+        s.server_info = info.as_ref().and_then(|i| i.server_info.clone());
+        s.protocol_version = info.as_ref().map(|i| i.protocol_version.to_string());
+    });
+    tracing::info!(
+        server = upstream.name(),
+        transport = upstream.def.transport.kind(),
+        tools = upstream.status.load().lists.tools.len(),
+        "upstream ready"
+    );
+    upstream.connected.send_modify(|n| *n += 1);
+
+    let mut ttl = tokio::time::interval(upstream.def.timeouts.list_ttl);
+    ttl.tick().await;
+    let idle_limit = upstream.def.timeouts.idle;
+    let mut idle_check = tokio::time::interval(idle_limit.map_or(Duration::from_secs(3600), |d| {
+        (d / 4).max(Duration::from_millis(50))
+    }));
+    idle_check.tick().await;
+
+    let ended = loop {
+        let wanted = tokio::select! {
+            _ = closed(&conn) => break Ended::Closed("connection closed".into()),
+            _ = upstream.refresh.notified() => upstream.take_refresh(),
+            _ = ttl.tick() => Wanted::ALL,
+            _ = idle_check.tick() => {
+                if idle_limit.is_some_and(|limit| upstream.idle_for() >= limit) {
+                    tracing::info!(server = upstream.name(), "stopping idle upstream");
+                    break Ended::Idle;
+                }
+                continue;
+            }
+            _ = upstream.shutdown.cancelled() => break Ended::Shutdown,
+        };
+        let previous = upstream.status.load().lists.clone();
+        match fetch_lists(upstream, &conn, wanted, &previous).await {
+            Ok(lists) => upstream.publish(|s| s.lists = lists),
+            Err(reason) => break Ended::Closed(reason),
+        }
+    };
+    upstream.live.store(None);
+    close(conn).await;
+    ended
+}
+
+/// Resolves when the connection's service loop has ended.
+async fn closed(conn: &Connection) {
+    loop {
+        if conn.running.is_closed() || conn.running.peer().is_transport_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn close(mut conn: Connection) {
+    conn.transport_ct.cancel();
+    let _ = conn.running.close_with_timeout(CHILD_GRACE).await;
+    if let Some(child) = conn.child.take() {
+        child.terminate(CHILD_GRACE).await;
+    }
+}

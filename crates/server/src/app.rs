@@ -1,0 +1,198 @@
+//! Wiring and lifecycle: the HTTP router, the listener, and graceful shutdown.
+//!
+//! Request path: TCP (TCP_NODELAY) → axum router → [`origin_guard`] (legacy SSE) or rmcp's
+//! own Host/Origin checks (`/mcp`) → [`switchboard_mcp::GatewayHandler`] → upstream.
+//!
+//! Shutdown: stop accepting → wait (bounded) until no upstream request is in flight → end
+//! every session and SSE stream → stop upstreams (stdio children get SIGTERM, then SIGKILL).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use serde_json::json;
+use switchboard_mcp::Gateway;
+use switchboard_mcp::downstream::{sse, streamable};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::origin_guard::{self, OriginPolicy};
+
+#[derive(Clone)]
+struct AppState {
+    gateway: Arc<Gateway>,
+    stopping: Arc<AtomicBool>,
+}
+
+/// A running gateway.
+pub struct Running {
+    /// The address actually bound (useful with port 0).
+    pub addr: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Triggers graceful shutdown and waits for it to finish.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await.context("server task panicked")?
+    }
+
+    /// Waits until the server stops by itself (after [`Running::stop_token`] is cancelled).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task panicked")?
+    }
+
+    /// Cancelling this token starts graceful shutdown.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+}
+
+/// Builds the router for a gateway.
+fn router(
+    gateway: Arc<Gateway>,
+    config: &Config,
+    sessions_ct: CancellationToken,
+    stopping: Arc<AtomicBool>,
+) -> Router {
+    let options = config.http_options();
+    let policy = Arc::new(OriginPolicy {
+        allowed_hosts: options.allowed_hosts.clone(),
+        allowed_origins: options.allowed_origins.clone(),
+    });
+    let mcp = streamable::service(gateway.clone(), &options, sessions_ct.clone());
+    let sse_state = sse::SseState::new(gateway.clone(), options, sessions_ct);
+    let legacy = Router::new()
+        .route("/sse", get(sse::open_stream))
+        .route("/messages", post(sse::post_message))
+        .with_state(sse_state)
+        .layer(axum::middleware::from_fn_with_state(
+            policy,
+            origin_guard::check,
+        ));
+    Router::new()
+        .nest_service("/mcp", mcp)
+        .merge(legacy)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .with_state(AppState { gateway, stopping })
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let upstreams: Vec<_> = state
+        .gateway
+        .upstreams()
+        .iter()
+        .map(|u| {
+            let status = u.status();
+            json!({
+                "name": u.name(),
+                "transport": u.def().transport.kind(),
+                "health": status.health,
+                "tools": status.lists.tools.len(),
+            })
+        })
+        .collect();
+    let stopping = state.stopping.load(Ordering::Relaxed);
+    let status = if stopping {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = json!({
+        "status": if stopping { "stopping" } else { "ready" },
+        "upstreams": upstreams,
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn not_found() -> Response {
+    let body = json!({"error": {"code": "not_found", "message": "no such endpoint; MCP is served at /mcp (Streamable HTTP) and /sse (legacy SSE)"}});
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
+}
+
+/// Binds the listener and starts serving; returns once the gateway accepts connections.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let gateway = Gateway::start(config.upstreams.clone(), config.gateway_config());
+    gateway
+        .wait_started(Duration::from_millis(config.server.startup_wait_ms))
+        .await;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (server.listen)", config.listen))?;
+    let addr = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let sessions_ct = CancellationToken::new();
+    let stopping = Arc::new(AtomicBool::new(false));
+    let app = router(
+        gateway.clone(),
+        &config,
+        sessions_ct.clone(),
+        stopping.clone(),
+    );
+    let grace = Duration::from_millis(config.server.shutdown_grace_ms);
+
+    let listener = listener.tap_io(|tcp| {
+        // Without TCP_NODELAY every keep-alive response stalls ~40 ms (PEERS.md).
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "could not set TCP_NODELAY");
+        }
+    });
+    let drain_gateway = gateway.clone();
+    let stop_signal = stop.clone();
+    let shutdown = async move {
+        stop_signal.cancelled().await;
+        stopping.store(true, Ordering::Relaxed);
+        tracing::info!("shutting down: draining in-flight requests");
+        let deadline = tokio::time::Instant::now() + grace;
+        while drain_gateway.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // End sessions and SSE streams so their connections can close.
+        sessions_ct.cancel();
+    };
+    let task_gateway = gateway.clone();
+    let hard_stop = stop.clone();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown);
+        // Connections that ignore the shutdown get a bounded extra moment, then are dropped.
+        let result = tokio::select! {
+            result = served => result,
+            _ = async {
+                hard_stop.cancelled().await;
+                tokio::time::sleep(grace + Duration::from_secs(3)).await;
+            } => Ok(()),
+        };
+        task_gateway.shutdown().await;
+        tracing::info!("stopped");
+        result.context("server error")
+    });
+    tracing::info!(%addr, "listening");
+    Ok(Running {
+        addr,
+        gateway,
+        stop,
+        task,
+    })
+}

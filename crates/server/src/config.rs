@@ -1,0 +1,352 @@
+//! The configuration file: one TOML document, every key overridable from the environment.
+//!
+//! `SWITCHBOARD_<SECTION>__<KEY>=value` overrides `[section] key`; deeper paths use more `__`
+//! (`SWITCHBOARD_UPSTREAMS__TIME__COMMAND=uvx`). Values are read as TOML when they parse
+//! (`8080`, `true`, `["a","b"]`) and as plain strings otherwise. Unknown keys are errors, and
+//! every error names the key and says what to write instead.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use switchboard_domain::{RawUpstream, UpstreamDef};
+use switchboard_mcp::GatewayConfig;
+use switchboard_mcp::downstream::streamable::HttpOptions;
+
+/// Port of the zero-setup demo and the default listener.
+pub const DEFAULT_PORT: u16 = 8931;
+/// Prefix of environment overrides.
+pub const ENV_PREFIX: &str = "SWITCHBOARD_";
+
+/// A configuration problem, with the key it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Parse(String),
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+    #[error(transparent)]
+    Upstream(#[from] switchboard_domain::UpstreamDefError),
+}
+
+/// `[server]`: the listener and downstream limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Address to listen on.
+    pub listen: String,
+    /// Accepted `Host` header values; default: loopback names when listening on loopback.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Accepted browser origins (`scheme://host:port`, `:*` for any port).
+    pub allowed_origins: Option<Vec<String>>,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Items per page of aggregated lists.
+    pub page_size: usize,
+    /// SSE keep-alive interval.
+    pub sse_keep_alive_ms: u64,
+    /// Idle time after which a legacy session is closed.
+    pub session_idle_ms: u64,
+    /// Most concurrent legacy HTTP+SSE sessions.
+    pub max_sse_sessions: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace_ms: u64,
+    /// How long start-up waits for upstreams' first connection before serving.
+    pub startup_wait_ms: u64,
+    /// `instructions` returned to clients.
+    pub instructions: Option<String>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: format!("127.0.0.1:{DEFAULT_PORT}"),
+            allowed_hosts: None,
+            allowed_origins: None,
+            max_body_bytes: 4 * 1024 * 1024,
+            page_size: 500,
+            sse_keep_alive_ms: 15_000,
+            session_idle_ms: 300_000,
+            max_sse_sessions: 10_000,
+            shutdown_grace_ms: 10_000,
+            startup_wait_ms: 5_000,
+            instructions: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    upstreams: BTreeMap<String, RawUpstream>,
+}
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerSection,
+    pub listen: SocketAddr,
+    pub upstreams: Vec<UpstreamDef>,
+}
+
+impl Config {
+    /// Reads `path`, applies environment overrides from `env`, and checks everything.
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, env)
+    }
+
+    /// Parses a TOML document, applies environment overrides, and checks everything.
+    pub fn from_toml(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut doc: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        apply_env(&mut doc, env)?;
+        let raw: RawConfig = RawConfig::deserialize(toml::Value::Table(doc))
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        Self::check(raw)
+    }
+
+    fn check(raw: RawConfig) -> Result<Config, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.to_owned(),
+            message,
+        };
+        let listen: SocketAddr = raw.server.listen.parse().map_err(|_| {
+            invalid(
+                "server.listen",
+                format!(
+                    "{:?} is not an address like \"127.0.0.1:{DEFAULT_PORT}\"",
+                    raw.server.listen
+                ),
+            )
+        })?;
+        if raw.server.max_body_bytes < 1024 {
+            return Err(invalid(
+                "server.max_body_bytes",
+                "must be at least 1024".into(),
+            ));
+        }
+        if raw.server.page_size == 0 || raw.server.page_size > 10_000 {
+            return Err(invalid(
+                "server.page_size",
+                "must be between 1 and 10000".into(),
+            ));
+        }
+        for (key, value) in [
+            ("server.sse_keep_alive_ms", raw.server.sse_keep_alive_ms),
+            ("server.session_idle_ms", raw.server.session_idle_ms),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be greater than 0".into()));
+            }
+        }
+        if raw.server.max_sse_sessions == 0 {
+            return Err(invalid(
+                "server.max_sse_sessions",
+                "must be greater than 0".into(),
+            ));
+        }
+        let mut upstreams = Vec::with_capacity(raw.upstreams.len());
+        for (name, upstream) in raw.upstreams {
+            upstreams.push(UpstreamDef::from_raw(&name, upstream)?);
+        }
+        let mut prefixes = BTreeMap::new();
+        for def in &upstreams {
+            if !def.prefix.is_empty()
+                && let Some(other) = prefixes.insert(def.prefix.clone(), def.name.to_string())
+            {
+                return Err(invalid(
+                    &format!("upstreams.{}.prefix", def.name),
+                    format!(
+                        "prefix {:?} is already used by upstream {other:?}",
+                        def.prefix
+                    ),
+                ));
+            }
+        }
+        Ok(Config {
+            server: raw.server,
+            listen,
+            upstreams,
+        })
+    }
+
+    /// The downstream HTTP options derived from `[server]`.
+    pub fn http_options(&self) -> HttpOptions {
+        let loopback = self.listen.ip().is_loopback();
+        let allowed_hosts = self.server.allowed_hosts.clone().unwrap_or_else(|| {
+            if loopback {
+                vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
+            } else {
+                // Bound to a public address without a list: the operator must name the hosts.
+                vec![self.listen.ip().to_string()]
+            }
+        });
+        let allowed_origins = self.server.allowed_origins.clone().unwrap_or_else(|| {
+            if loopback {
+                vec![
+                    "http://localhost:*".into(),
+                    "http://127.0.0.1:*".into(),
+                    "http://[::1]:*".into(),
+                ]
+            } else {
+                Vec::new()
+            }
+        });
+        HttpOptions {
+            allowed_hosts,
+            allowed_origins,
+            max_body_bytes: self.server.max_body_bytes,
+            keep_alive: Duration::from_millis(self.server.sse_keep_alive_ms),
+            session_idle: Duration::from_millis(self.server.session_idle_ms),
+            max_sse_sessions: self.server.max_sse_sessions,
+        }
+    }
+
+    /// The data-plane options derived from `[server]`.
+    pub fn gateway_config(&self) -> GatewayConfig {
+        GatewayConfig {
+            page_size: self.server.page_size,
+            instructions: self.server.instructions.clone(),
+        }
+    }
+}
+
+/// Applies `SWITCHBOARD_A__B__C=value` overrides to the document.
+fn apply_env(
+    doc: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    for (var, value) in env {
+        let Some(path) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if !path.contains("__") {
+            continue; // single-level variables (SWITCHBOARD_CONFIG, SWITCHBOARD_LOG) are CLI flags
+        }
+        let keys: Vec<String> = path.split("__").map(|k| k.to_ascii_lowercase()).collect();
+        if keys.iter().any(|k| k.is_empty()) {
+            return Err(ConfigError::Env {
+                var,
+                message: "empty key segment; write SWITCHBOARD_SECTION__KEY".into(),
+            });
+        }
+        let parsed = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(value));
+        let (last, parents) = keys
+            .split_last()
+            .expect("split yields at least one segment");
+        let mut table = &mut *doc;
+        for key in parents {
+            let entry = table
+                .entry(key.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = entry.as_table_mut().ok_or_else(|| ConfigError::Env {
+                var: var.clone(),
+                message: format!("{key} is not a table in the configuration"),
+            })?;
+        }
+        table.insert(last.clone(), parsed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::from_toml("", no_env()).unwrap();
+        assert_eq!(c.listen.port(), DEFAULT_PORT);
+        assert!(c.upstreams.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = Config::from_toml("[server]\nlisten_on = 1", no_env()).unwrap_err();
+        assert!(e.to_string().contains("listen_on"), "{e}");
+    }
+
+    #[test]
+    fn upstream_errors_name_the_field() {
+        let e = Config::from_toml("[upstreams.time]\ntransport = \"stdio\"", no_env()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "upstreams.time.command: required for transport \"stdio\", e.g. command = \"uvx\""
+        );
+    }
+
+    #[test]
+    fn env_overrides_apply_with_types() {
+        let env = vec![
+            ("SWITCHBOARD_SERVER__PAGE_SIZE".into(), "7".into()),
+            ("SWITCHBOARD_UPSTREAMS__T__TRANSPORT".into(), "stdio".into()),
+            ("SWITCHBOARD_UPSTREAMS__T__COMMAND".into(), "true".into()),
+            ("SWITCHBOARD_CONFIG".into(), "ignored.toml".into()),
+            ("OTHER__X".into(), "1".into()),
+        ];
+        let c = Config::from_toml("", env).unwrap();
+        assert_eq!(c.server.page_size, 7);
+        assert_eq!(c.upstreams.len(), 1);
+    }
+
+    #[test]
+    fn env_override_with_wrong_type_is_reported() {
+        let env = vec![("SWITCHBOARD_SERVER__PAGE_SIZE".into(), "many".into())];
+        let e = Config::from_toml("", env).unwrap_err();
+        assert!(e.to_string().contains("page_size"), "{e}");
+    }
+
+    #[test]
+    fn bad_listen_address_is_explained() {
+        let e = Config::from_toml("[server]\nlisten = \"localhost\"", no_env()).unwrap_err();
+        assert!(e.to_string().starts_with("server.listen:"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_prefixes_are_refused() {
+        let toml = r#"
+            [upstreams.a]
+            transport = "stdio"
+            command = "x"
+            prefix = "p"
+            [upstreams.b]
+            transport = "stdio"
+            command = "y"
+            prefix = "p"
+        "#;
+        let e = Config::from_toml(toml, no_env()).unwrap_err();
+        assert!(e.to_string().contains("already used"), "{e}");
+    }
+}

@@ -1,0 +1,255 @@
+//! The built-in demo upstream: `switchboard demo-upstream` (stdio) or `--http ADDR`.
+//!
+//! It exists so that the zero-setup demo needs nothing installed: the gateway starts the same
+//! binary as a stdio child. It also serves as the fast in-repository upstream of the tests and
+//! the benchmark. It offers a few tools (one that reports progress and honours cancellation),
+//! a prompt with completions, a resource and a resource template.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::ErrorData;
+use rmcp::handler::server::ServerHandler;
+use rmcp::model::{
+    ArgumentInfo, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
+    CompleteResult, CompletionInfo, ContentBlock, GetPromptRequestParams, GetPromptResponse,
+    GetPromptResult, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Reference, Resource, ResourceContents, ResourceTemplate, Role,
+    ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use serde_json::{Map, Value, json};
+
+/// The demo upstream's handler.
+#[derive(Clone, Default)]
+pub struct DemoServer;
+
+fn schema(value: Value) -> Arc<Map<String, Value>> {
+    match value {
+        Value::Object(map) => Arc::new(map),
+        _ => Arc::new(Map::new()),
+    }
+}
+
+fn tools() -> Vec<Tool> {
+    vec![
+        Tool::new(
+            "echo",
+            "Returns the text it is given.",
+            schema(
+                json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}),
+            ),
+        ),
+        Tool::new(
+            "add",
+            "Adds two numbers.",
+            schema(
+                json!({"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}, "required": ["a", "b"]}),
+            ),
+        ),
+        Tool::new(
+            "slow_count",
+            "Counts to `steps`, waiting `delay_ms` between steps and reporting progress; can be cancelled.",
+            schema(
+                json!({"type": "object", "properties": {"steps": {"type": "integer", "minimum": 1, "maximum": 1000}, "delay_ms": {"type": "integer", "minimum": 0, "maximum": 10000}}, "required": ["steps"]}),
+            ),
+        ),
+    ]
+}
+
+fn argument<'a>(args: &'a Option<Map<String, Value>>, name: &str) -> Result<&'a Value, ErrorData> {
+    args.as_ref()
+        .and_then(|a| a.get(name))
+        .ok_or_else(|| ErrorData::invalid_params(format!("missing argument {name:?}"), None))
+}
+
+fn number(args: &Option<Map<String, Value>>, name: &str) -> Result<f64, ErrorData> {
+    argument(args, name)?.as_f64().ok_or_else(|| {
+        ErrorData::invalid_params(format!("argument {name:?} must be a number"), None)
+    })
+}
+
+fn text(s: impl Into<String>) -> CallToolResult {
+    CallToolResult::success(vec![ContentBlock::text(s)])
+}
+
+impl ServerHandler for DemoServer {
+    fn get_info(&self) -> ServerConfig {
+        let mut caps = ServerCapabilities::default();
+        caps.tools = Some(Default::default());
+        caps.prompts = Some(Default::default());
+        caps.resources = Some(Default::default());
+        caps.completions = Some(Default::default());
+        let mut info = ServerConfig::new(caps);
+        let mut implementation = Implementation::default();
+        implementation.name = "switchboard-demo".into();
+        implementation.version = env!("CARGO_PKG_VERSION").into();
+        info.server_info = implementation;
+        info
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(tools()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let args = &request.arguments;
+        let result = match request.name.as_ref() {
+            "echo" => {
+                let value = argument(args, "text")?;
+                let s = value.as_str().ok_or_else(|| {
+                    ErrorData::invalid_params("argument \"text\" must be a string", None)
+                })?;
+                text(s)
+            }
+            "add" => {
+                let sum = number(args, "a")? + number(args, "b")?;
+                text(sum.to_string())
+            }
+            "slow_count" => {
+                let steps = number(args, "steps")?.clamp(1.0, 1000.0) as u32;
+                let delay = args
+                    .as_ref()
+                    .and_then(|a| a.get("delay_ms"))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(10)
+                    .min(10_000);
+                let token = context.meta.get_progress_token();
+                for step in 1..=steps {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(delay)) => {}
+                        _ = context.ct.cancelled() => {
+                            return Err(ErrorData::internal_error("cancelled", None));
+                        }
+                    }
+                    if let Some(token) = &token {
+                        let mut progress =
+                            ProgressNotificationParam::new(token.clone(), f64::from(step));
+                        progress.total = Some(f64::from(steps));
+                        progress.message = Some(format!("step {step} of {steps}"));
+                        let _ = context.peer.notify_progress(progress).await;
+                    }
+                }
+                text(format!("counted to {steps}"))
+            }
+            other => {
+                return Err(ErrorData::invalid_params(
+                    format!("unknown tool {other:?}"),
+                    None,
+                ));
+            }
+        };
+        Ok(CallToolResponse::Complete(result))
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(vec![Prompt::new(
+            "greeting",
+            Some("A friendly greeting for someone."),
+            Some(vec![
+                PromptArgument::new("name")
+                    .with_description("Who to greet")
+                    .with_required(true),
+            ]),
+        )]))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        if request.name != "greeting" {
+            return Err(ErrorData::invalid_params(
+                format!("unknown prompt {:?}", request.name),
+                None,
+            ));
+        }
+        let name = request
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("friend")
+            .to_owned();
+        Ok(GetPromptResponse::Complete(GetPromptResult::new(vec![
+            PromptMessage::new_text(Role::User, format!("Say hello to {name} in one sentence.")),
+        ])))
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let ArgumentInfo { name, value, .. } = &request.argument;
+        let is_greeting = matches!(&request.r#ref, Reference::Prompt(p) if p.name == "greeting");
+        let values: Vec<String> = if is_greeting && name == "name" {
+            ["Ada", "Alan", "Grace", "Linus"]
+                .iter()
+                .filter(|n| n.to_lowercase().starts_with(&value.to_lowercase()))
+                .map(|n| n.to_string())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let info = CompletionInfo::new(values)
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        Ok(CompleteResult::new(info))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(vec![
+            Resource::new("demo://readme", "readme")
+                .with_description("What this demo upstream offers."),
+        ]))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![
+            ResourceTemplate::new("demo://notes/{id}", "note").with_description("A numbered note."),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let body = if request.uri == "demo://readme" {
+            "Switchboard demo upstream: tools echo, add, slow_count; prompt greeting; notes at demo://notes/{id}.".to_owned()
+        } else if let Some(id) = request.uri.strip_prefix("demo://notes/") {
+            format!("Note {id}")
+        } else {
+            return Err(ErrorData::resource_not_found(
+                format!("no resource {:?}", request.uri),
+                None,
+            ));
+        };
+        Ok(ReadResourceResponse::Complete(ReadResourceResult::new(
+            vec![ResourceContents::text(body, request.uri)],
+        )))
+    }
+}

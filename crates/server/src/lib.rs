@@ -1,0 +1,11 @@
+//! The `switchboard` binary's library: configuration, HTTP wiring, lifecycle, the demo
+//! upstream and the stdio bridge. Integration tests start the real server through [`app`].
+
+pub mod app;
+pub mod config;
+pub mod connect;
+pub mod demo;
+pub mod origin_guard;
+
+pub use app::{Running, start};
+pub use config::Config;

@@ -1,0 +1,216 @@
+//! `switchboard`: the multi-tenant MCP gateway.
+//!
+//! With no arguments it starts the zero-setup demo (a built-in demo upstream on
+//! 127.0.0.1:8931). See `switchboard --help`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use rmcp::ServiceExt;
+use switchboard_server::config::{Config, DEFAULT_PORT};
+use switchboard_server::demo::DemoServer;
+
+#[derive(Parser)]
+#[command(name = "switchboard", version, about = "Multi-tenant MCP gateway")]
+struct Cli {
+    /// Log filter (e.g. `info`, `switchboard_mcp=debug`).
+    #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info", global = true)]
+    log: String,
+    /// Log format.
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", default_value = "text", global = true, value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway with a configuration file.
+    Serve {
+        /// The TOML configuration file.
+        #[arg(long, env = "SWITCHBOARD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Check a configuration file and print what it declares.
+    CheckConfig {
+        /// The TOML configuration file.
+        #[arg(long, env = "SWITCHBOARD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Run the zero-setup demo (the default with no command).
+    Demo {
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value_t = DEFAULT_PORT)]
+        port: u16,
+    },
+    /// Bridge stdio to a remote Switchboard (for clients that only start local processes).
+    Connect {
+        /// The remote MCP endpoint, e.g. https://gateway.example.com/mcp
+        url: String,
+        /// Bearer token for the remote gateway.
+        #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Extra header, `Name: value` (repeatable).
+        #[arg(long = "header")]
+        headers: Vec<String>,
+    },
+    /// Serve the built-in demo upstream (stdio by default).
+    DemoUpstream {
+        /// Serve Streamable HTTP at http://ADDR/mcp instead of stdio.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
+    },
+}
+
+fn init_logging(filter: &str, format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stderr: stdout belongs to the MCP stdio transport in `connect`/`demo-upstream`.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn env_vars() -> Vec<(String, String)> {
+    std::env::vars().collect()
+}
+
+fn demo_config(port: u16) -> anyhow::Result<Config> {
+    let exe = std::env::current_exe().context("cannot find the switchboard executable")?;
+    let exe = toml::Value::String(exe.display().to_string());
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+instructions = "Switchboard demo: tools from the built-in demo upstream are prefixed demo__."
+
+[upstreams.demo]
+transport = "stdio"
+command = {exe}
+args = ["demo-upstream"]
+"#
+    );
+    Ok(Config::from_toml(&text, env_vars())?)
+}
+
+async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let running = switchboard_server::start(config).await?;
+    let url = format!("http://{}/mcp", running.addr);
+    if demo {
+        eprintln!(
+            "\nSwitchboard demo is running.\n\
+             \n  MCP endpoint (Streamable HTTP): {url}\
+             \n  Legacy SSE endpoint:            http://{addr}/sse\
+             \n  Health:                         http://{addr}/readyz\
+             \n\nTry it:\
+             \n  npx @modelcontextprotocol/inspector --cli {url} --method tools/list\
+             \n  claude mcp add --transport http switchboard {url}\
+             \n\nPress Ctrl-C to stop.\n",
+            addr = running.addr
+        );
+    }
+    let stop = running.stop_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        stop.cancel();
+    });
+    running.wait().await
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn demo_upstream(http: Option<String>) -> anyhow::Result<()> {
+    match http {
+        None => {
+            let running = DemoServer
+                .serve(rmcp::transport::stdio())
+                .await
+                .context("demo upstream: handshake on stdio failed")?;
+            let _ = running.waiting().await;
+        }
+        Some(addr) => {
+            use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+            use rmcp::transport::streamable_http_server::{
+                StreamableHttpServerConfig, StreamableHttpService,
+            };
+            let service = StreamableHttpService::new(
+                || Ok(DemoServer),
+                std::sync::Arc::new(LocalSessionManager::default()),
+                StreamableHttpServerConfig::default().disable_allowed_hosts(),
+            );
+            let app = axum::Router::new().nest_service("/mcp", service);
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            eprintln!("demo upstream on http://{}/mcp", addr);
+            axum::serve(listener, app)
+                .with_graceful_shutdown(wait_for_signal())
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    init_logging(&cli.log, &cli.log_format);
+    match cli.command {
+        None => serve(demo_config(DEFAULT_PORT)?, true).await,
+        Some(Command::Demo { port }) => serve(demo_config(port)?, true).await,
+        Some(Command::Serve { config }) => {
+            let config = Config::load(&config, env_vars())?;
+            serve(config, false).await
+        }
+        Some(Command::CheckConfig { config }) => {
+            let config = Config::load(&config, env_vars())?;
+            println!("configuration OK: listen {}", config.listen);
+            for def in &config.upstreams {
+                println!(
+                    "  upstream {:<20} {:<16} prefix {:?}",
+                    def.name.as_str(),
+                    def.transport.kind(),
+                    def.prefix
+                );
+            }
+            Ok(())
+        }
+        Some(Command::Connect {
+            url,
+            token,
+            headers,
+        }) => switchboard_server::connect::run(url, token, headers).await,
+        Some(Command::DemoUpstream { http }) => demo_upstream(http).await,
+    }
+}
