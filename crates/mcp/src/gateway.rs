@@ -79,6 +79,7 @@ impl Gateway {
 
     /// Starts a supervisor per upstream and the catalog builder.
     pub fn start(defs: Vec<UpstreamDef>, config: GatewayConfig) -> Arc<Gateway> {
+        crate::install_crypto_provider();
         let hub = Arc::new(Hub::default());
         let dirty = Arc::new(Notify::new());
         let shutdown = CancellationToken::new();

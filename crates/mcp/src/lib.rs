@@ -21,3 +21,13 @@ pub mod hub;
 pub mod upstream;
 
 pub use gateway::{Gateway, GatewayConfig, GatewayHandler};
+
+/// Installs the process-wide TLS crypto provider (ring) once. HTTP clients of upstreams need
+/// it; the binary and tests get it through [`Gateway::start`] without doing anything.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider was installed first, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

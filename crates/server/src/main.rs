@@ -183,7 +183,7 @@ async fn demo_upstream(http: Option<String>) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    switchboard_mcp::install_crypto_provider();
     let cli = Cli::parse();
     init_logging(&cli.log, &cli.log_format);
     match cli.command {

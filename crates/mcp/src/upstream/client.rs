@@ -6,7 +6,7 @@ use std::sync::Weak;
 use rmcp::ErrorData;
 use rmcp::handler::client::ClientHandler;
 use rmcp::model::{
-    ClientCapabilities, ClientInfo, CreateMessageRequestParams, CreateMessageResult,
+    ClientCapabilities, ClientConfig, CreateMessageRequestParams, CreateMessageResult,
     ElicitRequestParams, ElicitResult, ErrorCode, Implementation, ListRootsResult,
     LoggingMessageNotificationParam, ProgressNotificationParam, ResourceUpdatedNotificationParam,
 };
@@ -45,16 +45,16 @@ impl SharedClient {
 }
 
 /// The identity Switchboard presents to upstreams.
-pub fn client_info() -> ClientInfo {
+pub fn client_info() -> ClientConfig {
     let mut implementation = Implementation::default();
     implementation.name = "switchboard".into();
     implementation.title = Some("Switchboard MCP gateway".into());
     implementation.version = env!("CARGO_PKG_VERSION").into();
-    ClientInfo::new(ClientCapabilities::default(), implementation)
+    ClientConfig::new(ClientCapabilities::default(), implementation)
 }
 
 impl ClientHandler for SharedClient {
-    fn get_info(&self) -> ClientInfo {
+    fn get_info(&self) -> ClientConfig {
         client_info()
     }
 

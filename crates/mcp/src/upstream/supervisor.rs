@@ -68,10 +68,18 @@ impl Upstream {
 
 /// Runs until the gateway shuts down.
 pub(super) async fn run(upstream: Arc<Upstream>) {
-    let http = reqwest::Client::builder()
+    let http = match reqwest::Client::builder()
         .connect_timeout(upstream.def.timeouts.connect)
         .build()
-        .unwrap_or_default();
+    {
+        Ok(http) => http,
+        Err(err) => {
+            upstream.set_health(Health::Down {
+                reason: format!("cannot create an HTTP client: {err}"),
+            });
+            return;
+        }
+    };
     let mut backoff = MIN_BACKOFF;
     loop {
         if upstream.shutdown.is_cancelled() {

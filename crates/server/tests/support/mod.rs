@@ -1,0 +1,227 @@
+//! Test harness: start the real gateway on a loopback port with real upstreams, and talk to
+//! it with real MCP clients (rmcp) and raw HTTP.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::ErrorData;
+use rmcp::handler::client::ClientHandler;
+use rmcp::model::{ClientConfig, ProgressNotificationParam, ProtocolVersion};
+use rmcp::service::{
+    ClientLifecycleMode, ClientServiceExt, NotificationContext, RoleClient, RunningService,
+};
+use rmcp::transport::StreamableHttpClientTransport;
+use switchboard_server::{Config, Running};
+use tokio::sync::Notify;
+
+/// Path of the `switchboard` binary built for these tests.
+pub fn switchboard_bin() -> String {
+    env!("CARGO_BIN_EXE_switchboard").to_owned()
+}
+
+/// A fresh, empty folder under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "switchboard-test-{tag}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// TOML for a stdio demo upstream named `name`, optionally in `cwd`, with extra keys.
+pub fn stdio_demo(name: &str, cwd: Option<&PathBuf>, extra: &str) -> String {
+    let cwd = cwd
+        .map(|c| format!("cwd = {:?}\n", c.display().to_string()))
+        .unwrap_or_default();
+    format!(
+        "[upstreams.{name}]\ntransport = \"stdio\"\ncommand = {:?}\nargs = [\"demo-upstream\"]\n{cwd}{extra}\n",
+        switchboard_bin()
+    )
+}
+
+/// TOML for an HTTP upstream.
+pub fn http_upstream(name: &str, transport: &str, url: &str, extra: &str) -> String {
+    format!("[upstreams.{name}]\ntransport = \"{transport}\"\nurl = {url:?}\n{extra}\n")
+}
+
+/// A running gateway under test.
+pub struct TestGateway {
+    pub running: Option<Running>,
+    pub base: String,
+}
+
+impl TestGateway {
+    /// Starts a gateway on 127.0.0.1:0 with `server_extra` in `[server]` and `upstreams` TOML.
+    pub async fn start(server_extra: &str, upstreams: &str) -> TestGateway {
+        let startup = if server_extra.contains("startup_wait_ms") {
+            ""
+        } else {
+            "startup_wait_ms = 10000\n"
+        };
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n{startup}shutdown_grace_ms = 3000\n{server_extra}\n{upstreams}"
+        );
+        let config = Config::from_toml(&toml, Vec::new()).expect("test config is valid");
+        let running = switchboard_server::start(config)
+            .await
+            .expect("gateway starts");
+        let base = format!("http://{}", running.addr);
+        TestGateway {
+            running: Some(running),
+            base,
+        }
+    }
+
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.base)
+    }
+
+    pub fn gateway(&self) -> &Arc<switchboard_mcp::Gateway> {
+        &self.running.as_ref().expect("running").gateway
+    }
+
+    /// Graceful stop; waits for children to be gone.
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await.expect("clean shutdown");
+        }
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop_token().cancel();
+        }
+    }
+}
+
+/// What a test client saw from the server.
+#[derive(Clone, Default)]
+pub struct Seen {
+    pub progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+    pub tools_changed: Arc<Notify>,
+    pub tools_changed_count: Arc<Mutex<u32>>,
+}
+
+/// An rmcp client handler that records notifications.
+#[derive(Clone, Default)]
+pub struct TestClient {
+    pub seen: Seen,
+}
+
+impl ClientHandler for TestClient {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::default()
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.seen.progress.lock().unwrap().push(params);
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        *self.seen.tools_changed_count.lock().unwrap() += 1;
+        self.seen.tools_changed.notify_waiters();
+    }
+}
+
+/// Protocol era a test client speaks.
+#[derive(Debug, Clone, Copy)]
+pub enum Era {
+    Legacy,
+    Modern,
+}
+
+pub type Client = RunningService<RoleClient, TestClient>;
+
+/// Connects an rmcp client to `url` (Streamable HTTP) in `era`.
+pub async fn connect(url: &str, era: Era) -> (Client, Seen) {
+    let handler = TestClient::default();
+    let seen = handler.seen.clone();
+    let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
+    let lifecycle = match era {
+        Era::Legacy => ClientLifecycleMode::Initialize,
+        Era::Modern => ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        },
+    };
+    let client = tokio::time::timeout(
+        Duration::from_secs(20),
+        handler.serve_with_lifecycle(transport, lifecycle),
+    )
+    .await
+    .expect("handshake in time")
+    .expect("handshake succeeds");
+    (client, seen)
+}
+
+/// The JSON-RPC error of a failed rmcp call.
+pub fn mcp_error(err: rmcp::ServiceError) -> ErrorData {
+    match err {
+        rmcp::ServiceError::McpError(e) => e,
+        other => panic!("expected a JSON-RPC error, got {other}"),
+    }
+}
+
+/// Processes whose working directory is `dir` (how tests count stdio children).
+pub fn processes_in(dir: &PathBuf) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == canonical)
+                && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .map(|s| !s.contains(") Z "))
+                    .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Polls `check` every 20 ms until it holds or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Starts the demo upstream over Streamable HTTP in this process; returns its /mcp URL.
+pub async fn http_demo_upstream() -> (String, tokio_util::sync::CancellationToken) {
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+    let ct = tokio_util::sync::CancellationToken::new();
+    let service = StreamableHttpService::new(
+        || Ok(switchboard_server::demo::DemoServer),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default().with_cancellation_token(ct.clone()),
+    );
+    let app = axum::Router::new().nest_service("/mcp", service);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = ct.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+    });
+    (format!("http://{addr}/mcp"), ct)
+}
