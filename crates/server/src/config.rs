@@ -120,13 +120,31 @@ impl Config {
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut doc: toml::Table = text
+        let base: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
-        apply_env(&mut doc, env)?;
-        let raw: RawConfig = RawConfig::deserialize(toml::Value::Table(doc))
-            .map_err(|e| ConfigError::Parse(e.to_string()))?;
-        Self::check(raw)
+        let mut overrides = env_overrides(env)?;
+        // An override is read as TOML first (`8080`, `true`); when the key turns out to want a
+        // string (`command = "true"`), it is retried as the plain string.
+        loop {
+            let mut doc = base.clone();
+            for o in &overrides {
+                o.apply(&mut doc)?;
+            }
+            match RawConfig::deserialize(toml::Value::Table(doc)) {
+                Ok(raw) => return Self::check(raw),
+                Err(e) => {
+                    let message = e.to_string();
+                    let retry = overrides.iter_mut().find(|o| {
+                        !o.as_string && message.contains(&format!("in `{}`", o.keys.join(".")))
+                    });
+                    match retry {
+                        Some(o) => o.as_string = true,
+                        None => return Err(ConfigError::Parse(message)),
+                    }
+                }
+            }
+        }
     }
 
     fn check(raw: RawConfig) -> Result<Config, ConfigError> {
@@ -235,11 +253,48 @@ impl Config {
     }
 }
 
-/// Applies `SWITCHBOARD_A__B__C=value` overrides to the document.
-fn apply_env(
-    doc: &mut toml::Table,
+/// One `SWITCHBOARD_A__B__C=value` override.
+struct EnvOverride {
+    var: String,
+    keys: Vec<String>,
+    value: String,
+    as_string: bool,
+}
+
+impl EnvOverride {
+    fn apply(&self, doc: &mut toml::Table) -> Result<(), ConfigError> {
+        let parsed = if self.as_string {
+            None
+        } else {
+            format!("v = {}", self.value)
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+        };
+        let value = parsed.unwrap_or_else(|| toml::Value::String(self.value.clone()));
+        let Some((last, parents)) = self.keys.split_last() else {
+            return Ok(());
+        };
+        let mut table = doc;
+        for key in parents {
+            let entry = table
+                .entry(key.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = entry.as_table_mut().ok_or_else(|| ConfigError::Env {
+                var: self.var.clone(),
+                message: format!("{key} is not a table in the configuration"),
+            })?;
+        }
+        table.insert(last.clone(), value);
+        Ok(())
+    }
+}
+
+/// Collects the `SWITCHBOARD_A__B__C=value` overrides from `env`.
+fn env_overrides(
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
+) -> Result<Vec<EnvOverride>, ConfigError> {
+    let mut overrides = Vec::new();
     for (var, value) in env {
         let Some(path) = var.strip_prefix(ENV_PREFIX) else {
             continue;
@@ -254,27 +309,14 @@ fn apply_env(
                 message: "empty key segment; write SWITCHBOARD_SECTION__KEY".into(),
             });
         }
-        let parsed = format!("v = {value}")
-            .parse::<toml::Table>()
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or(toml::Value::String(value));
-        let (last, parents) = keys
-            .split_last()
-            .expect("split yields at least one segment");
-        let mut table = &mut *doc;
-        for key in parents {
-            let entry = table
-                .entry(key.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            table = entry.as_table_mut().ok_or_else(|| ConfigError::Env {
-                var: var.clone(),
-                message: format!("{key} is not a table in the configuration"),
-            })?;
-        }
-        table.insert(last.clone(), parsed);
+        overrides.push(EnvOverride {
+            var,
+            keys,
+            value,
+            as_string: false,
+        });
     }
-    Ok(())
+    Ok(overrides)
 }
 
 #[cfg(test)]
