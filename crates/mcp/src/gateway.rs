@@ -18,7 +18,7 @@ use rmcp::model::{
     GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequest,
     ReadResourceRequestParams, ReadResourceResponse, Reference, RequestMetaObject,
-    ResourceContents, ServerConfig, ServerResult, SetLevelRequestParams, SubscribeRequest,
+    ResourceContents, ResultType, ServerConfig, ServerResult, SetLevelRequestParams, SubscribeRequest,
     SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequest, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
@@ -204,6 +204,14 @@ fn forwarded_meta(meta: &RequestMetaObject) -> Option<RequestMetaObject> {
     (!forwarded.0.0.is_empty()).then_some(forwarded)
 }
 
+/// A legacy upstream's result has no `resultType`; 2026-07-28 clients require it (rmcp strips
+/// it again for legacy clients). An absent value means "complete" by the spec.
+fn mark_complete(result_type: &mut Option<ResultType>) {
+    if result_type.is_none() {
+        *result_type = Some(ResultType::COMPLETE);
+    }
+}
+
 fn unexpected(server: &str, method: &'static str) -> ErrorData {
     GatewayError::UnexpectedResult {
         server: server.to_owned(),
@@ -296,7 +304,10 @@ impl ServerHandler for GatewayHandler {
         request.meta = forwarded_meta(&context.meta);
         let upstream_request = ClientRequest::from(CallToolRequest::new(request));
         match self.forward(&route, upstream_request, &context).await? {
-            ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
+            ServerResult::CallToolResult(mut r) => {
+                mark_complete(&mut r.result_type);
+                Ok(CallToolResponse::Complete(r))
+            }
             ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
             ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
             _ => Err(unexpected(self.upstream(&route).name(), "tools/call")),
@@ -335,7 +346,10 @@ impl ServerHandler for GatewayHandler {
         request.meta = forwarded_meta(&context.meta);
         let upstream_request = ClientRequest::from(GetPromptRequest::new(request));
         match self.forward(&route, upstream_request, &context).await? {
-            ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
+            ServerResult::GetPromptResult(mut r) => {
+                mark_complete(&mut r.result_type);
+                Ok(GetPromptResponse::Complete(r))
+            }
             ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
             _ => Err(unexpected(self.upstream(&route).name(), "prompts/get")),
         }
@@ -392,6 +406,7 @@ impl ServerHandler for GatewayHandler {
         let prefix = self.upstream(&route).def().prefix.clone();
         match self.forward(&route, upstream_request, &context).await? {
             ServerResult::ReadResourceResult(mut r) => {
+                mark_complete(&mut r.result_type);
                 for contents in r.contents.iter_mut() {
                     match contents {
                         ResourceContents::TextResourceContents { uri, .. }
@@ -451,7 +466,10 @@ impl ServerHandler for GatewayHandler {
         request.meta = forwarded_meta(&context.meta);
         let upstream_request = ClientRequest::from(CompleteRequest::new(request));
         match self.forward(&route, upstream_request, &context).await? {
-            ServerResult::CompleteResult(r) => Ok(r),
+            ServerResult::CompleteResult(mut r) => {
+                mark_complete(&mut r.result_type);
+                Ok(r)
+            }
             _ => Err(unexpected(
                 self.upstream(&route).name(),
                 "completion/complete",

@@ -2,6 +2,8 @@
 //! it with real MCP clients (rmcp) and raw HTTP.
 #![allow(dead_code)]
 
+pub mod peers;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
