@@ -16,7 +16,7 @@ use switchboard_domain::{
 };
 
 use crate::hub::ListChanges;
-use crate::upstream::Upstream;
+use crate::upstream::{Lists, Upstream};
 
 /// Where an exposed name leads: which upstream, and the name it has there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +84,12 @@ pub struct Catalog {
     /// Upstreams exposed without prefix, in configuration order.
     unprefixed: Vec<usize>,
     pub capabilities: ServerCapabilities,
+    /// Bumped by the gateway on every rebuild, so derived views know when to refresh.
+    pub generation: u64,
 }
+
+/// Lists and capabilities that replace an upstream's shared ones in a session's own view.
+pub type Override = (Lists, Option<ServerCapabilities>);
 
 /// Adds `(exposed, item)` unless another upstream already took that name.
 fn insert<T>(
@@ -112,6 +117,15 @@ fn insert<T>(
 impl Catalog {
     /// Builds the catalog from the current state of every upstream.
     pub fn build(upstreams: &[Arc<Upstream>]) -> Catalog {
+        Self::build_with(upstreams, |_| None)
+    }
+
+    /// Builds a catalog where `session(index)` may replace an upstream's lists (a session's
+    /// own connection can list more, e.g. tools that need the client's sampling capability).
+    pub fn build_with(
+        upstreams: &[Arc<Upstream>],
+        session: impl Fn(usize) -> Option<Override>,
+    ) -> Catalog {
         let mut catalog = Catalog::default();
         let mut caps = ServerCapabilities::default();
         let mut tools_cap = ToolsCapability::default();
@@ -119,6 +133,8 @@ impl Catalog {
         caps.tools = Some(tools_cap);
         for upstream in upstreams {
             let status = upstream.status();
+            let (lists, capabilities) = session(upstream.index())
+                .unwrap_or_else(|| (status.lists.clone(), status.capabilities.clone()));
             let def = upstream.def();
             let prefix = def.prefix.as_str();
             let server = def.name.as_str();
@@ -132,7 +148,7 @@ impl Catalog {
                 upstream: index,
                 name: Arc::from(name),
             };
-            for tool in status.lists.tools.iter() {
+            for tool in lists.tools.iter() {
                 let mut exposed = tool.clone();
                 exposed.name = exposed_name(prefix, &tool.name).into();
                 let key = exposed.name.to_string();
@@ -145,7 +161,7 @@ impl Catalog {
                     "tool",
                 );
             }
-            for prompt in status.lists.prompts.iter() {
+            for prompt in lists.prompts.iter() {
                 let mut exposed = prompt.clone();
                 exposed.name = exposed_name(prefix, &prompt.name);
                 let key = exposed.name.clone();
@@ -158,7 +174,7 @@ impl Catalog {
                     "prompt",
                 );
             }
-            for resource in status.lists.resources.iter() {
+            for resource in lists.resources.iter() {
                 let mut exposed = resource.clone();
                 exposed.uri = exposed_uri(prefix, &resource.uri);
                 let key = exposed.uri.clone();
@@ -171,7 +187,7 @@ impl Catalog {
                     "resource",
                 );
             }
-            for template in status.lists.resource_templates.iter() {
+            for template in lists.resource_templates.iter() {
                 let mut exposed = template.clone();
                 exposed.uri_template = exposed_uri(prefix, &template.uri_template);
                 let key = exposed.uri_template.clone();
@@ -184,7 +200,7 @@ impl Catalog {
                     "resource template",
                 );
             }
-            if let Some(up) = &status.capabilities {
+            if let Some(up) = &capabilities {
                 merge_capabilities(&mut caps, up);
             }
         }
@@ -253,9 +269,11 @@ fn merge_capabilities(into: &mut ServerCapabilities, from: &ServerCapabilities) 
             c.list_changed = Some(true);
             c
         });
-        if r.subscribe == Some(true) {
-            merged.subscribe = Some(true);
-        }
+        // Subscriptions are always offered with resources: a session's own connection may
+        // support them even when the shared one says otherwise, and an upstream that does
+        // not answers the forwarded request with its own error.
+        let _ = r;
+        merged.subscribe = Some(true);
     }
     if from.logging.is_some() && into.logging.is_none() {
         into.logging = Some(Default::default());

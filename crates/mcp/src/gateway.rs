@@ -18,11 +18,12 @@ use rmcp::model::{
     GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequest,
     ReadResourceRequestParams, ReadResourceResponse, Reference, RequestMetaObject,
-    ResourceContents, ResultType, ServerConfig, ServerResult, SetLevelRequestParams, SubscribeRequest,
-    SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequest, UnsubscribeRequestParams,
+    ResourceContents, ResultType, ServerConfig, ServerResult, SetLevelRequestParams,
+    SubscribeRequest, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequest,
+    UnsubscribeRequestParams,
 };
-use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
-use switchboard_domain::{ListKind, UpstreamDef, exposed_uri};
+use rmcp::service::{NotificationContext, Peer, RequestContext, RoleServer, SubscriptionContext};
+use switchboard_domain::{Isolation, ListKind, UpstreamDef, exposed_uri};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +32,8 @@ use tracing::Instrument;
 use crate::catalog::{Catalog, Route};
 use crate::error::GatewayError;
 use crate::hub::{ClientId, Hub};
+use crate::mrtr;
+use crate::session::SessionLinks;
 use crate::upstream::{Health, Upstream};
 
 /// Data-plane settings.
@@ -60,6 +63,10 @@ pub struct Gateway {
     shutdown: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     in_flight: AtomicUsize,
+    /// HTTP client for session-owned upstream connections.
+    http: Option<reqwest::Client>,
+    /// Whether any upstream wants per-session connections.
+    has_per_session: bool,
 }
 
 /// Counts one upstream request in flight while alive.
@@ -91,8 +98,20 @@ impl Gateway {
             upstreams.push(upstream);
             tasks.push(task);
         }
+        let has_per_session = upstreams
+            .iter()
+            .any(|u| u.def().isolation == Isolation::PerSession);
+        let http = match reqwest::Client::builder().build() {
+            Ok(http) => Some(http),
+            Err(err) => {
+                tracing::error!(%err, "cannot create an HTTP client; per-session upstream connections are off");
+                None
+            }
+        };
         let gateway = Arc::new(Gateway {
             catalog: ArcSwap::from_pointee(Catalog::build(&upstreams)),
+            http,
+            has_per_session,
             upstreams,
             hub,
             config,
@@ -152,6 +171,7 @@ impl Gateway {
             client: Arc::new(ClientSlot {
                 id: self.hub.next_client_id(),
                 hub: self.hub.clone(),
+                links: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -165,8 +185,10 @@ async fn rebuild_catalog(gateway: Arc<Gateway>, dirty: Arc<Notify>) {
         }
         // Coalesce bursts (several upstreams becoming ready together).
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let next = Catalog::build(&gateway.upstreams);
-        let changes = next.changes_from(&gateway.catalog.load());
+        let mut next = Catalog::build(&gateway.upstreams);
+        let previous = gateway.catalog.load_full();
+        next.generation = previous.generation + 1;
+        let changes = next.changes_from(&previous);
         gateway.catalog.store(Arc::new(next));
         if changes.any() {
             gateway.hub.broadcast_list_changes(changes).await;
@@ -178,6 +200,8 @@ async fn rebuild_catalog(gateway: Arc<Gateway>, dirty: Arc<Notify>) {
 struct ClientSlot {
     id: ClientId,
     hub: Arc<Hub>,
+    /// The session's own upstream connections (legacy sessions, per-session upstreams).
+    links: tokio::sync::OnceCell<Option<Arc<SessionLinks>>>,
 }
 
 impl Drop for ClientSlot {
@@ -204,6 +228,12 @@ fn forwarded_meta(meta: &RequestMetaObject) -> Option<RequestMetaObject> {
     (!forwarded.0.0.is_empty()).then_some(forwarded)
 }
 
+/// True when the request comes from a legacy (session) client rather than a stateless
+/// 2026-07-28 request, which carries its protocol version in `_meta`.
+fn is_legacy(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.meta.protocol_version().is_none()
+}
+
 /// A legacy upstream's result has no `resultType`; 2026-07-28 clients require it (rmcp strips
 /// it again for legacy clients). An absent value means "complete" by the spec.
 fn mark_complete(result_type: &mut Option<ResultType>) {
@@ -223,6 +253,36 @@ fn unexpected(server: &str, method: &'static str) -> ErrorData {
 impl GatewayHandler {
     fn upstream(&self, route: &Route) -> &Arc<Upstream> {
         &self.gateway.upstreams[route.upstream]
+    }
+
+    /// The session's own upstream connections, opened on first use. Only legacy sessions
+    /// get them: a 2026-07-28 request is stateless and has no session to own a connection.
+    async fn links(&self, peer: &Peer<RoleServer>, legacy: bool) -> Option<Arc<SessionLinks>> {
+        if !self.gateway.has_per_session || !legacy || peer.peer_info().is_none() {
+            return None;
+        }
+        let http = self.gateway.http.as_ref()?;
+        self.client
+            .links
+            .get_or_init(|| async {
+                let links = SessionLinks::open(&self.gateway.upstreams, peer, http).await;
+                (!links.is_empty()).then(|| Arc::new(links))
+            })
+            .await
+            .clone()
+    }
+
+    async fn links_for(&self, ctx: &RequestContext<RoleServer>) -> Option<Arc<SessionLinks>> {
+        self.links(&ctx.peer, is_legacy(ctx)).await
+    }
+
+    /// The catalog this request sees: the shared one, or the session's own view.
+    async fn view(&self, ctx: &RequestContext<RoleServer>) -> Arc<Catalog> {
+        let shared = self.gateway.catalog.load_full();
+        match self.links_for(ctx).await {
+            Some(links) => links.catalog(&self.gateway.upstreams, &shared),
+            None => shared,
+        }
     }
 
     fn page<T: Clone + PartialEq>(
@@ -248,11 +308,17 @@ impl GatewayHandler {
         self.gateway.in_flight.fetch_add(1, Ordering::Relaxed);
         let _in_flight = InFlight(&self.gateway.in_flight);
         let span = tracing::debug_span!("forward", server = upstream.name(), name = %route.name);
-        upstream
-            .forward(request, ctx)
-            .instrument(span)
-            .await
-            .map_err(ErrorData::from)
+        let links = self.links_for(ctx).await;
+        let result = match links.as_ref().and_then(|l| l.link(route.upstream)) {
+            Some(link) => {
+                upstream
+                    .forward_via(&link.live, request, ctx)
+                    .instrument(span)
+                    .await
+            }
+            None => upstream.forward(request, ctx).instrument(span).await,
+        };
+        result.map_err(ErrorData::from)
     }
 }
 
@@ -270,15 +336,23 @@ impl ServerHandler for GatewayHandler {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        // Open the session's own upstream connections now, so its first list sees them.
+        let _ = self.links(&context.peer, true).await;
         self.gateway.hub.add_session(self.client.id, context.peer);
+    }
+
+    async fn on_roots_list_changed(&self, _context: NotificationContext<RoleServer>) {
+        if let Some(Some(links)) = self.client.links.get() {
+            links.notify_roots_changed().await;
+        }
     }
 
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let catalog = self.gateway.catalog.load();
+        let catalog = self.view(&context).await;
         let (tools, next) = self.page(&catalog.tools, ListKind::Tools, request.as_ref(), |t| {
             &t.name
         })?;
@@ -293,33 +367,42 @@ impl ServerHandler for GatewayHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let route = self
-            .gateway
-            .catalog
-            .load()
+            .view(&context)
+            .await
             .tools
             .route(&request.name)
             .cloned()
             .ok_or_else(|| GatewayError::UnknownTool(request.name.to_string()))?;
         request.name = route.name.to_string().into();
         request.meta = forwarded_meta(&context.meta);
-        let upstream_request = ClientRequest::from(CallToolRequest::new(request));
-        match self.forward(&route, upstream_request, &context).await? {
-            ServerResult::CallToolResult(mut r) => {
-                mark_complete(&mut r.result_type);
-                Ok(CallToolResponse::Complete(r))
+        let legacy = is_legacy(&context);
+        for _ in 0..mrtr::MAX_ROUNDS {
+            let upstream_request = ClientRequest::from(CallToolRequest::new(request.clone()));
+            match self.forward(&route, upstream_request, &context).await? {
+                ServerResult::CallToolResult(mut r) => {
+                    mark_complete(&mut r.result_type);
+                    return Ok(CallToolResponse::Complete(r));
+                }
+                ServerResult::InputRequiredResult(r) if legacy => {
+                    (request.input_responses, request.request_state) =
+                        mrtr::fulfil(&context.peer, r).await?;
+                }
+                ServerResult::InputRequiredResult(r) => {
+                    return Ok(CallToolResponse::InputRequired(r));
+                }
+                ServerResult::CreateTaskResult(r) => return Ok(CallToolResponse::Task(r)),
+                _ => return Err(unexpected(self.upstream(&route).name(), "tools/call")),
             }
-            ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
-            ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
-            _ => Err(unexpected(self.upstream(&route).name(), "tools/call")),
         }
+        Err(mrtr::too_many_rounds(self.upstream(&route).name()))
     }
 
     async fn list_prompts(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        let catalog = self.gateway.catalog.load();
+        let catalog = self.view(&context).await;
         let (prompts, next) =
             self.page(&catalog.prompts, ListKind::Prompts, request.as_ref(), |p| {
                 &p.name
@@ -335,32 +418,41 @@ impl ServerHandler for GatewayHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let route = self
-            .gateway
-            .catalog
-            .load()
+            .view(&context)
+            .await
             .prompts
             .route(&request.name)
             .cloned()
             .ok_or_else(|| GatewayError::UnknownPrompt(request.name.clone()))?;
         request.name = route.name.to_string();
         request.meta = forwarded_meta(&context.meta);
-        let upstream_request = ClientRequest::from(GetPromptRequest::new(request));
-        match self.forward(&route, upstream_request, &context).await? {
-            ServerResult::GetPromptResult(mut r) => {
-                mark_complete(&mut r.result_type);
-                Ok(GetPromptResponse::Complete(r))
+        let legacy = is_legacy(&context);
+        for _ in 0..mrtr::MAX_ROUNDS {
+            let upstream_request = ClientRequest::from(GetPromptRequest::new(request.clone()));
+            match self.forward(&route, upstream_request, &context).await? {
+                ServerResult::GetPromptResult(mut r) => {
+                    mark_complete(&mut r.result_type);
+                    return Ok(GetPromptResponse::Complete(r));
+                }
+                ServerResult::InputRequiredResult(r) if legacy => {
+                    (request.input_responses, request.request_state) =
+                        mrtr::fulfil(&context.peer, r).await?;
+                }
+                ServerResult::InputRequiredResult(r) => {
+                    return Ok(GetPromptResponse::InputRequired(r));
+                }
+                _ => return Err(unexpected(self.upstream(&route).name(), "prompts/get")),
             }
-            ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
-            _ => Err(unexpected(self.upstream(&route).name(), "prompts/get")),
         }
+        Err(mrtr::too_many_rounds(self.upstream(&route).name()))
     }
 
     async fn list_resources(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let catalog = self.gateway.catalog.load();
+        let catalog = self.view(&context).await;
         let (resources, next) = self.page(
             &catalog.resources,
             ListKind::Resources,
@@ -375,9 +467,9 @@ impl ServerHandler for GatewayHandler {
     async fn list_resource_templates(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        let catalog = self.gateway.catalog.load();
+        let catalog = self.view(&context).await;
         let (templates, next) = self.page(
             &catalog.resource_templates,
             ListKind::ResourceTemplates,
@@ -395,32 +487,41 @@ impl ServerHandler for GatewayHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let route = self
-            .gateway
-            .catalog
-            .load()
+            .view(&context)
+            .await
             .route_uri(&request.uri)
             .ok_or_else(|| GatewayError::UnknownResource(request.uri.clone()))?;
         request.uri = route.name.to_string();
         request.meta = forwarded_meta(&context.meta);
-        let upstream_request = ClientRequest::from(ReadResourceRequest::new(request));
         let prefix = self.upstream(&route).def().prefix.clone();
-        match self.forward(&route, upstream_request, &context).await? {
-            ServerResult::ReadResourceResult(mut r) => {
-                mark_complete(&mut r.result_type);
-                for contents in r.contents.iter_mut() {
-                    match contents {
-                        ResourceContents::TextResourceContents { uri, .. }
-                        | ResourceContents::BlobResourceContents { uri, .. } => {
-                            *uri = exposed_uri(&prefix, uri);
+        let legacy = is_legacy(&context);
+        for _ in 0..mrtr::MAX_ROUNDS {
+            let upstream_request = ClientRequest::from(ReadResourceRequest::new(request.clone()));
+            match self.forward(&route, upstream_request, &context).await? {
+                ServerResult::ReadResourceResult(mut r) => {
+                    mark_complete(&mut r.result_type);
+                    for contents in r.contents.iter_mut() {
+                        match contents {
+                            ResourceContents::TextResourceContents { uri, .. }
+                            | ResourceContents::BlobResourceContents { uri, .. } => {
+                                *uri = exposed_uri(&prefix, uri);
+                            }
+                            _ => {}
                         }
-                        _ => {}
                     }
+                    return Ok(ReadResourceResponse::Complete(r));
                 }
-                Ok(ReadResourceResponse::Complete(r))
+                ServerResult::InputRequiredResult(r) if legacy => {
+                    (request.input_responses, request.request_state) =
+                        mrtr::fulfil(&context.peer, r).await?;
+                }
+                ServerResult::InputRequiredResult(r) => {
+                    return Ok(ReadResourceResponse::InputRequired(r));
+                }
+                _ => return Err(unexpected(self.upstream(&route).name(), "resources/read")),
             }
-            ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
-            _ => Err(unexpected(self.upstream(&route).name(), "resources/read")),
         }
+        Err(mrtr::too_many_rounds(self.upstream(&route).name()))
     }
 
     async fn complete(
@@ -428,7 +529,7 @@ impl ServerHandler for GatewayHandler {
         mut request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
-        let catalog = self.gateway.catalog.load();
+        let catalog = self.view(&context).await;
         let route = match &mut request.r#ref {
             Reference::Prompt(prompt) => {
                 let route = catalog
@@ -491,31 +592,38 @@ impl ServerHandler for GatewayHandler {
     async fn subscribe(
         &self,
         request: SubscribeRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let route = self
-            .gateway
-            .catalog
-            .load()
+            .view(&context)
+            .await
             .route_uri(&request.uri)
             .ok_or_else(|| GatewayError::UnknownResource(request.uri.clone()))?;
+        let mut params = request.clone();
+        params.uri = route.name.to_string();
+        let upstream = self.upstream(&route);
+        let upstream_request = ClientRequest::from(SubscribeRequest::new(params));
+        // A session-owned connection delivers its updates straight to this session.
+        if let Some(links) = self.links_for(&context).await
+            && let Some(link) = links.link(route.upstream)
+        {
+            return upstream
+                .request_on(&link.live, upstream_request)
+                .await
+                .map(drop)
+                .map_err(ErrorData::from);
+        }
+        // Shared connection: subscribe upstream once, fan updates out through the hub.
         if self
             .gateway
             .hub
             .subscribe_resource(self.client.id, &request.uri)
+            && let Err(err) = upstream.request_simple(upstream_request).await
         {
-            let mut params = request.clone();
-            params.uri = route.name.to_string();
-            let upstream = self.upstream(&route);
-            if let Err(err) = upstream
-                .request_simple(ClientRequest::from(SubscribeRequest::new(params)))
-                .await
-            {
-                self.gateway
-                    .hub
-                    .unsubscribe_resource(self.client.id, &request.uri);
-                return Err(err.into());
-            }
+            self.gateway
+                .hub
+                .unsubscribe_resource(self.client.id, &request.uri);
+            return Err(err.into());
         }
         Ok(())
     }
@@ -523,22 +631,30 @@ impl ServerHandler for GatewayHandler {
     async fn unsubscribe(
         &self,
         request: UnsubscribeRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let Some(route) = self.gateway.catalog.load().route_uri(&request.uri) else {
+        let Some(route) = self.view(&context).await.route_uri(&request.uri) else {
             return Ok(());
         };
+        let mut params = request.clone();
+        params.uri = route.name.to_string();
+        let upstream = self.upstream(&route);
+        let upstream_request = ClientRequest::from(UnsubscribeRequest::new(params));
+        if let Some(links) = self.links_for(&context).await
+            && let Some(link) = links.link(route.upstream)
+        {
+            return upstream
+                .request_on(&link.live, upstream_request)
+                .await
+                .map(drop)
+                .map_err(ErrorData::from);
+        }
         if self
             .gateway
             .hub
             .unsubscribe_resource(self.client.id, &request.uri)
         {
-            let mut params = request.clone();
-            params.uri = route.name.to_string();
-            let _ = self
-                .upstream(&route)
-                .request_simple(ClientRequest::from(UnsubscribeRequest::new(params)))
-                .await;
+            let _ = upstream.request_simple(upstream_request).await;
         }
         Ok(())
     }

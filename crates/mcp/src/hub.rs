@@ -9,9 +9,10 @@
 //! token from rmcp, and the hub maps `(connection, token)` back to the calling client's own
 //! token and peer, so progress can't leak to another client even on a shared connection.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use rmcp::model::{
     LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam, ProgressToken,
@@ -70,7 +71,20 @@ pub struct Hub {
     progress: Mutex<HashMap<(u64, ProgressToken), ProgressRoute>>,
     /// exposed resource URI → clients subscribed to it.
     resource_interest: Mutex<HashMap<String, HashSet<ClientId>>>,
+    /// Progress that arrived before its route was recorded (an upstream can report progress
+    /// before `send_request` has returned its token to us). Bounded and short-lived.
+    early_progress: Mutex<VecDeque<EarlyProgress>>,
 }
+
+struct EarlyProgress {
+    key: (u64, ProgressToken),
+    params: ProgressNotificationParam,
+    at: Instant,
+}
+
+/// Most unrouted progress notifications kept, and for how long.
+const EARLY_PROGRESS_CAP: usize = 256;
+const EARLY_PROGRESS_TTL: Duration = Duration::from_secs(5);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding one of these short locks leaves plain maps behind; keep serving.
@@ -147,15 +161,31 @@ impl Hub {
     }
 
     /// Routes progress of upstream request `(connection, upstream_token)` to `peer` under the
-    /// client's own `token`, until [`Hub::unroute_progress`].
+    /// client's own `token`, until [`Hub::unroute_progress`]. Returns progress for it that
+    /// arrived before the route existed, for the caller to deliver first.
     pub fn route_progress(
         &self,
         connection: u64,
         upstream_token: ProgressToken,
         peer: Peer<RoleServer>,
         token: ProgressToken,
-    ) {
-        lock(&self.progress).insert((connection, upstream_token), ProgressRoute { peer, token });
+    ) -> Vec<ProgressNotificationParam> {
+        let key = (connection, upstream_token);
+        lock(&self.progress).insert(key.clone(), ProgressRoute { peer, token });
+        let mut early = lock(&self.early_progress);
+        if early.is_empty() {
+            return Vec::new();
+        }
+        let mut found = Vec::new();
+        early.retain(|e| {
+            if e.key == key {
+                found.push(e.params.clone());
+                false
+            } else {
+                true
+            }
+        });
+        found
     }
 
     /// Stops routing progress of an upstream request.
@@ -169,10 +199,20 @@ impl Hub {
             .get(&(connection, params.progress_token.clone()))
             .map(|r| (r.peer.clone(), r.token.clone()));
         let Some((peer, token)) = route else {
-            tracing::debug!(
-                connection,
-                "progress for a request that is no longer routed"
-            );
+            let mut early = lock(&self.early_progress);
+            let now = Instant::now();
+            while early
+                .front()
+                .is_some_and(|e| now.duration_since(e.at) > EARLY_PROGRESS_TTL)
+                || early.len() >= EARLY_PROGRESS_CAP
+            {
+                early.pop_front();
+            }
+            early.push_back(EarlyProgress {
+                key: (connection, params.progress_token.clone()),
+                params,
+                at: now,
+            });
             return;
         };
         params.progress_token = token;

@@ -18,6 +18,8 @@ pub mod downstream;
 pub mod error;
 pub mod gateway;
 pub mod hub;
+pub mod mrtr;
+pub mod session;
 pub mod upstream;
 
 pub use gateway::{Gateway, GatewayConfig, GatewayHandler};

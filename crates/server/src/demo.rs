@@ -5,6 +5,9 @@
 //! the benchmark. It offers a few tools (one that reports progress and honours cancellation),
 //! a prompt with completions, a resource and a resource template.
 
+// Sampling is deprecated by SEP-2577 but real clients still speak it; the demo exercises it.
+#![allow(deprecated)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,11 +15,13 @@ use rmcp::ErrorData;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
     ArgumentInfo, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
-    CompleteResult, CompletionInfo, ContentBlock, GetPromptRequestParams, GetPromptResponse,
-    GetPromptResult, Implementation, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, Reference, Resource, ResourceContents, ResourceTemplate, Role,
+    CompleteResult, CompletionInfo, ContentBlock, CreateMessageRequest, CreateMessageRequestParams,
+    CreateMessageResult, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
+    Implementation, InputRequest, InputRequests, InputRequiredResult, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Reference, Resource, ResourceContents,
+    ResourceTemplate, Role, SamplingContent, SamplingMessage, SamplingMessageContentBlock,
     ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
@@ -50,6 +55,13 @@ fn tools() -> Vec<Tool> {
             ),
         ),
         Tool::new(
+            "sample",
+            "Asks the client's model to answer `prompt` (sampling) and returns its answer.",
+            schema(
+                json!({"type": "object", "properties": {"prompt": {"type": "string"}}, "required": ["prompt"]}),
+            ),
+        ),
+        Tool::new(
             "slow_count",
             "Counts to `steps`, waiting `delay_ms` between steps and reporting progress; can be cancelled.",
             schema(
@@ -73,6 +85,64 @@ fn number(args: &Option<Map<String, Value>>, name: &str) -> Result<f64, ErrorDat
 
 fn text(s: impl Into<String>) -> CallToolResult {
     CallToolResult::success(vec![ContentBlock::text(s)])
+}
+
+fn sampled_text(result: &CreateMessageResult) -> String {
+    match &result.message.content {
+        SamplingContent::Single(SamplingMessageContentBlock::Text(t)) => t.text.clone(),
+        _ => "(no text)".to_owned(),
+    }
+}
+
+/// `sample`: a legacy session asks its client directly; a 2026-07-28 request gets an
+/// `input_required` result and is answered when retried with the client's response.
+async fn sample(
+    request: &CallToolRequestParams,
+    context: &RequestContext<RoleServer>,
+) -> Result<CallToolResponse, ErrorData> {
+    let prompt = argument(&request.arguments, "prompt")?
+        .as_str()
+        .ok_or_else(|| ErrorData::invalid_params("argument \"prompt\" must be a string", None))?
+        .to_owned();
+    if let Some(answer) = request
+        .input_responses
+        .as_ref()
+        .and_then(|r| r.get("sample"))
+    {
+        let result: CreateMessageResult = serde_json::from_value(answer.clone()).map_err(|e| {
+            ErrorData::invalid_params(
+                format!("input response \"sample\" is not a sampling result: {e}"),
+                None,
+            )
+        })?;
+        return Ok(CallToolResponse::Complete(text(format!(
+            "client said: {}",
+            sampled_text(&result)
+        ))));
+    }
+    let params = CreateMessageRequestParams::new(vec![SamplingMessage::user_text(prompt)], 100);
+    if context.meta.protocol_version().is_some() {
+        let mut requests = InputRequests::new();
+        requests.insert(
+            "sample".to_owned(),
+            InputRequest::CreateMessage(CreateMessageRequest::new(params)),
+        );
+        return Ok(CallToolResponse::InputRequired(
+            InputRequiredResult::from_input_requests(requests),
+        ));
+    }
+    let result = context
+        .peer
+        .create_message(params)
+        .await
+        .map_err(|e| match e {
+            rmcp::ServiceError::McpError(e) => e,
+            other => ErrorData::internal_error(format!("sampling failed: {other}"), None),
+        })?;
+    Ok(CallToolResponse::Complete(text(format!(
+        "client said: {}",
+        sampled_text(&result)
+    ))))
 }
 
 impl ServerHandler for DemoServer {
@@ -116,6 +186,7 @@ impl ServerHandler for DemoServer {
                 let sum = number(args, "a")? + number(args, "b")?;
                 text(sum.to_string())
             }
+            "sample" => return sample(&request, &context).await,
             "slow_count" => {
                 let steps = number(args, "steps")?.clamp(1.0, 1000.0) as u32;
                 let delay = args
@@ -239,7 +310,7 @@ impl ServerHandler for DemoServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let body = if request.uri == "demo://readme" {
-            "Switchboard demo upstream: tools echo, add, slow_count; prompt greeting; notes at demo://notes/{id}.".to_owned()
+            "Switchboard demo upstream: tools echo, add, sample, slow_count; prompt greeting; notes at demo://notes/{id}.".to_owned()
         } else if let Some(id) = request.uri.strip_prefix("demo://notes/") {
             format!("Note {id}")
         } else {

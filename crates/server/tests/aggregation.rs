@@ -49,18 +49,11 @@ async fn tools_of_all_upstreams_are_listed_with_prefixes_in_both_eras() {
             .map(|t| t.name.to_string())
             .collect();
         names.sort();
-        assert_eq!(
-            names,
-            [
-                "local__add",
-                "local__echo",
-                "local__slow_count",
-                "remote__add",
-                "remote__echo",
-                "remote__slow_count"
-            ],
-            "{era:?}"
-        );
+        let expected: Vec<String> = ["local", "remote"]
+            .iter()
+            .flat_map(|p| DEMO_TOOLS.iter().map(move |t| format!("{p}__{t}")))
+            .collect();
+        assert_eq!(names, expected, "{era:?}");
         let local = client
             .call_tool(call("local__echo", json!({"text": "via stdio"})))
             .await
@@ -77,10 +70,10 @@ async fn tools_of_all_upstreams_are_listed_with_prefixes_in_both_eras() {
 
 #[tokio::test]
 async fn pagination_walks_every_tool_once_with_opaque_cursors() {
-    let (gw, _upstream) = two_upstream_gateway("page_size = 4").await;
+    let (gw, _upstream) = two_upstream_gateway("page_size = 5").await;
     let (client, _) = connect(&gw.mcp_url(), Era::Legacy).await;
     let first = client.list_tools(None).await.unwrap();
-    assert_eq!(first.tools.len(), 4);
+    assert_eq!(first.tools.len(), 5);
     let cursor = first.next_cursor.clone().expect("a second page");
     assert!(!cursor.contains("local"), "cursor must be opaque: {cursor}");
     let second = client
@@ -89,7 +82,7 @@ async fn pagination_walks_every_tool_once_with_opaque_cursors() {
         ))
         .await
         .unwrap();
-    assert_eq!(second.tools.len(), 2);
+    assert_eq!(second.tools.len(), 3);
     assert!(second.next_cursor.is_none());
     let all: Vec<_> = first
         .tools
@@ -99,8 +92,8 @@ async fn pagination_walks_every_tool_once_with_opaque_cursors() {
         .collect();
     let mut dedup = all.clone();
     dedup.dedup();
-    assert_eq!(all.len(), 6);
-    assert_eq!(dedup.len(), 6);
+    assert_eq!(all.len(), 2 * DEMO_TOOLS.len());
+    assert_eq!(dedup.len(), 2 * DEMO_TOOLS.len());
 
     let bad = client
         .list_tools(Some(
@@ -224,7 +217,7 @@ async fn an_unreachable_upstream_does_not_hide_the_others() {
     let gw = TestGateway::start("", &upstreams).await;
     let (client, _) = connect(&gw.mcp_url(), Era::Legacy).await;
     let tools = client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 3);
+    assert_eq!(tools.len(), DEMO_TOOLS.len());
     assert!(tools.iter().all(|t| t.name.starts_with("up__")));
     let ready: serde_json::Value = reqwest::get(format!("{}/readyz", gw.base))
         .await

@@ -38,40 +38,198 @@ async fn clients_of_both_eras_reach_every_upstream_transport() {
         git = venv_bin.join("mcp-server-git").display().to_string(),
         root = root.display().to_string(),
         everything = peers.everything,
-        evsse = http_upstream("evsse", "sse", &format!("http://127.0.0.1:{sse_port}/sse"), ""),
-        evhttp = http_upstream("evhttp", "streamable-http", &format!("http://127.0.0.1:{http_port}/mcp"), ""),
-        fixture = http_upstream("fixture", "streamable-http", &format!("http://127.0.0.1:{fixture_port}/mcp"), ""),
+        evsse = http_upstream(
+            "evsse",
+            "sse",
+            &format!("http://127.0.0.1:{sse_port}/sse"),
+            ""
+        ),
+        evhttp = http_upstream(
+            "evhttp",
+            "streamable-http",
+            &format!("http://127.0.0.1:{http_port}/mcp"),
+            ""
+        ),
+        fixture = http_upstream(
+            "fixture",
+            "streamable-http",
+            &format!("http://127.0.0.1:{fixture_port}/mcp"),
+            ""
+        ),
     );
     let gw = TestGateway::start("startup_wait_ms = 30000", &upstreams).await;
-    let ready: serde_json::Value = reqwest::get(format!("{}/readyz", gw.base)).await.unwrap().json().await.unwrap();
+    let ready: serde_json::Value = reqwest::get(format!("{}/readyz", gw.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     for upstream in ready["upstreams"].as_array().unwrap() {
         assert_eq!(upstream["health"]["state"], "ready", "{upstream}");
     }
 
     let targets = [
-        Target { tool: "demo__echo", args: r#"{"text":"interop"}"#.into(), expect: "interop" },
-        Target { tool: "time__get_current_time", args: r#"{"timezone":"UTC"}"#.into(), expect: "UTC" },
-        Target { tool: "git__git_status", args: format!(r#"{{"repo_path":{:?}}}"#, root.display().to_string()), expect: "branch" },
-        Target { tool: "everything__echo", args: r#"{"message":"stdio"}"#.into(), expect: "Echo: stdio" },
-        Target { tool: "evsse__echo", args: r#"{"message":"sse"}"#.into(), expect: "Echo: sse" },
-        Target { tool: "evhttp__get-sum", args: r#"{"a":2,"b":3}"#.into(), expect: "5" },
-        Target { tool: "fixture__echo", args: r#"{"text":"dual-era"}"#.into(), expect: "dual-era" },
+        Target {
+            tool: "demo__echo",
+            args: r#"{"text":"interop"}"#.into(),
+            expect: "interop",
+        },
+        Target {
+            tool: "time__get_current_time",
+            args: r#"{"timezone":"UTC"}"#.into(),
+            expect: "UTC",
+        },
+        Target {
+            tool: "git__git_status",
+            args: format!(r#"{{"repo_path":{:?}}}"#, root.display().to_string()),
+            expect: "branch",
+        },
+        Target {
+            tool: "everything__echo",
+            args: r#"{"message":"stdio"}"#.into(),
+            expect: "Echo: stdio",
+        },
+        Target {
+            tool: "evsse__echo",
+            args: r#"{"message":"sse"}"#.into(),
+            expect: "Echo: sse",
+        },
+        Target {
+            tool: "evhttp__get-sum",
+            args: r#"{"a":2,"b":3}"#.into(),
+            expect: "5",
+        },
+        Target {
+            tool: "fixture__echo",
+            args: r#"{"text":"dual-era"}"#.into(),
+            expect: "dual-era",
+        },
     ];
     // (client label, program, base args, transport path)
-    let py = root.join("tests/interop/py_client.py").display().to_string();
-    let ts = root.join("tests/interop/ts_client.mjs").display().to_string();
+    let py = root
+        .join("tests/interop/py_client.py")
+        .display()
+        .to_string();
+    let ts = root
+        .join("tests/interop/ts_client.mjs")
+        .display()
+        .to_string();
     let modules = peers.node_modules.display().to_string();
     let clients: Vec<(String, String, Vec<String>, &str)> = vec![
-        ("python legacy streamable".into(), peers.python.clone(), vec![py.clone(), "--mode".into(), "legacy".into()], "/mcp"),
-        ("python auto streamable".into(), peers.python.clone(), vec![py.clone(), "--mode".into(), "auto".into()], "/mcp"),
-        ("python 2026-07-28 streamable".into(), peers.python.clone(), vec![py.clone(), "--mode".into(), "2026-07-28".into()], "/mcp"),
-        ("python legacy sse".into(), peers.python.clone(), vec![py.clone(), "--mode".into(), "legacy".into(), "--transport".into(), "sse".into()], "/sse"),
-        ("python auto sse".into(), peers.python.clone(), vec![py.clone(), "--mode".into(), "auto".into(), "--transport".into(), "sse".into()], "/sse"),
-        ("ts sdk-1.32.2 legacy streamable".into(), "node".into(), vec![ts.clone(), "--modules".into(), modules.clone(), "--sdk".into(), "legacy".into(), "--mode".into(), "legacy".into()], "/mcp"),
-        ("ts sdk-1.32.2 legacy sse".into(), "node".into(), vec![ts.clone(), "--modules".into(), modules.clone(), "--sdk".into(), "legacy".into(), "--mode".into(), "legacy".into(), "--transport".into(), "sse".into()], "/sse"),
-        ("ts client-2.4.0 legacy streamable".into(), "node".into(), vec![ts.clone(), "--modules".into(), modules.clone(), "--sdk".into(), "v2".into(), "--mode".into(), "legacy".into()], "/mcp"),
-        ("ts client-2.4.0 auto streamable".into(), "node".into(), vec![ts.clone(), "--modules".into(), modules.clone(), "--sdk".into(), "v2".into(), "--mode".into(), "auto".into()], "/mcp"),
-        ("ts client-2.4.0 2026-07-28 streamable".into(), "node".into(), vec![ts.clone(), "--modules".into(), modules.clone(), "--sdk".into(), "v2".into(), "--mode".into(), "2026-07-28".into()], "/mcp"),
+        (
+            "python legacy streamable".into(),
+            peers.python.clone(),
+            vec![py.clone(), "--mode".into(), "legacy".into()],
+            "/mcp",
+        ),
+        (
+            "python auto streamable".into(),
+            peers.python.clone(),
+            vec![py.clone(), "--mode".into(), "auto".into()],
+            "/mcp",
+        ),
+        (
+            "python 2026-07-28 streamable".into(),
+            peers.python.clone(),
+            vec![py.clone(), "--mode".into(), "2026-07-28".into()],
+            "/mcp",
+        ),
+        (
+            "python legacy sse".into(),
+            peers.python.clone(),
+            vec![
+                py.clone(),
+                "--mode".into(),
+                "legacy".into(),
+                "--transport".into(),
+                "sse".into(),
+            ],
+            "/sse",
+        ),
+        (
+            "python auto sse".into(),
+            peers.python.clone(),
+            vec![
+                py.clone(),
+                "--mode".into(),
+                "auto".into(),
+                "--transport".into(),
+                "sse".into(),
+            ],
+            "/sse",
+        ),
+        (
+            "ts sdk-1.32.2 legacy streamable".into(),
+            "node".into(),
+            vec![
+                ts.clone(),
+                "--modules".into(),
+                modules.clone(),
+                "--sdk".into(),
+                "legacy".into(),
+                "--mode".into(),
+                "legacy".into(),
+            ],
+            "/mcp",
+        ),
+        (
+            "ts sdk-1.32.2 legacy sse".into(),
+            "node".into(),
+            vec![
+                ts.clone(),
+                "--modules".into(),
+                modules.clone(),
+                "--sdk".into(),
+                "legacy".into(),
+                "--mode".into(),
+                "legacy".into(),
+                "--transport".into(),
+                "sse".into(),
+            ],
+            "/sse",
+        ),
+        (
+            "ts client-2.4.0 legacy streamable".into(),
+            "node".into(),
+            vec![
+                ts.clone(),
+                "--modules".into(),
+                modules.clone(),
+                "--sdk".into(),
+                "v2".into(),
+                "--mode".into(),
+                "legacy".into(),
+            ],
+            "/mcp",
+        ),
+        (
+            "ts client-2.4.0 auto streamable".into(),
+            "node".into(),
+            vec![
+                ts.clone(),
+                "--modules".into(),
+                modules.clone(),
+                "--sdk".into(),
+                "v2".into(),
+                "--mode".into(),
+                "auto".into(),
+            ],
+            "/mcp",
+        ),
+        (
+            "ts client-2.4.0 2026-07-28 streamable".into(),
+            "node".into(),
+            vec![
+                ts.clone(),
+                "--modules".into(),
+                modules.clone(),
+                "--sdk".into(),
+                "v2".into(),
+                "--mode".into(),
+                "2026-07-28".into(),
+            ],
+            "/mcp",
+        ),
     ];
     let mut runs = Vec::new();
     for (label, program, base, path) in &clients {
@@ -93,7 +251,9 @@ async fn clients_of_both_eras_reach_every_upstream_transport() {
         }
     }
     let results: Vec<(String, Result<String, String>)> = futures::stream::iter(runs)
-        .map(|(label, program, args)| async move { (label, run_client(&program, &args, &[]).await) })
+        .map(
+            |(label, program, args)| async move { (label, run_client(&program, &args, &[]).await) },
+        )
         .buffer_unordered(4)
         .collect()
         .await;
@@ -104,5 +264,11 @@ async fn clients_of_both_eras_reach_every_upstream_transport() {
             Err(e) => failures.push(format!("FAIL {label}: {e}")),
         }
     }
-    assert!(failures.is_empty(), "{} of {} interop runs failed:\n{}", failures.len(), results.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} interop runs failed:\n{}",
+        failures.len(),
+        results.len(),
+        failures.join("\n")
+    );
 }

@@ -13,7 +13,8 @@ use switchboard_domain::{UpstreamDef, UpstreamTransport};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
-use super::client::SharedClient;
+use rmcp::handler::client::ClientHandler;
+
 use super::sse_client;
 
 /// Environment variables a stdio child inherits from the gateway; everything else is scrubbed
@@ -32,8 +33,8 @@ const INHERITED_ENV: &[&str] = &[
 const MAX_CONCURRENT_UPSTREAM_REQUESTS: usize = 256;
 
 /// A running connection and what must be cleaned up when it ends.
-pub struct Connection {
-    pub running: RunningService<RoleClient, SharedClient>,
+pub struct Connection<H: ClientHandler> {
+    pub running: RunningService<RoleClient, H>,
     pub child: Option<ChildGroup>,
     /// Stops the legacy SSE reader/writer tasks.
     pub transport_ct: CancellationToken,
@@ -79,19 +80,43 @@ impl Drop for ChildGroup {
     }
 }
 
-fn lifecycle() -> ClientLifecycleMode {
-    ClientLifecycleMode::Auto {
-        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-        legacy_version: None,
+/// Closes a connection: ends the MCP service, stops SSE tasks, terminates a stdio child.
+pub async fn close<H: ClientHandler>(mut conn: Connection<H>, grace: std::time::Duration) {
+    conn.transport_ct.cancel();
+    let _ = conn.running.close_with_timeout(grace).await;
+    if let Some(child) = conn.child.take() {
+        child.terminate(grace).await;
+    }
+}
+
+/// Which protocol era a connection asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// The newest the upstream speaks (2026-07-28 stateless when offered, else legacy).
+    Newest,
+    /// The legacy session protocol, for connections that carry one client's session.
+    Session,
+}
+
+impl Lifecycle {
+    fn mode(self) -> ClientLifecycleMode {
+        match self {
+            Lifecycle::Newest => ClientLifecycleMode::Auto {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                legacy_version: None,
+            },
+            Lifecycle::Session => ClientLifecycleMode::Initialize,
+        }
     }
 }
 
 /// Opens a connection to `def`, handled by `handler`.
-pub async fn open(
+pub async fn open<H: ClientHandler>(
     def: &UpstreamDef,
-    handler: SharedClient,
+    handler: H,
     http: &reqwest::Client,
-) -> Result<Connection, String> {
+    lifecycle: Lifecycle,
+) -> Result<Connection<H>, String> {
     let server = def.name.as_str().to_owned();
     match &def.transport {
         UpstreamTransport::Stdio {
@@ -132,7 +157,7 @@ pub async fn open(
                 });
             }
             let running = handler
-                .serve_with_lifecycle(process, lifecycle())
+                .serve_with_lifecycle(process, lifecycle.mode())
                 .await
                 .map_err(|e| format!("handshake failed: {e}"))?;
             Ok(Connection {
@@ -154,7 +179,7 @@ pub async fn open(
             }
             let transport = StreamableHttpClientTransport::with_client(http.clone(), config);
             let running = handler
-                .serve_with_lifecycle(transport, lifecycle())
+                .serve_with_lifecycle(transport, lifecycle.mode())
                 .await
                 .map_err(|e| format!("handshake failed: {e}"))?;
             Ok(Connection {

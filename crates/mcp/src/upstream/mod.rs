@@ -7,10 +7,10 @@
 //! the supervisor: they read the current live peer and go.
 
 mod client;
-mod connect;
-mod lists;
+pub(crate) mod connect;
+pub(crate) mod lists;
 mod sse_client;
-mod supervisor;
+pub(crate) mod supervisor;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{GatewayError, from_service_error};
 use crate::hub::Hub;
 
+pub use client::client_info;
 pub use lists::Lists;
 
 /// Health of one upstream, as shown in logs, `/readyz` and the admin API.
@@ -64,7 +65,7 @@ pub struct Live {
     pub connection: u64,
 }
 
-static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+pub(crate) static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// One configured upstream and its supervised connection.
 pub struct Upstream {
@@ -137,6 +138,11 @@ impl Upstream {
         self.def.name.as_str()
     }
 
+    /// The downstream client registry this upstream reports to.
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
     /// The current status snapshot.
     pub fn status(&self) -> Arc<UpstreamStatus> {
         self.status.load_full()
@@ -206,6 +212,17 @@ impl Upstream {
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, GatewayError> {
         let live = self.live().await?;
+        self.forward_via(&live, request, ctx).await
+    }
+
+    /// Sends one request on a given connection of this upstream (the shared one, or a
+    /// session's own; see [`crate::session`]).
+    pub(crate) async fn forward_via(
+        &self,
+        live: &Live,
+        request: ClientRequest,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, GatewayError> {
         let timeout = self.def.timeouts.request;
         let options = PeerRequestOptions::with_timeout(timeout);
         let handle = live
@@ -215,14 +232,19 @@ impl Upstream {
             .map_err(|e| from_service_error(self.name(), timeout, e))?;
         let upstream_token: ProgressToken = handle.progress_token.clone();
         let request_id = handle.id.clone();
-        let routed = ctx.meta.get_progress_token().map(|token| {
-            self.hub.route_progress(
+        let routed = ctx.meta.get_progress_token();
+        if let Some(token) = &routed {
+            let early = self.hub.route_progress(
                 live.connection,
                 upstream_token.clone(),
                 ctx.peer.clone(),
-                token,
+                token.clone(),
             );
-        });
+            for mut progress in early {
+                progress.progress_token = token.clone();
+                let _ = ctx.peer.notify_progress(progress).await;
+            }
+        }
         let result = tokio::select! {
             result = handle.await_response() => {
                 result.map_err(|e| from_service_error(self.name(), timeout, e))
@@ -245,12 +267,22 @@ impl Upstream {
         result
     }
 
-    /// Sends a fire-and-forget request (subscribe/unsubscribe, setLevel) if connected.
+    /// Sends a request that needs no progress or cancellation relay (subscribe/unsubscribe)
+    /// on the shared connection.
     pub async fn request_simple(
         &self,
         request: ClientRequest,
     ) -> Result<ServerResult, GatewayError> {
         let live = self.live().await?;
+        self.request_on(&live, request).await
+    }
+
+    /// Like [`Upstream::request_simple`] on a given connection.
+    pub(crate) async fn request_on(
+        &self,
+        live: &Live,
+        request: ClientRequest,
+    ) -> Result<ServerResult, GatewayError> {
         let timeout = self.def.timeouts.request;
         live.peer
             .send_request_with_option(request, PeerRequestOptions::with_timeout(timeout))

@@ -14,7 +14,7 @@ use super::lists::{self, Lists, Wanted};
 use super::{Health, Live, NEXT_CONNECTION, Upstream, UpstreamStatus};
 
 /// How long a stopping stdio child gets between SIGTERM and SIGKILL.
-const CHILD_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const CHILD_GRACE: Duration = Duration::from_secs(2);
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -94,7 +94,7 @@ pub(super) async fn run(upstream: Arc<Upstream>) {
         let opened = tokio::select! {
             opened = tokio::time::timeout(
                 upstream.def.timeouts.connect,
-                connect::open(&upstream.def, handler, &http),
+                connect::open(&upstream.def, handler, &http, connect::Lifecycle::Newest),
             ) => opened,
             _ = upstream.shutdown.cancelled() => break,
         };
@@ -144,7 +144,7 @@ fn jitter(d: Duration) -> Duration {
 
 async fn fetch_lists(
     upstream: &Upstream,
-    conn: &Connection,
+    conn: &Connection<SharedClient>,
     wanted: Wanted,
     previous: &Lists,
 ) -> Result<Lists, String> {
@@ -159,7 +159,7 @@ async fn fetch_lists(
 }
 
 /// Serves one open connection until it ends.
-async fn serve(upstream: &Arc<Upstream>, conn: Connection, connection: u64) -> Ended {
+async fn serve(upstream: &Arc<Upstream>, conn: Connection<SharedClient>, connection: u64) -> Ended {
     let previous = upstream.status.load().lists.clone();
     let first = fetch_lists(upstream, &conn, Wanted::ALL, &previous).await;
     let lists = match first {
@@ -223,7 +223,7 @@ async fn serve(upstream: &Arc<Upstream>, conn: Connection, connection: u64) -> E
 }
 
 /// Resolves when the connection's service loop has ended.
-async fn closed(conn: &Connection) {
+async fn closed(conn: &Connection<SharedClient>) {
     loop {
         if conn.running.is_closed() || conn.running.peer().is_transport_closed() {
             return;
@@ -232,10 +232,6 @@ async fn closed(conn: &Connection) {
     }
 }
 
-async fn close(mut conn: Connection) {
-    conn.transport_ct.cancel();
-    let _ = conn.running.close_with_timeout(CHILD_GRACE).await;
-    if let Some(child) = conn.child.take() {
-        child.terminate(CHILD_GRACE).await;
-    }
+async fn close(conn: Connection<SharedClient>) {
+    connect::close(conn, CHILD_GRACE).await;
 }

@@ -1,6 +1,6 @@
 //! Test harness: start the real gateway on a loopback port with real upstreams, and talk to
 //! it with real MCP clients (rmcp) and raw HTTP.
-#![allow(dead_code)]
+#![allow(dead_code, deprecated)]
 
 pub mod peers;
 
@@ -10,13 +10,19 @@ use std::time::Duration;
 
 use rmcp::ErrorData;
 use rmcp::handler::client::ClientHandler;
-use rmcp::model::{ClientConfig, ProgressNotificationParam, ProtocolVersion};
+use rmcp::model::{
+    ClientConfig, CreateMessageRequestParams, CreateMessageResult, ProgressNotificationParam,
+    ProtocolVersion, SamplingContent, SamplingMessage, SamplingMessageContentBlock,
+};
 use rmcp::service::{
     ClientLifecycleMode, ClientServiceExt, NotificationContext, RoleClient, RunningService,
 };
 use rmcp::transport::StreamableHttpClientTransport;
 use switchboard_server::{Config, Running};
 use tokio::sync::Notify;
+
+/// The demo upstream's tools, sorted.
+pub const DEMO_TOOLS: [&str; 4] = ["add", "echo", "sample", "slow_count"];
 
 /// Path of the `switchboard` binary built for these tests.
 pub fn switchboard_bin() -> String {
@@ -107,6 +113,7 @@ pub struct Seen {
     pub progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
     pub tools_changed: Arc<Notify>,
     pub tools_changed_count: Arc<Mutex<u32>>,
+    pub sampling_requests: Arc<Mutex<u32>>,
 }
 
 /// An rmcp client handler that records notifications.
@@ -117,7 +124,9 @@ pub struct TestClient {
 
 impl ClientHandler for TestClient {
     fn get_info(&self) -> ClientConfig {
-        ClientConfig::default()
+        let mut info = ClientConfig::default();
+        info.capabilities.sampling = Some(Default::default());
+        info
     }
 
     async fn on_progress(
@@ -126,6 +135,22 @@ impl ClientHandler for TestClient {
         _context: NotificationContext<RoleClient>,
     ) {
         self.seen.progress.lock().unwrap().push(params);
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        _context: rmcp::service::RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        *self.seen.sampling_requests.lock().unwrap() += 1;
+        let asked = match &params.messages[0].content {
+            SamplingContent::Single(SamplingMessageContentBlock::Text(t)) => t.text.clone(),
+            _ => String::new(),
+        };
+        Ok(CreateMessageResult::new(
+            SamplingMessage::assistant_text(format!("pong to {asked}")),
+            "test-model".into(),
+        ))
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {

@@ -17,7 +17,10 @@ pub struct Peers {
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// The installed peers, or `None` after printing why the calling test skips.
@@ -31,14 +34,16 @@ pub fn peers(test: &str) -> Option<Peers> {
         get("SWITCHBOARD_NODE22"),
         get("SWITCHBOARD_CONFORMANCE"),
     ) {
-        (Some(python), Some(venv), Some(nm), Some(everything), Some(node22), Some(conformance)) => Some(Peers {
-            python,
-            venv: PathBuf::from(venv),
-            node_modules: PathBuf::from(nm),
-            everything,
-            node22,
-            conformance,
-        }),
+        (Some(python), Some(venv), Some(nm), Some(everything), Some(node22), Some(conformance)) => {
+            Some(Peers {
+                python,
+                venv: PathBuf::from(venv),
+                node_modules: PathBuf::from(nm),
+                everything,
+                node22,
+                conformance,
+            })
+        }
         _ => {
             eprintln!(
                 "SKIP {test}: third-party MCP peers are not installed; run `eval \"$(scripts/install-peers.sh)\"` first (.ci/run does)"
@@ -64,24 +69,44 @@ impl Drop for PeerProcess {
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Starts `program args` in its own process group with `env`, and waits until it accepts TCP
 /// connections on `port`.
-pub async fn spawn_listening(program: &str, args: &[&str], env: &[(&str, String)], port: u16) -> PeerProcess {
+pub async fn spawn_listening(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+    port: u16,
+) -> PeerProcess {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(program);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
     cmd.process_group(0);
-    let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
     let process = PeerProcess { child };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "{program} did not listen on {port}");
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{program} did not listen on {port}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     process
@@ -94,7 +119,10 @@ pub async fn everything_http(peers: &Peers, mode: &str) -> (PeerProcess, u16) {
     let process = spawn_listening(
         "node",
         &[&peers.everything, mode],
-        &[("PORT", port.to_string()), ("NODE_OPTIONS", format!("--require {}", preload.display()))],
+        &[
+            ("PORT", port.to_string()),
+            ("NODE_OPTIONS", format!("--require {}", preload.display())),
+        ],
         port,
     )
     .await;
@@ -116,7 +144,11 @@ pub async fn fixture_http(peers: &Peers) -> (PeerProcess, u16) {
 }
 
 /// Runs a client command; returns its stdout, or panics with its output on failure.
-pub async fn run_client(program: &str, args: &[String], env: &[(&str, String)]) -> Result<String, String> {
+pub async fn run_client(
+    program: &str,
+    args: &[String],
+    env: &[(&str, String)],
+) -> Result<String, String> {
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args).kill_on_drop(true);
     for (k, v) in env {

@@ -1,0 +1,108 @@
+//! Server-to-client requests through the gateway: sampling reaches the one client it belongs
+//! to, across protocol eras — legacy session ↔ legacy upstream (per-session connection),
+//! legacy session ↔ 2026-07-28 upstream (input_required driven by the gateway), 2026-07-28
+//! client ↔ 2026-07-28 upstream (input_required passed through) — and the one combination
+//! that cannot be attributed (a shared legacy upstream connection) fails with a specific error.
+
+mod support;
+
+use std::time::Duration;
+
+use rmcp::model::CallToolRequestParams;
+use serde_json::json;
+use support::*;
+
+fn sample(name: &str, prompt: &str) -> CallToolRequestParams {
+    let mut p = CallToolRequestParams::new(name.to_owned());
+    p.arguments = json!({"prompt": prompt}).as_object().cloned();
+    p
+}
+
+fn text(result: &rmcp::model::CallToolResult) -> String {
+    result.content[0].as_text().unwrap().text.clone()
+}
+
+#[tokio::test]
+async fn legacy_client_answers_a_modern_upstream_through_the_gateway() {
+    // Shared connection; the demo upstream speaks 2026-07-28 and answers input_required.
+    let gw = TestGateway::start("", &stdio_demo("demo", None, "")).await;
+    let (client, seen) = connect(&gw.mcp_url(), Era::Legacy).await;
+    let result = client
+        .call_tool(sample("demo__sample", "ping"))
+        .await
+        .unwrap();
+    assert_eq!(text(&result), "client said: pong to ping");
+    assert_eq!(*seen.sampling_requests.lock().unwrap(), 1);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn modern_client_receives_input_required_and_completes() {
+    let gw = TestGateway::start("", &stdio_demo("demo", None, "")).await;
+    let (client, seen) = connect(&gw.mcp_url(), Era::Modern).await;
+    // rmcp's call_tool drives the input_required rounds through the client handler.
+    let result = client
+        .call_tool(sample("demo__sample", "hi"))
+        .await
+        .unwrap();
+    assert_eq!(text(&result), "client said: pong to hi");
+    assert_eq!(*seen.sampling_requests.lock().unwrap(), 1);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn per_session_connections_route_sampling_to_their_own_session() {
+    let dir = temp_dir("per-session");
+    let gw = TestGateway::start(
+        "",
+        &stdio_demo("demo", Some(&dir), "isolation = \"per-session\""),
+    )
+    .await;
+    assert_eq!(processes_in(&dir).len(), 1, "the shared connection's child");
+    let (a, seen_a) = connect(&gw.mcp_url(), Era::Legacy).await;
+    let (b, seen_b) = connect(&gw.mcp_url(), Era::Legacy).await;
+    assert!(
+        eventually(Duration::from_secs(10), || processes_in(&dir).len() == 3).await,
+        "each legacy session gets its own child: {:?}",
+        processes_in(&dir)
+    );
+    let ra = a.call_tool(sample("demo__sample", "from a")).await.unwrap();
+    let rb = b.call_tool(sample("demo__sample", "from b")).await.unwrap();
+    assert_eq!(text(&ra), "client said: pong to from a");
+    assert_eq!(text(&rb), "client said: pong to from b");
+    assert_eq!(*seen_a.sampling_requests.lock().unwrap(), 1);
+    assert_eq!(*seen_b.sampling_requests.lock().unwrap(), 1);
+
+    // Ending a session stops its own child.
+    a.cancel().await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || processes_in(&dir).len() == 2).await,
+        "the closed session's child must stop: {:?}",
+        processes_in(&dir)
+    );
+    b.cancel().await.unwrap();
+    assert!(eventually(Duration::from_secs(10), || processes_in(&dir).len() == 1).await);
+}
+
+#[tokio::test]
+async fn a_shared_legacy_connection_refuses_sampling_with_a_specific_error() {
+    // B reaches A over legacy SSE (a legacy session on a shared connection); A's demo asks for
+    // sampling, which A can only relay to B's shared connection, which cannot attribute it.
+    let a = TestGateway::start("", &stdio_demo("demo", None, "")).await;
+    let b = TestGateway::start(
+        "",
+        &http_upstream("a", "sse", &format!("{}/sse", a.base), ""),
+    )
+    .await;
+    let (client, seen) = connect(&b.mcp_url(), Era::Legacy).await;
+    let err = mcp_error(
+        client
+            .call_tool(sample("a__demo__sample", "x"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code.0, -32012, "{err:?}");
+    assert!(err.message.contains("per-session"), "{}", err.message);
+    assert_eq!(*seen.sampling_requests.lock().unwrap(), 0);
+    client.cancel().await.unwrap();
+}
