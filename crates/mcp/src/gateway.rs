@@ -18,9 +18,9 @@ use rmcp::model::{
     GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequest,
     ReadResourceRequestParams, ReadResourceResponse, Reference, RequestMetaObject,
-    ResourceContents, ResultType, ServerConfig, ServerResult, SetLevelRequestParams,
-    SubscribeRequest, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequest,
-    UnsubscribeRequestParams,
+    ResourceContents, ResultType, ServerConfig, ServerResult, SetLevelRequest,
+    SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams, SubscriptionFilter,
+    UnsubscribeRequest, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext, RoleServer, SubscriptionContext};
 use switchboard_domain::{Isolation, ListKind, UpstreamDef, exposed_uri};
@@ -581,11 +581,22 @@ impl ServerHandler for GatewayHandler {
     async fn set_level(
         &self,
         request: SetLevelRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        // Shared connections: the hub filters what it forwards to this session.
         self.gateway
             .hub
             .set_log_level(self.client.id, request.level);
+        // The session's own connections: the upstream itself filters.
+        if let Some(links) = self.links_for(&context).await {
+            for (index, link) in links.iter() {
+                let upstream = &self.gateway.upstreams[index];
+                let set = ClientRequest::from(SetLevelRequest::new(request.clone()));
+                if let Err(err) = upstream.request_on(&link.live, set).await {
+                    tracing::debug!(server = upstream.name(), %err, "upstream refused logging/setLevel");
+                }
+            }
+        }
         Ok(())
     }
 

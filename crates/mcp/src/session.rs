@@ -103,6 +103,11 @@ impl SessionLinks {
         self.links.get(&index)
     }
 
+    /// The session's connections with their upstream index.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &SessionLink)> {
+        self.links.iter().map(|(index, link)| (*index, link))
+    }
+
     /// True when the session has no connection of its own.
     pub fn is_empty(&self) -> bool {
         self.links.is_empty()

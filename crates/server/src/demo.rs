@@ -22,14 +22,69 @@ use rmcp::model::{
     ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams,
     ReadResourceResponse, ReadResourceResult, Reference, Resource, ResourceContents,
     ResourceTemplate, Role, SamplingContent, SamplingMessage, SamplingMessageContentBlock,
-    ServerCapabilities, ServerConfig, Tool,
+    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool, ToolsCapability,
 };
-use rmcp::service::{RequestContext, RoleServer};
+use rmcp::service::{
+    NotificationContext, Peer, RequestContext, RoleServer, SubscriptionContext, SubscriptionSink,
+};
 use serde_json::{Map, Value, json};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// The demo upstream's handler.
+/// The demo upstream's handler. Clones share state, so one HTTP server's sessions see the
+/// same tool list.
 #[derive(Clone, Default)]
-pub struct DemoServer;
+pub struct DemoServer {
+    state: Arc<DemoState>,
+}
+
+/// State shared by all sessions of one demo upstream.
+#[derive(Default)]
+struct DemoState {
+    /// Whether the `extra` tool is listed (flipped by `toggle_extra`).
+    extra: AtomicBool,
+    /// Legacy sessions and 2026-07-28 listen streams to tell about list changes.
+    peers: Mutex<Vec<Peer<RoleServer>>>,
+    listeners: Mutex<Vec<SubscriptionSink>>,
+}
+
+impl DemoServer {
+    fn tools(&self) -> Vec<Tool> {
+        let mut tools = tools();
+        if self.state.extra.load(Ordering::Acquire) {
+            tools.push(Tool::new(
+                "extra",
+                "Appears and disappears with toggle_extra.",
+                schema(json!({"type": "object"})),
+            ));
+        }
+        tools
+    }
+
+    /// Flips the `extra` tool and tells every session and listener.
+    async fn toggle_extra(&self) -> bool {
+        let now = !self.state.extra.fetch_xor(true, Ordering::AcqRel);
+        let peers: Vec<_> = self
+            .state
+            .peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for peer in peers {
+            let _ = peer.notify_tool_list_changed().await;
+        }
+        let listeners: Vec<_> = self
+            .state
+            .listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for sink in listeners {
+            let _ = sink.notify_tool_list_changed().await;
+        }
+        now
+    }
+}
 
 fn schema(value: Value) -> Arc<Map<String, Value>> {
     match value {
@@ -60,6 +115,11 @@ fn tools() -> Vec<Tool> {
             schema(
                 json!({"type": "object", "properties": {"prompt": {"type": "string"}}, "required": ["prompt"]}),
             ),
+        ),
+        Tool::new(
+            "toggle_extra",
+            "Adds or removes the tool `extra` and announces the list change.",
+            schema(json!({"type": "object"})),
         ),
         Tool::new(
             "slow_count",
@@ -148,7 +208,9 @@ async fn sample(
 impl ServerHandler for DemoServer {
     fn get_info(&self) -> ServerConfig {
         let mut caps = ServerCapabilities::default();
-        caps.tools = Some(Default::default());
+        let mut tools_cap = ToolsCapability::default();
+        tools_cap.list_changed = Some(true);
+        caps.tools = Some(tools_cap);
         caps.prompts = Some(Default::default());
         caps.resources = Some(Default::default());
         caps.completions = Some(Default::default());
@@ -160,12 +222,39 @@ impl ServerHandler for DemoServer {
         info
     }
 
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.state
+            .peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(context.peer);
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let mut accepted = SubscriptionFilter::new();
+        accepted.tools_list_changed = requested.tools_list_changed;
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        self.state
+            .listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(context.sink().clone());
+        context.cancelled().await;
+        Ok(())
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(tools()))
+        Ok(ListToolsResult::with_all_items(self.tools()))
     }
 
     async fn call_tool(
@@ -187,6 +276,15 @@ impl ServerHandler for DemoServer {
                 text(sum.to_string())
             }
             "sample" => return sample(&request, &context).await,
+            "toggle_extra" => {
+                let listed = self.toggle_extra().await;
+                text(if listed {
+                    "extra is listed"
+                } else {
+                    "extra is not listed"
+                })
+            }
+            "extra" if self.state.extra.load(Ordering::Acquire) => text("extra tool"),
             "slow_count" => {
                 let steps = number(args, "steps")?.clamp(1.0, 1000.0) as u32;
                 let delay = args

@@ -3,6 +3,7 @@
 //! With no arguments it starts the zero-setup demo (a built-in demo upstream on
 //! 127.0.0.1:8931). See `switchboard --help`.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -15,7 +16,12 @@ use switchboard_server::demo::DemoServer;
 #[command(name = "switchboard", version, about = "Multi-tenant MCP gateway")]
 struct Cli {
     /// Log filter (e.g. `info`, `switchboard_mcp=debug`).
-    #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info", global = true)]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_LOG",
+        default_value = "info,rmcp=warn",
+        global = true
+    )]
     log: String,
     /// Log format.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", default_value = "text", global = true, value_parser = ["text", "json"])]
@@ -69,6 +75,7 @@ fn init_logging(filter: &str, format: &str) {
     // Logs go to stderr: stdout belongs to the MCP stdio transport in `connect`/`demo-upstream`.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
@@ -149,7 +156,7 @@ async fn wait_for_signal() {
 async fn demo_upstream(http: Option<String>) -> anyhow::Result<()> {
     match http {
         None => {
-            let running = DemoServer
+            let running = DemoServer::default()
                 .serve(rmcp::transport::stdio())
                 .await
                 .context("demo upstream: handshake on stdio failed")?;
@@ -160,8 +167,9 @@ async fn demo_upstream(http: Option<String>) -> anyhow::Result<()> {
             use rmcp::transport::streamable_http_server::{
                 StreamableHttpServerConfig, StreamableHttpService,
             };
+            let demo = DemoServer::default();
             let service = StreamableHttpService::new(
-                || Ok(DemoServer),
+                move || Ok(demo.clone()),
                 std::sync::Arc::new(LocalSessionManager::default()),
                 StreamableHttpServerConfig::default().disable_allowed_hosts(),
             );

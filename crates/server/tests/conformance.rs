@@ -58,10 +58,17 @@ async fn official_conformance_suite_passes_through_the_gateway() {
     let mut failures = Vec::new();
     for requirements in ["2025-11-25", "2026-07-28"] {
         let (ok, output) = run_suite(&peers, &gw.mcp_url(), requirements).await;
-        eprintln!("conformance --requirements {requirements}:\n{}", totals(&output));
+        eprintln!(
+            "conformance --requirements {requirements}:\n{}",
+            totals(&output)
+        );
         if !ok {
             failures.push(format!("--requirements {requirements}:\n{output}"));
         }
     }
-    assert!(failures.is_empty(), "conformance failures beyond the baseline:\n{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "conformance failures beyond the baseline:\n{}",
+        failures.join("\n\n")
+    );
 }

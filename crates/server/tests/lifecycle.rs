@@ -79,7 +79,10 @@ async fn idle_stdio_children_stop_and_come_back_on_demand() {
     );
     let (client, _) = connect(&gw.mcp_url(), Era::Modern).await;
     // Lists are served from the cache while the child is stopped.
-    assert_eq!(client.list_all_tools().await.unwrap().len(), DEMO_TOOLS.len());
+    assert_eq!(
+        client.list_all_tools().await.unwrap().len(),
+        DEMO_TOOLS.len()
+    );
     assert!(
         processes_in(&dir).is_empty(),
         "listing must not wake the child"
@@ -208,7 +211,10 @@ async fn clients_are_told_when_an_upstream_appears() {
         StreamableHttpServerConfig, StreamableHttpService,
     };
     let service = StreamableHttpService::new(
-        || Ok(switchboard_server::demo::DemoServer),
+        {
+            let demo = switchboard_server::demo::DemoServer::default();
+            move || Ok(demo.clone())
+        },
         std::sync::Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default(),
     );
@@ -231,4 +237,54 @@ async fn clients_are_told_when_an_upstream_appears() {
     assert_eq!(tools.len(), 2 * DEMO_TOOLS.len());
     assert!(tools.iter().any(|t| t.name == "late__echo"));
     client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn list_changes_of_a_modern_upstream_reach_legacy_sessions_and_modern_listeners() {
+    // The demo upstream speaks 2026-07-28 on stdio: it announces list changes only on a
+    // subscriptions/listen stream, which the gateway keeps open.
+    let gw = TestGateway::start("", &stdio_demo("demo", None, "")).await;
+    let (legacy, seen) = connect(&gw.mcp_url(), Era::Legacy).await;
+    let (modern, _) = connect(&gw.mcp_url(), Era::Modern).await;
+    let mut filter = rmcp::model::SubscriptionFilter::new();
+    filter.tools_list_changed = Some(true);
+    let mut listener = modern
+        .listen(filter)
+        .await
+        .expect("gateway accepts subscriptions/listen");
+
+    let toggle = CallToolRequestParams::new("demo__toggle_extra");
+    let result = legacy.call_tool(toggle).await.unwrap();
+    assert_eq!(result.content[0].as_text().unwrap().text, "extra is listed");
+
+    assert!(
+        eventually(Duration::from_secs(10), || *seen
+            .tools_changed_count
+            .lock()
+            .unwrap()
+            > 0)
+        .await,
+        "the legacy session must get notifications/tools/list_changed"
+    );
+    let notification = tokio::time::timeout(Duration::from_secs(10), listener.next())
+        .await
+        .expect("a listen-stream notification in time")
+        .unwrap()
+        .expect("stream open");
+    assert!(
+        matches!(
+            notification,
+            rmcp::model::ServerNotification::ToolListChangedNotification(_)
+        ),
+        "{notification:?}"
+    );
+    let tools = modern.list_all_tools().await.unwrap();
+    assert!(tools.iter().any(|t| t.name == "demo__extra"));
+    let extra = legacy
+        .call_tool(CallToolRequestParams::new("demo__extra"))
+        .await
+        .unwrap();
+    assert_eq!(extra.content[0].as_text().unwrap().text, "extra tool");
+    legacy.cancel().await.unwrap();
+    modern.cancel().await.unwrap();
 }

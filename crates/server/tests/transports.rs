@@ -222,3 +222,53 @@ async fn a_legacy_sse_upstream_is_proxied() {
         client.cancel().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn sse_streams_carry_keep_alives() {
+    let gw = TestGateway::start("sse_keep_alive_ms = 100", &stdio_demo("demo", None, "")).await;
+    let response = reqwest::Client::new()
+        .get(format!("{}/sse", gw.base))
+        .send()
+        .await
+        .unwrap();
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !buffer.lines().any(|l| l.starts_with(':')) {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("a keep-alive comment within 5 s")
+            .unwrap()
+            .unwrap();
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[tokio::test]
+async fn the_stdio_bridge_reaches_a_remote_gateway() {
+    use rmcp::ServiceExt;
+    let gw = TestGateway::start("", &stdio_demo("demo", None, "")).await;
+    let mut command = tokio::process::Command::new(switchboard_bin());
+    command.args(["connect", &gw.mcp_url(), "--token", "not-needed-yet"]);
+    let transport = rmcp::transport::TokioChildProcess::new(command).unwrap();
+    let client = tokio::time::timeout(
+        Duration::from_secs(20),
+        TestClient::default().serve(transport),
+    )
+    .await
+    .expect("bridge handshake in time")
+    .expect("bridge handshake succeeds");
+    let tools = client.list_all_tools().await.unwrap();
+    assert!(
+        tools.iter().any(|t| t.name == "demo__echo"),
+        "names pass through the bridge unchanged"
+    );
+    let mut params = CallToolRequestParams::new("demo__echo");
+    params.arguments = json!({"text": "through the bridge"}).as_object().cloned();
+    let result = client.call_tool(params).await.unwrap();
+    assert_eq!(
+        result.content[0].as_text().unwrap().text,
+        "through the bridge"
+    );
+    client.cancel().await.unwrap();
+}

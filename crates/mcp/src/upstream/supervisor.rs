@@ -8,6 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use rmcp::model::{ProtocolVersion, ServerCapabilities, ServerNotification, SubscriptionFilter};
+use rmcp::service::{Peer, RoleClient};
+
 use super::client::SharedClient;
 use super::connect::{self, Connection};
 use super::lists::{self, Lists, Wanted};
@@ -188,6 +191,18 @@ async fn serve(upstream: &Arc<Upstream>, conn: Connection<SharedClient>, connect
         "upstream ready"
     );
     upstream.connected.send_modify(|n| *n += 1);
+    // 2026-07-28 upstreams announce list changes only on a `subscriptions/listen` stream.
+    let _listener = info
+        .as_ref()
+        .filter(|i| i.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str())
+        .and_then(|i| list_change_filter(&i.capabilities))
+        .map(|filter| {
+            AbortOnDrop(tokio::spawn(listen_for_changes(
+                upstream.clone(),
+                conn.running.peer().clone(),
+                filter,
+            )))
+        });
 
     let mut ttl = tokio::time::interval(upstream.def.timeouts.list_ttl);
     ttl.tick().await;
@@ -220,6 +235,81 @@ async fn serve(upstream: &Arc<Upstream>, conn: Connection<SharedClient>, connect
     upstream.live.store(None);
     close(conn).await;
     ended
+}
+
+/// Aborts a background task when dropped (the listener ends with its connection).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The list-change notifications an upstream can send, as a listen filter.
+fn list_change_filter(caps: &ServerCapabilities) -> Option<SubscriptionFilter> {
+    let mut filter = SubscriptionFilter::new();
+    let changed = |flag: Option<bool>| flag == Some(true);
+    if caps.tools.as_ref().is_some_and(|c| changed(c.list_changed)) {
+        filter.tools_list_changed = Some(true);
+    }
+    if caps
+        .prompts
+        .as_ref()
+        .is_some_and(|c| changed(c.list_changed))
+    {
+        filter.prompts_list_changed = Some(true);
+    }
+    if caps
+        .resources
+        .as_ref()
+        .is_some_and(|c| changed(c.list_changed))
+    {
+        filter.resources_list_changed = Some(true);
+    }
+    let any = filter.tools_list_changed.is_some()
+        || filter.prompts_list_changed.is_some()
+        || filter.resources_list_changed.is_some();
+    any.then_some(filter)
+}
+
+/// Keeps a `subscriptions/listen` stream open to a 2026-07-28 upstream and turns its
+/// list-change notifications into re-lists.
+async fn listen_for_changes(
+    upstream: Arc<Upstream>,
+    peer: Peer<RoleClient>,
+    filter: SubscriptionFilter,
+) {
+    let mut subscription = match peer.listen(filter).await {
+        Ok(s) => s,
+        Err(err) => {
+            tracing::info!(server = upstream.name(), %err, "upstream refused subscriptions/listen; relying on the list TTL");
+            return;
+        }
+    };
+    loop {
+        let wanted = match subscription.next().await {
+            Ok(Some(ServerNotification::ToolListChangedNotification(_))) => Wanted {
+                tools: true,
+                ..Wanted::default()
+            },
+            Ok(Some(ServerNotification::PromptListChangedNotification(_))) => Wanted {
+                prompts: true,
+                ..Wanted::default()
+            },
+            Ok(Some(ServerNotification::ResourceListChangedNotification(_))) => Wanted {
+                resources: true,
+                ..Wanted::default()
+            },
+            Ok(Some(_)) => continue,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::debug!(server = upstream.name(), %err, "upstream listen stream ended");
+                return;
+            }
+        };
+        upstream.request_refresh(wanted);
+    }
 }
 
 /// Resolves when the connection's service loop has ended.

@@ -22,7 +22,7 @@ use switchboard_server::{Config, Running};
 use tokio::sync::Notify;
 
 /// The demo upstream's tools, sorted.
-pub const DEMO_TOOLS: [&str; 4] = ["add", "echo", "sample", "slow_count"];
+pub const DEMO_TOOLS: [&str; 5] = ["add", "echo", "sample", "slow_count", "toggle_extra"];
 
 /// Path of the `switchboard` binary built for these tests.
 pub fn switchboard_bin() -> String {
@@ -237,7 +237,10 @@ pub async fn http_demo_upstream() -> (String, tokio_util::sync::CancellationToke
     };
     let ct = tokio_util::sync::CancellationToken::new();
     let service = StreamableHttpService::new(
-        || Ok(switchboard_server::demo::DemoServer),
+        {
+            let demo = switchboard_server::demo::DemoServer::default();
+            move || Ok(demo.clone())
+        },
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default().with_cancellation_token(ct.clone()),
     );
