@@ -70,6 +70,9 @@ pub struct Timeouts {
     pub idle: Option<Duration>,
     /// Re-list an upstream that never sends `list_changed` after this long.
     pub list_ttl: Duration,
+    /// How often a connected upstream is pinged; a ping unanswered within `connect` (at most
+    /// 5 s) marks the connection dead and it is replaced.
+    pub ping_interval: Duration,
 }
 
 impl Default for Timeouts {
@@ -79,6 +82,7 @@ impl Default for Timeouts {
             request: Duration::from_secs(120),
             idle: None,
             list_ttl: Duration::from_secs(300),
+            ping_interval: Duration::from_secs(15),
         }
     }
 }
@@ -115,6 +119,7 @@ pub struct RawUpstream {
     pub request_timeout_ms: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
     pub list_ttl_ms: Option<u64>,
+    pub ping_interval_ms: Option<u64>,
 }
 
 /// A problem in one upstream definition: which field, and what to do about it.
@@ -266,6 +271,11 @@ impl UpstreamDef {
                 .filter(|ms| *ms > 0)
                 .map(Duration::from_millis),
             list_ttl: positive("list_ttl_ms", raw.list_ttl_ms, defaults.list_ttl)?,
+            ping_interval: positive(
+                "ping_interval_ms",
+                raw.ping_interval_ms,
+                defaults.ping_interval,
+            )?,
         };
         Ok(UpstreamDef {
             name: server,

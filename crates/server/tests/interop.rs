@@ -272,3 +272,224 @@ async fn clients_of_both_eras_reach_every_upstream_transport() {
         failures.join("\n")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampling_elicitation_roots_and_progress_round_trip_through_the_gateway() {
+    let Some(peers) =
+        peers("sampling_elicitation_roots_and_progress_round_trip_through_the_gateway")
+    else {
+        return;
+    };
+    let root = repo_root();
+    let (_sse, sse_port) = everything_http(&peers, "sse").await;
+    let (_http, http_port) = everything_http(&peers, "streamableHttp").await;
+    // One gateway per upstream transport, each with server-everything behind it, per-session.
+    let gateways = [
+        (
+            "stdio",
+            TestGateway::start(
+                "startup_wait_ms = 30000",
+                &format!(
+                    "[upstreams.everything]\ntransport = \"stdio\"\ncommand = \"node\"\nargs = [{:?}, \"stdio\"]\nisolation = \"per-session\"\n",
+                    peers.everything
+                ),
+            )
+            .await,
+        ),
+        (
+            "sse",
+            TestGateway::start(
+                "startup_wait_ms = 30000",
+                &http_upstream("everything", "sse", &format!("http://127.0.0.1:{sse_port}/sse"), "isolation = \"per-session\""),
+            )
+            .await,
+        ),
+        (
+            "streamable-http",
+            TestGateway::start(
+                "startup_wait_ms = 30000",
+                &http_upstream("everything", "streamable-http", &format!("http://127.0.0.1:{http_port}/mcp"), "isolation = \"per-session\""),
+            )
+            .await,
+        ),
+    ];
+    let py = root
+        .join("tests/interop/py_client.py")
+        .display()
+        .to_string();
+    let ts = root
+        .join("tests/interop/ts_client.mjs")
+        .display()
+        .to_string();
+    let modules = peers.node_modules.display().to_string();
+    let mut runs = Vec::new();
+    for (upstream_transport, gw) in &gateways {
+        let clients: Vec<(&str, String, Vec<String>)> = vec![
+            (
+                "python legacy streamable",
+                peers.python.clone(),
+                vec![
+                    py.clone(),
+                    "--mode".into(),
+                    "legacy".into(),
+                    "--url".into(),
+                    gw.mcp_url(),
+                ],
+            ),
+            (
+                "python legacy sse",
+                peers.python.clone(),
+                vec![
+                    py.clone(),
+                    "--mode".into(),
+                    "legacy".into(),
+                    "--transport".into(),
+                    "sse".into(),
+                    "--url".into(),
+                    format!("{}/sse", gw.base),
+                ],
+            ),
+            (
+                "ts sdk-1.32.2 legacy streamable",
+                "node".into(),
+                vec![
+                    ts.clone(),
+                    "--modules".into(),
+                    modules.clone(),
+                    "--sdk".into(),
+                    "legacy".into(),
+                    "--mode".into(),
+                    "legacy".into(),
+                    "--url".into(),
+                    gw.mcp_url(),
+                ],
+            ),
+            (
+                "ts sdk-1.32.2 legacy sse",
+                "node".into(),
+                vec![
+                    ts.clone(),
+                    "--modules".into(),
+                    modules.clone(),
+                    "--sdk".into(),
+                    "legacy".into(),
+                    "--mode".into(),
+                    "legacy".into(),
+                    "--transport".into(),
+                    "sse".into(),
+                    "--url".into(),
+                    format!("{}/sse", gw.base),
+                ],
+            ),
+            (
+                "ts client-2.4.0 legacy streamable",
+                "node".into(),
+                vec![
+                    ts.clone(),
+                    "--modules".into(),
+                    modules.clone(),
+                    "--sdk".into(),
+                    "v2".into(),
+                    "--mode".into(),
+                    "legacy".into(),
+                    "--url".into(),
+                    gw.mcp_url(),
+                ],
+            ),
+        ];
+        for (label, program, mut args) in clients {
+            args.push("--everything-fidelity".into());
+            runs.push((
+                format!("{label} → server-everything over {upstream_transport}"),
+                program,
+                args,
+            ));
+        }
+    }
+    let results: Vec<(String, Result<String, String>)> = futures::stream::iter(runs)
+        .map(
+            |(label, program, args)| async move { (label, run_client(&program, &args, &[]).await) },
+        )
+        .buffer_unordered(3)
+        .collect()
+        .await;
+    let mut failures = Vec::new();
+    for (label, result) in &results {
+        match result {
+            Ok(out) => eprintln!("PASS {label}: {}", out.trim()),
+            Err(e) => failures.push(format!("FAIL {label}: {e}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} fidelity runs failed:\n{}",
+        failures.len(),
+        results.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_http_upstream_is_reconnected_transparently() {
+    let Some(peers) = peers("a_restarted_http_upstream_is_reconnected_transparently") else {
+        return;
+    };
+    // server-everything speaks only the legacy era: its sessions die with the process.
+    let (first, port) = everything_http(&peers, "streamableHttp").await;
+    let gw = TestGateway::start(
+        "startup_wait_ms = 30000",
+        &http_upstream(
+            "ev",
+            "streamable-http",
+            &format!("http://127.0.0.1:{port}/mcp"),
+            "ping_interval_ms = 500\nrequest_timeout_ms = 10000",
+        ),
+    )
+    .await;
+    let (client, _) = connect(&gw.mcp_url(), Era::Legacy).await;
+    let mut echo = rmcp::model::CallToolRequestParams::new("ev__echo");
+    echo.arguments = serde_json::json!({"message": "before"})
+        .as_object()
+        .cloned();
+    assert!(
+        client.call_tool(echo.clone()).await.unwrap().content[0]
+            .as_text()
+            .unwrap()
+            .text
+            .contains("before")
+    );
+
+    drop(first);
+    let preload = repo_root().join("tests/peers/loopback.cjs");
+    let _second = spawn_listening(
+        "node",
+        &[&peers.everything, "streamableHttp"],
+        &[
+            ("PORT", port.to_string()),
+            ("NODE_OPTIONS", format!("--require {}", preload.display())),
+        ],
+        port,
+    )
+    .await;
+    // The upstream session is gone. server-everything then answers with an id-less 400 instead
+    // of 404, so requests would hang; the gateway's health check replaces the connection.
+    let last = std::sync::Mutex::new(String::new());
+    let ok = eventually_async(std::time::Duration::from_secs(30), || async {
+        match client.call_tool(echo.clone()).await {
+            Ok(r) => r.content[0]
+                .as_text()
+                .is_some_and(|t| t.text.contains("before")),
+            Err(e) => {
+                *last.lock().unwrap() = e.to_string();
+                false
+            }
+        }
+    })
+    .await;
+    let last = last.into_inner().unwrap();
+    assert!(
+        ok,
+        "calls must work again after the upstream restarted; last error: {last}"
+    );
+    client.cancel().await.unwrap();
+}

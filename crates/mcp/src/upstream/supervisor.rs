@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rmcp::model::{ProtocolVersion, ServerCapabilities, ServerNotification, SubscriptionFilter};
-use rmcp::service::{Peer, RoleClient};
+use rmcp::model::{
+    ClientRequest, PingRequest, ProtocolVersion, ServerCapabilities, ServerNotification,
+    SubscriptionFilter,
+};
+use rmcp::service::{Peer, PeerRequestOptions, RoleClient};
 
 use super::client::SharedClient;
 use super::connect::{self, Connection};
@@ -17,6 +20,8 @@ use super::lists::{self, Lists, Wanted};
 use super::{Health, Live, NEXT_CONNECTION, Upstream, UpstreamStatus};
 
 /// How long a stopping stdio child gets between SIGTERM and SIGKILL.
+/// Longest wait for a ping answer.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const CHILD_GRACE: Duration = Duration::from_secs(2);
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -212,9 +217,18 @@ async fn serve(upstream: &Arc<Upstream>, conn: Connection<SharedClient>, connect
     }));
     idle_check.tick().await;
 
+    let mut ping = tokio::time::interval(upstream.def.timeouts.ping_interval);
+    ping.tick().await;
+
     let ended = loop {
         let wanted = tokio::select! {
             _ = closed(&conn) => break Ended::Closed("connection closed".into()),
+            _ = ping.tick() => {
+                match health_check(upstream, &conn).await {
+                    Ok(()) => continue,
+                    Err(reason) => break Ended::Closed(reason),
+                }
+            }
             _ = upstream.refresh.notified() => upstream.take_refresh(),
             _ = ttl.tick() => Wanted::ALL,
             _ = idle_check.tick() => {
@@ -235,6 +249,27 @@ async fn serve(upstream: &Arc<Upstream>, conn: Connection<SharedClient>, connect
     upstream.live.store(None);
     close(conn).await;
     ended
+}
+
+/// Pings the upstream. Any answer, even an error (2026-07-28 has no `ping`), proves the
+/// connection alive; silence or a transport failure means it must be replaced. This catches
+/// upstreams that lose a session without saying 404 (they then drop requests silently).
+async fn health_check(upstream: &Upstream, conn: &Connection<SharedClient>) -> Result<(), String> {
+    let timeout = upstream.def.timeouts.connect.min(PING_TIMEOUT);
+    let ping = ClientRequest::PingRequest(PingRequest::default());
+    let sent = conn
+        .running
+        .peer()
+        .send_request_with_option(ping, PeerRequestOptions::with_timeout(timeout))
+        .await;
+    let answer = match sent {
+        Ok(handle) => handle.await_response().await,
+        Err(err) => Err(err),
+    };
+    match answer {
+        Ok(_) | Err(rmcp::ServiceError::McpError(_)) => Ok(()),
+        Err(err) => Err(format!("health check failed: {err}")),
+    }
 }
 
 /// Aborts a background task when dropped (the listener ends with its connection).

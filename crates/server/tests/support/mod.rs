@@ -255,3 +255,21 @@ pub async fn http_demo_upstream() -> (String, tokio_util::sync::CancellationToke
     });
     (format!("http://{addr}/mcp"), ct)
 }
+
+/// Like [`eventually`] for an async check, retried every 200 ms.
+pub async fn eventually_async<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
