@@ -133,8 +133,14 @@ async fn progress_reaches_the_caller_with_its_own_token_in_both_eras() {
 
 #[tokio::test]
 async fn cancelling_a_call_cancels_it_upstream() {
+    for era in [Era::Legacy, Era::Modern] {
+        cancel_in(era).await;
+    }
+}
+
+async fn cancel_in(era: Era) {
     let gw = TestGateway::start("", &stdio_demo("demo", None, "")).await;
-    let (client, _) = connect(&gw.mcp_url(), Era::Legacy).await;
+    let (client, _) = connect(&gw.mcp_url(), era).await;
     let mut params = CallToolRequestParams::new("demo__slow_count");
     params.arguments = json!({"steps": 1000, "delay_ms": 50}).as_object().cloned();
     let handle = client
@@ -155,7 +161,7 @@ async fn cancelling_a_call_cancels_it_upstream() {
         .unwrap();
     assert!(
         eventually(Duration::from_secs(5), || gw.gateway().in_flight() == 0).await,
-        "the upstream request must end when the client cancels"
+        "{era:?}: the upstream request must end when the client cancels"
     );
     drop(handle);
     // The connection keeps working.
