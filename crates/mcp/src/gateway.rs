@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::bridge::{self, Bridges, Outcome};
 use crate::catalog::{Catalog, Route};
 use crate::error::GatewayError;
 use crate::hub::{ClientId, Hub};
@@ -67,6 +68,8 @@ pub struct Gateway {
     http: Option<reqwest::Client>,
     /// Whether any upstream wants per-session connections.
     has_per_session: bool,
+    /// 2026-07-28 calls waiting for their client's answers (see [`crate::bridge`]).
+    bridges: Bridges,
 }
 
 /// Counts one upstream request in flight while alive.
@@ -112,6 +115,7 @@ impl Gateway {
             catalog: ArcSwap::from_pointee(Catalog::build(&upstreams)),
             http,
             has_per_session,
+            bridges: Bridges::default(),
             upstreams,
             hub,
             config,
@@ -276,6 +280,53 @@ impl GatewayHandler {
         self.links(&ctx.peer, is_legacy(ctx)).await
     }
 
+    /// Runs a 2026-07-28 `tools/call` through the bridge when it must (a retry carrying one of
+    /// the bridge's `requestState`s, or a per-session upstream and a client that can answer
+    /// server-to-client requests); `None` means forward it normally.
+    async fn bridge_call(
+        &self,
+        route: &Route,
+        request: &mut CallToolRequestParams,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<Option<Outcome>, ErrorData> {
+        if let Some(state) = request
+            .request_state
+            .as_deref()
+            .filter(|s| s.starts_with(bridge::STATE_PREFIX))
+        {
+            let responses = request.input_responses.take().unwrap_or_default();
+            return self
+                .gateway
+                .bridges
+                .resume(state, responses)
+                .await
+                .map(Some);
+        }
+        let upstream = self.upstream(route);
+        let capabilities = ctx.client_capabilities();
+        let Some(http) = self.gateway.http.clone() else {
+            return Ok(None);
+        };
+        if upstream.def().isolation != Isolation::PerSession
+            || !bridge::client_can_answer(capabilities.as_ref())
+        {
+            return Ok(None);
+        }
+        self.gateway.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight(&self.gateway.in_flight);
+        let upstream_request = ClientRequest::from(CallToolRequest::new(request.clone()));
+        self.gateway
+            .bridges
+            .start(
+                upstream.clone(),
+                upstream_request,
+                capabilities.unwrap_or_default(),
+                http,
+            )
+            .await
+            .map(Some)
+    }
+
     /// The catalog this request sees: the shared one, or the session's own view.
     async fn view(&self, ctx: &RequestContext<RoleServer>) -> Arc<Catalog> {
         let shared = self.gateway.catalog.load_full();
@@ -376,6 +427,16 @@ impl ServerHandler for GatewayHandler {
         request.name = route.name.to_string().into();
         request.meta = forwarded_meta(&context.meta);
         let legacy = is_legacy(&context);
+        if !legacy && let Some(outcome) = self.bridge_call(&route, &mut request, &context).await? {
+            return match outcome {
+                Outcome::InputRequired(r) => Ok(CallToolResponse::InputRequired(r)),
+                Outcome::Done(ServerResult::CallToolResult(mut r)) => {
+                    mark_complete(&mut r.result_type);
+                    Ok(CallToolResponse::Complete(r))
+                }
+                Outcome::Done(_) => Err(unexpected(self.upstream(&route).name(), "tools/call")),
+            };
+        }
         for _ in 0..mrtr::MAX_ROUNDS {
             let upstream_request = ClientRequest::from(CallToolRequest::new(request.clone()));
             match self.forward(&route, upstream_request, &context).await? {

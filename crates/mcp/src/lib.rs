@@ -13,6 +13,7 @@
 // real clients speak; a gateway must carry them.
 #![allow(deprecated)]
 
+pub mod bridge;
 pub mod catalog;
 pub mod downstream;
 pub mod error;

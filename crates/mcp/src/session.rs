@@ -15,8 +15,9 @@ use arc_swap::ArcSwap;
 use rmcp::ErrorData;
 use rmcp::handler::client::ClientHandler;
 use rmcp::model::{
-    ClientConfig, CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams,
-    ElicitResult, ListRootsResult, LoggingMessageNotificationParam, ProgressNotificationParam,
+    ClientConfig, CreateMessageRequest, CreateMessageRequestParams, CreateMessageResult,
+    ElicitRequest, ElicitRequestParams, ElicitResult, InputRequest, ListRootsRequest,
+    ListRootsResult, LoggingMessageNotificationParam, ProgressNotificationParam,
     ResourceUpdatedNotificationParam, ServerCapabilities,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext, RoleClient, RoleServer};
@@ -42,6 +43,16 @@ pub struct SessionLink {
     pub live: Live,
     state: Arc<LinkState>,
     conn: Mutex<Option<Connection<SessionClient>>>,
+}
+
+impl SessionLink {
+    /// Closes the connection now (a bridged call's link ends with its call).
+    pub(crate) async fn close(self) {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(conn) = conn {
+            connect::close(conn, CHILD_GRACE).await;
+        }
+    }
 }
 
 /// All connections of one downstream session, by upstream index.
@@ -72,7 +83,7 @@ impl SessionLinks {
                 info.capabilities = capabilities.clone();
                 open_link(
                     upstream.clone(),
-                    downstream.clone(),
+                    Downstream::Session(downstream.clone()),
                     info,
                     generation.clone(),
                     http,
@@ -165,9 +176,9 @@ impl Drop for SessionLinks {
     }
 }
 
-async fn open_link(
+pub(crate) async fn open_link(
     upstream: Arc<Upstream>,
-    downstream: Peer<RoleServer>,
+    downstream: Downstream,
     info: ClientConfig,
     generation: Arc<AtomicU64>,
     http: &reqwest::Client,
@@ -231,11 +242,21 @@ async fn open_link(
     (index, Ok(link))
 }
 
+/// Where a session-owned connection's server-to-client traffic goes.
+#[derive(Clone)]
+pub enum Downstream {
+    /// A legacy session: requests and notifications go straight to its peer.
+    Session(Peer<RoleServer>),
+    /// A 2026-07-28 request being bridged (see [`crate::bridge`]): input requests become
+    /// `input_required` rounds; notifications have no session to go to.
+    Bridge(crate::bridge::InputSender),
+}
+
 /// Handles what an upstream sends on a session-owned connection: everything goes to the
 /// one downstream client of that session.
 #[derive(Clone)]
 pub struct SessionClient {
-    downstream: Peer<RoleServer>,
+    downstream: Downstream,
     info: ClientConfig,
     connection: u64,
     state: Arc<LinkState>,
@@ -253,7 +274,9 @@ fn relay_error(err: rmcp::ServiceError) -> ErrorData {
 impl SessionClient {
     fn refresh(&self, wanted: Wanted) {
         let state = self.state.clone();
-        let downstream = self.downstream.clone();
+        let Downstream::Session(downstream) = self.downstream.clone() else {
+            return; // a bridged request lives too briefly to re-list
+        };
         tokio::spawn(async move {
             let Some(peer) = state.peer.get().cloned() else {
                 return;
@@ -301,10 +324,16 @@ impl ClientHandler for SessionClient {
         params: CreateMessageRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, ErrorData> {
-        self.downstream
-            .create_message(params)
-            .await
-            .map_err(relay_error)
+        match &self.downstream {
+            Downstream::Session(peer) => peer.create_message(params).await.map_err(relay_error),
+            Downstream::Bridge(bridge) => {
+                bridge
+                    .ask(InputRequest::CreateMessage(CreateMessageRequest::new(
+                        params,
+                    )))
+                    .await
+            }
+        }
     }
 
     async fn create_elicitation(
@@ -312,17 +341,30 @@ impl ClientHandler for SessionClient {
         request: ElicitRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
-        self.downstream
-            .create_elicitation(request)
-            .await
-            .map_err(relay_error)
+        match &self.downstream {
+            Downstream::Session(peer) => {
+                peer.create_elicitation(request).await.map_err(relay_error)
+            }
+            Downstream::Bridge(bridge) => {
+                bridge
+                    .ask(InputRequest::Elicitation(ElicitRequest::new(request)))
+                    .await
+            }
+        }
     }
 
     async fn list_roots(
         &self,
         _context: RequestContext<RoleClient>,
     ) -> Result<ListRootsResult, ErrorData> {
-        self.downstream.list_roots().await.map_err(relay_error)
+        match &self.downstream {
+            Downstream::Session(peer) => peer.list_roots().await.map_err(relay_error),
+            Downstream::Bridge(bridge) => {
+                bridge
+                    .ask(InputRequest::ListRoots(ListRootsRequest::default()))
+                    .await
+            }
+        }
     }
 
     async fn on_progress(
@@ -342,7 +384,9 @@ impl ClientHandler for SessionClient {
         params: LoggingMessageNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        let _ = self.downstream.notify_logging_message(params).await;
+        if let Downstream::Session(peer) = &self.downstream {
+            let _ = peer.notify_logging_message(params).await;
+        }
     }
 
     async fn on_resource_updated(
@@ -351,7 +395,9 @@ impl ClientHandler for SessionClient {
         _context: NotificationContext<RoleClient>,
     ) {
         params.uri = exposed_uri(&self.state.upstream.def().prefix, &params.uri);
-        let _ = self.downstream.notify_resource_updated(params).await;
+        if let Downstream::Session(peer) = &self.downstream {
+            let _ = peer.notify_resource_updated(params).await;
+        }
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {

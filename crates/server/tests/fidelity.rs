@@ -106,3 +106,38 @@ async fn a_shared_legacy_connection_refuses_sampling_with_a_specific_error() {
     assert_eq!(*seen.sampling_requests.lock().unwrap(), 0);
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn modern_client_answers_a_legacy_upstream_through_input_required_rounds() {
+    // Per-session upstream: a 2026-07-28 call runs on a connection of its own that speaks the
+    // legacy protocol; the upstream's sampling request comes back to the client as an
+    // input_required round and the answer goes back to the waiting upstream.
+    let dir = temp_dir("bridge");
+    let gw = TestGateway::start(
+        "",
+        &stdio_demo("demo", Some(&dir), "isolation = \"per-session\""),
+    )
+    .await;
+    let (client, seen) = connect(&gw.mcp_url(), Era::Modern).await;
+    for round in 0..2 {
+        let prompt = format!("bridged {round}");
+        let result = client
+            .call_tool(sample("demo__sample", &prompt))
+            .await
+            .unwrap();
+        assert_eq!(text(&result), format!("client said: pong to {prompt}"));
+    }
+    assert_eq!(*seen.sampling_requests.lock().unwrap(), 2);
+    assert!(
+        eventually(Duration::from_secs(10), || processes_in(&dir).len() == 1).await,
+        "a bridged call's own connection closes with the call: {:?}",
+        processes_in(&dir)
+    );
+    // A forged or replayed requestState is refused with a clear error.
+    let mut forged = sample("demo__sample", "x");
+    forged.request_state = Some("switchboard-bridge:nope".into());
+    let err = mcp_error(client.peer().call_tool_once(forged).await.unwrap_err());
+    assert_eq!(err.code.0, -32602);
+    assert!(err.message.contains("requestState"), "{}", err.message);
+    client.cancel().await.unwrap();
+}
