@@ -76,7 +76,7 @@ struct Parked {
 
 /// What a bridged call produced for the client this round.
 pub enum Outcome {
-    Done(ServerResult),
+    Done(Box<ServerResult>),
     InputRequired(InputRequiredResult),
 }
 
@@ -168,7 +168,11 @@ impl Bridges {
         let mut next = Some(first);
         while let Some(event) = next.take() {
             match event {
-                Event::Done(result) => return result.map(Outcome::Done).map_err(ErrorData::from),
+                Event::Done(result) => {
+                    return result
+                        .map(|r| Outcome::Done(Box::new(r)))
+                        .map_err(ErrorData::from);
+                }
                 Event::Input { request, answer } => {
                     let key = format!("i{}", self.next_key.fetch_add(1, Ordering::Relaxed));
                     requests.insert(key.clone(), request);

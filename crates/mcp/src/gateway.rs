@@ -430,11 +430,13 @@ impl ServerHandler for GatewayHandler {
         if !legacy && let Some(outcome) = self.bridge_call(&route, &mut request, &context).await? {
             return match outcome {
                 Outcome::InputRequired(r) => Ok(CallToolResponse::InputRequired(r)),
-                Outcome::Done(ServerResult::CallToolResult(mut r)) => {
-                    mark_complete(&mut r.result_type);
-                    Ok(CallToolResponse::Complete(r))
-                }
-                Outcome::Done(_) => Err(unexpected(self.upstream(&route).name(), "tools/call")),
+                Outcome::Done(result) => match *result {
+                    ServerResult::CallToolResult(mut r) => {
+                        mark_complete(&mut r.result_type);
+                        Ok(CallToolResponse::Complete(r))
+                    }
+                    _ => Err(unexpected(self.upstream(&route).name(), "tools/call")),
+                },
             };
         }
         for _ in 0..mrtr::MAX_ROUNDS {
