@@ -12,11 +12,13 @@ Besides simple tools for the interop probes (`echo`, `add`, `whoami` which retur
 request headers it received) it registers the fixture tools, resources and prompts that the
 official conformance suite (@modelcontextprotocol/conformance 0.2.0-alpha.12) expects on the
 server under test: `tools-*`, `resources-*`, `prompts-*`, `completion-complete`,
-`logging-set-level`, `json-schema-2020-12`, `elicitation-sep1034/1330-*`, `server-stateless`
-and `input-required-result-*` (names and payloads taken from the scenario descriptions; see
-`conformance list` and the suite's source). Run directly, it passes every scored scenario of
-`--requirements 2025-11-25` and `--requirements 2026-07-28`. Put it behind the gateway to run
-those scenarios through Switchboard.
+`logging-set-level`, `json-schema-2020-12`, `elicitation-sep1034/1330-*`, `server-sse-polling`,
+`server-stateless` (including its SEP-2575 diagnostic tools) and `input-required-result-*`
+(names and payloads taken from the scenario descriptions; see `conformance list` and the
+suite's source). Run directly, it passes every scenario of `--requirements 2025-11-25` and
+every scored scenario of `--requirements 2026-07-28` (the unscored `tasks-*` extension and
+the pending `http-custom-header-server-validation` are not implemented). Put it behind the
+gateway to run those scenarios through Switchboard.
 """
 
 from __future__ import annotations
@@ -27,12 +29,17 @@ import base64
 import json
 import logging
 import sys
+import warnings
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve, Sample, UserMessage
+from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp_types import (
+    CLIENT_CAPABILITIES_META_KEY,
     AudioContent,
+    ClientCapabilities,
     Completion,
     CreateMessageRequest,
     CreateMessageResult,
@@ -52,6 +59,11 @@ from mcp_types import (
 from pydantic import BaseModel, Field
 
 log = logging.getLogger("fixture_server")
+
+# The fixture logs through the deprecated logging capability on purpose (legacy
+# tools-call-with-logging, the 2026-07-28 logLevel gate behind test_logging_tool); keep the SDK's
+# per-call-site deprecation notice out of stderr.
+warnings.filterwarnings("ignore", message="The logging capability is deprecated", category=MCPDeprecationWarning)
 
 # 1x1 PNG and a tiny (empty) WAV, base64.
 TEST_IMAGE_BASE64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
@@ -144,6 +156,18 @@ async def test_tool_with_logging(ctx: Context) -> str:
     await asyncio.sleep(0.05)
     await ctx.info("Tool execution completed")
     return "Tool with logging executed successfully"
+
+
+@server.tool(description="Tests SSE polling: closes the POST SSE stream mid-call (SEP-1699)")
+async def test_reconnection(ctx: Context) -> str:
+    # server-sse-polling (legacy era). close_sse_stream only closes the stream when the
+    # transport has an event store to resume from; this fixture runs without one (its streams
+    # stay plain for the gateway), so it is a no-op and the result arrives on the original
+    # stream. The scenario then reports its resumability SHOULDs (priming event, retry field)
+    # as warnings, not failures.
+    await ctx.close_sse_stream()
+    await asyncio.sleep(0.05)
+    return "Reconnection test completed"
 
 
 @server.tool(description="Tests error response handling")
@@ -273,9 +297,18 @@ async def test_elicitation_sep1330_enums(
     return f"Elicitation completed: action={answer.action}, content={data}"
 
 
-# server-stateless (2026-07-28) diagnostics: a tool that needs the client's `sampling`
-# capability (the framework answers -32021 when the request did not declare it) and tools that
-# fire list-changed events onto subscriptions/listen streams.
+# server-stateless (2026-07-28) diagnostics, called by name from the scenario:
+# - test_missing_capability needs the client's `sampling` capability (the framework answers
+#   -32021 when the request did not declare it);
+# - test_streaming_elicitation asks for input while its response stream is open (the answer
+#   must come back as an input_required result, never as an independent request on the stream);
+# - test_logging_tool logs (nothing may reach the client unless the request opted in with
+#   `_meta` io.modelcontextprotocol/logLevel);
+# - test_trigger_tool_change / test_trigger_prompt_change fire list-changed events onto
+#   subscriptions/listen streams.
+# Unknown tools come back as an isError result, so without these fixtures the stream checks
+# would pass without exercising anything (and fail as "not testable" behind a gateway that maps
+# them to a JSON-RPC error).
 def _needs_sampling() -> Sample:
     return _sample("capability probe")
 
@@ -283,6 +316,35 @@ def _needs_sampling() -> Sample:
 @server.tool(description="Requires the client's sampling capability (stateless capability check)")
 async def test_missing_capability(sampled: Annotated[CreateMessageResult, Resolve(_needs_sampling)]) -> str:
     return "sampling capability was declared"
+
+
+class Confirmation(BaseModel):
+    confirmed: bool = Field(description="Continue the diagnostic?")
+
+
+def _elicit_confirmation() -> Elicit[Confirmation]:
+    return Elicit("Continue the streaming diagnostic?", Confirmation)
+
+
+@server.tool(description="Elicits mid-call without an independent request on the response stream (SEP-2575)")
+async def test_streaming_elicitation(
+    answer: Annotated[ElicitationResult[Confirmation], Resolve(_elicit_confirmation)],
+) -> str:
+    # The Resolve marker picks the era's mechanism: on 2026-07-28 the first call returns an
+    # InputRequiredResult (the only thing the request's stream carries) and the answer arrives
+    # in the retry's inputResponses; legacy sessions get a standalone elicitation/create request.
+    return f"Streaming elicitation completed: action={answer.action}"
+
+
+@server.tool(description="Emits log messages; on 2026-07-28 only when the request set _meta logLevel")
+async def test_logging_tool(ctx: Context) -> str:
+    # Logs unconditionally and relies on the SDK's per-request gate: on 2026-07-28 the session
+    # drops every notifications/message unless the request's `_meta` carried
+    # io.modelcontextprotocol/logLevel (and then sends that level and above); legacy sessions
+    # get all of them (logging/setLevel-era semantics).
+    for level in ("debug", "info", "warning"):
+        await ctx.log(level, f"test_logging_tool: {level} message", logger_name="fixture")
+    return "Logging tool completed"
 
 
 @server.tool(description="Emits a tools list-changed notification")
@@ -336,6 +398,20 @@ def _roots_request() -> ListRootsRequest:
 
 def _responses(ctx: Context) -> dict[str, Any]:
     return dict(ctx.input_responses or {})
+
+
+def _declared_capabilities(ctx: Context) -> ClientCapabilities | None:
+    """The capabilities the client declared for this request.
+
+    A 2026-07-28 request declares them in its own `_meta` (io.modelcontextprotocol/
+    clientCapabilities); that wins even on a handshake session, where a proxy in front of the
+    fixture may forward its client's per-request declaration. Without the key, fall back to
+    what the connection declared (the initialize handshake, or the stateless envelope).
+    """
+    declared = (ctx.request_context.meta or {}).get(CLIENT_CAPABILITIES_META_KEY)
+    if isinstance(declared, Mapping):
+        return ClientCapabilities.model_validate(declared)
+    return ctx.client_capabilities
 
 
 def _elicited(response: Any, field: str) -> Any:
@@ -428,7 +504,7 @@ async def test_input_required_result_tampered_state(ctx: Context) -> str | Input
 @server.tool(description="SEP-2322: only asks for inputs the client declared capabilities for")
 async def test_input_required_result_capabilities(ctx: Context) -> str | InputRequiredResult:
     got = _responses(ctx)
-    caps = ctx.client_capabilities
+    caps = _declared_capabilities(ctx)
     wanted: dict[str, Any] = {}
     if caps is not None and caps.elicitation is not None and "user_name" not in got:
         wanted["user_name"] = _elicit_request("What is your name?", "name")

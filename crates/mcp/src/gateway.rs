@@ -16,9 +16,9 @@ use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequest,
     CompleteRequestParams, CompleteResult, GetPromptRequest, GetPromptRequestParams,
     GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequest,
-    ReadResourceRequestParams, ReadResourceResponse, Reference, RequestMetaObject,
-    ResourceContents, ResultType, ServerConfig, ServerResult, SetLevelRequest,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse, Reference,
+    RequestMetaObject, ResourceContents, ResultType, ServerConfig, ServerResult, SetLevelRequest,
     SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams, SubscriptionFilter,
     UnsubscribeRequest, UnsubscribeRequestParams,
 };
@@ -192,7 +192,13 @@ async fn rebuild_catalog(gateway: Arc<Gateway>, dirty: Arc<Notify>) {
         let mut next = Catalog::build(&gateway.upstreams);
         let previous = gateway.catalog.load_full();
         next.generation = previous.generation + 1;
-        let changes = next.changes_from(&previous);
+        let mut changes = next.changes_from(&previous);
+        for upstream in &gateway.upstreams {
+            let announced = upstream.take_announced();
+            changes.tools |= announced.tools;
+            changes.prompts |= announced.prompts;
+            changes.resources |= announced.resources;
+        }
         gateway.catalog.store(Arc::new(next));
         if changes.any() {
             gateway.hub.broadcast_list_changes(changes).await;
@@ -307,7 +313,15 @@ impl GatewayHandler {
         let Some(http) = self.gateway.http.clone() else {
             return Ok(None);
         };
+        // A 2026-07-28 upstream asks through input_required itself (passed through); only a
+        // legacy one needs the bridge.
+        let upstream_is_legacy = upstream
+            .status()
+            .protocol_version
+            .as_deref()
+            .is_some_and(|v| v < ProtocolVersion::V_2026_07_28.as_str());
         if upstream.def().isolation != Isolation::PerSession
+            || !upstream_is_legacy
             || !bridge::client_can_answer(capabilities.as_ref())
         {
             return Ok(None);

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use rmcp::model::{
-    CancelledNotificationParam, ClientRequest, Implementation, ProgressToken, ServerCapabilities,
-    ServerResult,
+    CancelledNotificationParam, ClientRequest, Implementation, ProgressToken, ProtocolVersion,
+    RequestMetaObject, ServerCapabilities, ServerResult,
 };
 use rmcp::service::{Peer, PeerRequestOptions, RequestContext, RoleClient, RoleServer};
 use serde::Serialize;
@@ -65,6 +65,15 @@ pub struct Live {
     pub connection: u64,
 }
 
+impl Live {
+    /// True when the connection negotiated the stateless 2026-07-28 protocol (or newer).
+    pub fn speaks_2026(&self) -> bool {
+        self.peer.peer_info().is_some_and(|info| {
+            info.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str()
+        })
+    }
+}
+
 pub(crate) static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// One configured upstream and its supervised connection.
@@ -79,6 +88,8 @@ pub struct Upstream {
     refresh: Notify,
     /// Which lists to re-fetch (bits: tools, prompts, resources).
     pending_refresh: AtomicU8,
+    /// Which list changes the upstream announced since the catalog last looked (same bits).
+    announce: AtomicU8,
     /// Bumped on every successful connection, so waiters can await one.
     connected: watch::Sender<u64>,
     epoch: Instant,
@@ -112,6 +123,7 @@ impl Upstream {
             wake: Notify::new(),
             refresh: Notify::new(),
             pending_refresh: AtomicU8::new(0),
+            announce: AtomicU8::new(0),
             connected: watch::channel(0).0,
             epoch: Instant::now(),
             last_used_ms: AtomicU64::new(0),
@@ -136,6 +148,16 @@ impl Upstream {
     /// The server name.
     pub fn name(&self) -> &str {
         self.def.name.as_str()
+    }
+
+    /// Takes the list changes this upstream announced (for the catalog builder).
+    pub(crate) fn take_announced(&self) -> crate::hub::ListChanges {
+        let bits = self.announce.swap(0, Ordering::AcqRel);
+        crate::hub::ListChanges {
+            tools: bits & 1 != 0,
+            prompts: bits & 2 != 0,
+            resources: bits & 4 != 0,
+        }
     }
 
     /// The downstream client registry this upstream reports to.
@@ -224,7 +246,17 @@ impl Upstream {
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, GatewayError> {
         let timeout = self.def.timeouts.request;
-        let options = PeerRequestOptions::with_timeout(timeout);
+        let mut options = PeerRequestOptions::with_timeout(timeout);
+        // A 2026-07-28 upstream decides which input it may ask for from the request's declared
+        // client capabilities: declare the calling client's, since its input requests go to
+        // that client (passed through, or asked by the gateway for a legacy session).
+        if live.speaks_2026()
+            && let Some(capabilities) = ctx.client_capabilities()
+        {
+            let mut meta = RequestMetaObject::default();
+            meta.set_client_capabilities(capabilities);
+            options = options.with_meta(meta);
+        }
         let handle = live
             .peer
             .send_request_with_option(request, options)

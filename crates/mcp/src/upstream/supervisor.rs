@@ -54,6 +54,15 @@ impl Upstream {
         }
     }
 
+    /// Records list changes the upstream announced, so clients hear about them even if the
+    /// re-fetched content is equal (`list_changed` means "may have changed").
+    fn announce(&self, wanted: Wanted) {
+        let bits = u8::from(wanted.tools)
+            | (u8::from(wanted.prompts) << 1)
+            | (u8::from(wanted.resources) << 2);
+        self.announce.fetch_or(bits, Ordering::AcqRel);
+    }
+
     fn publish(&self, update: impl FnOnce(&mut UpstreamStatus)) {
         let mut next = UpstreamStatus::clone(&self.status.load());
         update(&mut next);
@@ -221,7 +230,7 @@ async fn serve(upstream: &Arc<Upstream>, conn: Connection<SharedClient>, connect
     ping.tick().await;
 
     let ended = loop {
-        let wanted = tokio::select! {
+        let (wanted, announced) = tokio::select! {
             _ = closed(&conn) => break Ended::Closed("connection closed".into()),
             _ = ping.tick() => {
                 match health_check(upstream, &conn).await {
@@ -229,8 +238,8 @@ async fn serve(upstream: &Arc<Upstream>, conn: Connection<SharedClient>, connect
                     Err(reason) => break Ended::Closed(reason),
                 }
             }
-            _ = upstream.refresh.notified() => upstream.take_refresh(),
-            _ = ttl.tick() => Wanted::ALL,
+            _ = upstream.refresh.notified() => (upstream.take_refresh(), true),
+            _ = ttl.tick() => (Wanted::ALL, false),
             _ = idle_check.tick() => {
                 if idle_limit.is_some_and(|limit| upstream.idle_for() >= limit) {
                     tracing::info!(server = upstream.name(), "stopping idle upstream");
@@ -242,7 +251,12 @@ async fn serve(upstream: &Arc<Upstream>, conn: Connection<SharedClient>, connect
         };
         let previous = upstream.status.load().lists.clone();
         match fetch_lists(upstream, &conn, wanted, &previous).await {
-            Ok(lists) => upstream.publish(|s| s.lists = lists),
+            Ok(lists) => {
+                if announced {
+                    upstream.announce(wanted);
+                }
+                upstream.publish(|s| s.lists = lists)
+            }
             Err(reason) => break Ended::Closed(reason),
         }
     };

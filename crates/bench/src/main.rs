@@ -1,0 +1,363 @@
+//! `switchboard-bench`: Switchboard against a direct connection, on real MCP.
+//!
+//! Starts the in-repository demo upstream (Streamable HTTP, both eras) and, when installed,
+//! `@modelcontextprotocol/server-everything` (legacy era), each both directly and behind a
+//! Switchboard gateway; drives `tools/call` and `tools/list` load at several concurrencies in
+//! interleaved rounds (direct, gateway, direct, gateway, …) so machine noise hits both alike;
+//! checks every reply; prints a table and writes JSON. `--short` is a few-second smoke run
+//! for CI that only requires zero errors.
+
+mod load;
+mod mcp;
+mod procs;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde::Serialize;
+use serde_json::json;
+
+use load::{Call, Sample};
+use mcp::Era;
+use procs::{Proc, free_port, start};
+
+#[derive(Parser)]
+#[command(about = "MCP benchmark: Switchboard against a direct connection")]
+struct Args {
+    /// The switchboard binary (build it in release mode for real figures).
+    #[arg(long)]
+    switchboard: PathBuf,
+    /// A few seconds per scenario; checks completion and zero errors, not timings.
+    #[arg(long)]
+    short: bool,
+    /// Seconds per target per round.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Interleaved rounds per scenario.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Folder for the JSON results.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+}
+
+#[derive(Serialize)]
+struct Side {
+    throughput: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    ok: u64,
+    errors: u64,
+}
+
+impl From<&Sample> for Side {
+    fn from(s: &Sample) -> Self {
+        Side {
+            throughput: s.throughput(),
+            p50_ms: s.percentile_ms(50.0),
+            p99_ms: s.percentile_ms(99.0),
+            p999_ms: s.percentile_ms(99.9),
+            ok: s.ok,
+            errors: s.errors,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Row {
+    upstream: String,
+    scenario: String,
+    era: Era,
+    concurrency: usize,
+    rate: Option<f64>,
+    direct: Side,
+    gateway: Side,
+    throughput_ratio: f64,
+    added_p50_ms: f64,
+    added_p99_ms: f64,
+}
+
+struct Target {
+    upstream: &'static str,
+    direct: String,
+    gateway: String,
+    direct_tool: &'static str,
+    gateway_tool: &'static str,
+    arguments: serde_json::Value,
+    eras: Vec<Era>,
+}
+
+async fn gateway(
+    switchboard: &str,
+    name: &str,
+    upstream_url: &str,
+) -> anyhow::Result<(Proc, String)> {
+    let port = free_port()?;
+    let dir = std::env::temp_dir().join(format!("switchboard-bench-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nstartup_wait_ms = 20000\n\n[upstreams.{name}]\ntransport = \"streamable-http\"\nurl = \"{upstream_url}\"\n"
+        ),
+    )?;
+    let proc = start(
+        "switchboard",
+        switchboard,
+        &[
+            "serve".into(),
+            "--config".into(),
+            config.display().to_string(),
+        ],
+        &[("SWITCHBOARD_LOG", "warn".into())],
+        port,
+    )
+    .await?;
+    // Wait until the upstream is listed.
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(&ready).await
+            && let Ok(v) = r.json::<serde_json::Value>().await
+            && v["upstreams"][0]["health"]["state"] == "ready"
+        {
+            return Ok((proc, format!("http://127.0.0.1:{port}/mcp")));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the gateway's upstream never became ready")
+}
+
+async fn measure(
+    target: &Target,
+    era: Era,
+    scenario: &str,
+    concurrency: usize,
+    rate: Option<f64>,
+    args: &Args,
+) -> anyhow::Result<Row> {
+    let seconds = Duration::from_secs_f64(if args.short { 0.5 } else { args.seconds });
+    let rounds = if args.short { 1 } else { args.rounds };
+    let (direct_call, gateway_call) = if scenario == "tools/list" {
+        (Call::List, Call::List)
+    } else {
+        (
+            Call::Tool {
+                tool: target.direct_tool.into(),
+                arguments: target.arguments.clone(),
+            },
+            Call::Tool {
+                tool: target.gateway_tool.into(),
+                arguments: target.arguments.clone(),
+            },
+        )
+    };
+    let mut direct = Sample::default();
+    let mut through = Sample::default();
+    for _ in 0..rounds {
+        direct.merge(
+            load::run(
+                &target.direct,
+                era,
+                &direct_call,
+                concurrency,
+                seconds,
+                rate,
+            )
+            .await?,
+        );
+        through.merge(
+            load::run(
+                &target.gateway,
+                era,
+                &gateway_call,
+                concurrency,
+                seconds,
+                rate,
+            )
+            .await?,
+        );
+    }
+    let (d, g) = (Side::from(&direct), Side::from(&through));
+    for (label, sample) in [("direct", &direct), ("gateway", &through)] {
+        if sample.errors > 0 {
+            bail!(
+                "{} {scenario} {} c={concurrency} via {label}: {} errors, first: {}",
+                target.upstream,
+                era.label(),
+                sample.errors,
+                sample.first_error.clone().unwrap_or_default()
+            );
+        }
+        if sample.ok == 0 {
+            bail!(
+                "{} {scenario} via {label}: no successful request",
+                target.upstream
+            );
+        }
+    }
+    Ok(Row {
+        upstream: target.upstream.into(),
+        scenario: scenario.into(),
+        era,
+        concurrency,
+        rate,
+        throughput_ratio: g.throughput / d.throughput.max(1e-9),
+        added_p50_ms: g.p50_ms - d.p50_ms,
+        added_p99_ms: g.p99_ms - d.p99_ms,
+        direct: d,
+        gateway: g,
+    })
+}
+
+fn print_row(row: &Row) {
+    let rate = row.rate.map(|r| format!("@{r:.0}/s")).unwrap_or_default();
+    println!(
+        "{:<12} {:<11} {:<10} c={:<3}{:<8} direct {:>8.0}/s p50 {:>6.2} p99 {:>6.2} | gateway {:>8.0}/s p50 {:>6.2} p99 {:>6.2} | ratio {:>5.1}% +p50 {:>5.2} ms +p99 {:>5.2} ms",
+        row.upstream,
+        row.scenario,
+        row.era.label(),
+        row.concurrency,
+        rate,
+        row.direct.throughput,
+        row.direct.p50_ms,
+        row.direct.p99_ms,
+        row.gateway.throughput,
+        row.gateway.p50_ms,
+        row.gateway.p99_ms,
+        row.throughput_ratio * 100.0,
+        row.added_p50_ms,
+        row.added_p99_ms,
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args = Args::parse();
+    let switchboard = args
+        .switchboard
+        .canonicalize()
+        .with_context(|| format!("no switchboard binary at {}", args.switchboard.display()))?
+        .display()
+        .to_string();
+
+    // The in-repository upstream, both eras.
+    let demo_port = free_port()?;
+    let _demo = start(
+        "demo upstream",
+        &switchboard,
+        &[
+            "demo-upstream".into(),
+            "--http".into(),
+            format!("127.0.0.1:{demo_port}"),
+        ],
+        &[("SWITCHBOARD_LOG", "warn".into())],
+        demo_port,
+    )
+    .await?;
+    let demo_url = format!("http://127.0.0.1:{demo_port}/mcp");
+    let (demo_gateway, demo_gateway_url) = gateway(&switchboard, "demo", &demo_url).await?;
+    let mut targets = vec![Target {
+        upstream: "demo",
+        direct: demo_url,
+        gateway: demo_gateway_url,
+        direct_tool: "echo",
+        gateway_tool: "demo__echo",
+        arguments: json!({"text": "hello"}),
+        eras: vec![Era::Legacy, Era::Modern],
+    }];
+
+    // server-everything, when the peers are installed (scripts/install-peers.sh).
+    let mut _everything = None;
+    let mut _everything_gateway = None;
+    if let (Ok(everything), Ok(preload)) = (
+        std::env::var("SWITCHBOARD_EVERYTHING"),
+        std::env::current_dir().map(|d| d.join("tests/peers/loopback.cjs")),
+    ) {
+        let port = free_port()?;
+        let proc = start(
+            "server-everything",
+            "node",
+            &[everything, "streamableHttp".into()],
+            &[
+                ("PORT", port.to_string()),
+                ("NODE_OPTIONS", format!("--require {}", preload.display())),
+            ],
+            port,
+        )
+        .await?;
+        let url = format!("http://127.0.0.1:{port}/mcp");
+        let (gw, gw_url) = gateway(&switchboard, "everything", &url).await?;
+        targets.push(Target {
+            upstream: "everything",
+            direct: url,
+            gateway: gw_url,
+            direct_tool: "echo",
+            gateway_tool: "everything__echo",
+            arguments: json!({"message": "hello"}),
+            eras: vec![Era::Legacy],
+        });
+        _everything = Some(proc);
+        _everything_gateway = Some(gw);
+    } else {
+        eprintln!(
+            "note: SWITCHBOARD_EVERYTHING not set; skipping the server-everything scenarios (run scripts/install-peers.sh)"
+        );
+    }
+
+    let mut rows = Vec::new();
+    let concurrencies: &[usize] = if args.short { &[1, 16] } else { &[1, 16, 64] };
+    for target in &targets {
+        for &era in &target.eras {
+            for &c in concurrencies {
+                let row = measure(target, era, "tools/call", c, None, &args).await?;
+                print_row(&row);
+                rows.push(row);
+            }
+            let row = measure(target, era, "tools/list", 1, None, &args).await?;
+            print_row(&row);
+            rows.push(row);
+        }
+    }
+    // Added latency at a fixed rate through the in-repository upstream.
+    let rate = if args.short { 200.0 } else { 1000.0 };
+    let row = measure(
+        &targets[0],
+        Era::Modern,
+        "tools/call",
+        16,
+        Some(rate),
+        &args,
+    )
+    .await?;
+    print_row(&row);
+    rows.push(row);
+
+    let memory = demo_gateway
+        .memory_kib()
+        .map(|(rss, pss)| json!({"rss_kib": rss, "pss_kib": pss}));
+    if let Some(m) = &memory {
+        println!("gateway memory after the run: {m}");
+    }
+    std::fs::create_dir_all(&args.out)?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let file = args.out.join(format!("bench-{stamp}.json"));
+    let report = json!({
+        "short": args.short,
+        "seconds_per_round": args.seconds,
+        "rounds": args.rounds,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "gateway_memory": memory,
+        "rows": rows,
+    });
+    std::fs::write(&file, serde_json::to_string_pretty(&report)?)?;
+    println!("results written to {}", file.display());
+    println!("bench: {} passed, 0 failed", rows.len());
+    Ok(())
+}
