@@ -60,6 +60,8 @@ struct Session {
 struct ProgressRoute {
     peer: Peer<RoleServer>,
     token: ProgressToken,
+    /// When progress was last handed to this route (see [`Hub::settle_progress`]).
+    last: Option<Instant>,
 }
 
 /// Registry of downstream clients and the routing tables that point at them.
@@ -85,6 +87,10 @@ struct EarlyProgress {
 /// Most unrouted progress notifications kept, and for how long.
 const EARLY_PROGRESS_CAP: usize = 256;
 const EARLY_PROGRESS_TTL: Duration = Duration::from_secs(5);
+/// After an answer, progress counts as settled once none arrived for this long...
+const PROGRESS_QUIET: Duration = Duration::from_millis(3);
+/// ...or this long has passed.
+const PROGRESS_SETTLE_MAX: Duration = Duration::from_millis(50);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding one of these short locks leaves plain maps behind; keep serving.
@@ -171,7 +177,14 @@ impl Hub {
         token: ProgressToken,
     ) -> Vec<ProgressNotificationParam> {
         let key = (connection, upstream_token);
-        lock(&self.progress).insert(key.clone(), ProgressRoute { peer, token });
+        lock(&self.progress).insert(
+            key.clone(),
+            ProgressRoute {
+                peer,
+                token,
+                last: None,
+            },
+        );
         let mut early = lock(&self.early_progress);
         if early.is_empty() {
             return Vec::new();
@@ -188,6 +201,23 @@ impl Hub {
         found
     }
 
+    /// Waits (briefly, bounded) until progress of an upstream request that has just answered
+    /// stops arriving. rmcp hands each notification to its own task, so progress the upstream
+    /// sent right before its answer can be processed just after it; routing it first keeps
+    /// the client's progress complete and in front of the result.
+    pub async fn settle_progress(&self, connection: u64, upstream_token: &ProgressToken) {
+        let key = (connection, upstream_token.clone());
+        let started = Instant::now();
+        loop {
+            let last = lock(&self.progress).get(&key).and_then(|r| r.last);
+            let quiet_since = last.map_or(started, |l| l.max(started));
+            if quiet_since.elapsed() >= PROGRESS_QUIET || started.elapsed() >= PROGRESS_SETTLE_MAX {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     /// Stops routing progress of an upstream request.
     pub fn unroute_progress(&self, connection: u64, upstream_token: &ProgressToken) {
         lock(&self.progress).remove(&(connection, upstream_token.clone()));
@@ -196,8 +226,11 @@ impl Hub {
     /// Forwards an upstream progress notification to the client whose request it belongs to.
     pub async fn forward_progress(&self, connection: u64, mut params: ProgressNotificationParam) {
         let route = lock(&self.progress)
-            .get(&(connection, params.progress_token.clone()))
-            .map(|r| (r.peer.clone(), r.token.clone()));
+            .get_mut(&(connection, params.progress_token.clone()))
+            .map(|r| {
+                r.last = Some(Instant::now());
+                (r.peer.clone(), r.token.clone())
+            });
         let Some((peer, token)) = route else {
             let mut early = lock(&self.early_progress);
             let now = Instant::now();

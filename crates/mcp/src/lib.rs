@@ -4,7 +4,9 @@
 //!   legacy SSE) and their cached lists;
 //! * [`catalog`] — the merged, namespaced view of all upstreams and where each name routes;
 //! * [`hub`] — the registry of downstream clients that upstream events are routed to;
-//! * [`gateway`] — the MCP server handler that serves clients from the catalog;
+//! * [`gateway`] — owns upstreams, catalog and hub;
+//! * [`handler`] — the MCP server handler that serves clients from the catalog;
+//! * [`session`], [`mrtr`], [`bridge`] — server-to-client requests across sessions and eras;
 //! * [`downstream`] — the client-facing HTTP transports (Streamable HTTP, legacy SSE).
 //!
 //! This crate does no configuration parsing and owns no listener: `switchboard-server` wires it.
@@ -18,12 +20,14 @@ pub mod catalog;
 pub mod downstream;
 pub mod error;
 pub mod gateway;
+pub mod handler;
 pub mod hub;
 pub mod mrtr;
 pub mod session;
 pub mod upstream;
 
-pub use gateway::{Gateway, GatewayConfig, GatewayHandler};
+pub use gateway::{Gateway, GatewayConfig};
+pub use handler::GatewayHandler;
 
 /// Installs the process-wide TLS crypto provider (ring) once. HTTP clients of upstreams need
 /// it; the binary and tests get it through [`Gateway::start`] without doing anything.

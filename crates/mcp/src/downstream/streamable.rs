@@ -12,7 +12,8 @@ use rmcp::transport::streamable_http_server::session::local::{LocalSessionManage
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use crate::gateway::{Gateway, GatewayHandler};
+use crate::gateway::Gateway;
+use crate::handler::GatewayHandler;
 
 /// Limits and policies of the downstream HTTP transports.
 #[derive(Debug, Clone)]

@@ -293,6 +293,9 @@ impl Upstream {
             }
         };
         if routed.is_some() {
+            self.hub
+                .settle_progress(live.connection, &upstream_token)
+                .await;
             self.hub.unroute_progress(live.connection, &upstream_token);
         }
         self.touch();
