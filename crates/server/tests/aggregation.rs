@@ -234,3 +234,48 @@ async fn an_unreachable_upstream_does_not_hide_the_others() {
     assert_eq!(down["health"]["state"], "down", "{ready}");
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_call_to_a_vanished_upstream_names_it() {
+    let (url, upstream) = http_demo_upstream().await;
+    let gw = TestGateway::start(
+        "",
+        &format!(
+            "{}{}",
+            stdio_demo("local", None, ""),
+            http_upstream("remote", "streamable-http", &url, "")
+        ),
+    )
+    .await;
+    let (client, _) = connect(&gw.mcp_url(), Era::Legacy).await;
+    assert_eq!(
+        first_text(
+            &client
+                .call_tool(call("remote__add", json!({"a": 1, "b": 1})))
+                .await
+                .unwrap()
+        ),
+        "2"
+    );
+    upstream.cancel();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let err = mcp_error(
+        client
+            .call_tool(call("remote__add", json!({"a": 1, "b": 1})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code.0, -32010, "{err:?}");
+    assert!(err.message.contains("\"remote\""), "{}", err.message);
+    // The other upstream is unaffected.
+    assert_eq!(
+        first_text(
+            &client
+                .call_tool(call("local__echo", json!({"text": "ok"})))
+                .await
+                .unwrap()
+        ),
+        "ok"
+    );
+    client.cancel().await.unwrap();
+}
