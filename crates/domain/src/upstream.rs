@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::names::{ServerName, exposed_name, is_valid_exposed_name};
 
 /// How the gateway reaches an upstream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "transport", rename_all = "kebab-case")]
+///
+/// `env` and `headers` often carry the upstream's credentials: `Debug` prints their names
+/// only, so a definition can never leak a secret into a log line.
+#[derive(Clone, PartialEq, Eq)]
 pub enum UpstreamTransport {
     /// A child process speaking MCP over stdin/stdout.
     Stdio {
@@ -33,6 +35,44 @@ pub enum UpstreamTransport {
         url: String,
         headers: BTreeMap<String, String>,
     },
+}
+
+/// Shows the keys of a map, never its values.
+struct KeysOnly<'a>(&'a BTreeMap<String, String>);
+
+impl std::fmt::Debug for KeysOnly<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl std::fmt::Debug for UpstreamTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamTransport::Stdio {
+                command,
+                args,
+                env,
+                cwd,
+            } => f
+                .debug_struct("Stdio")
+                .field("command", command)
+                .field("args", args)
+                .field("env", &KeysOnly(env))
+                .field("cwd", cwd)
+                .finish(),
+            UpstreamTransport::StreamableHttp { url, headers } => f
+                .debug_struct("StreamableHttp")
+                .field("url", url)
+                .field("headers", &KeysOnly(headers))
+                .finish(),
+            UpstreamTransport::Sse { url, headers } => f
+                .debug_struct("Sse")
+                .field("url", url)
+                .field("headers", &KeysOnly(headers))
+                .finish(),
+        }
+    }
 }
 
 impl UpstreamTransport {
@@ -60,7 +100,7 @@ pub enum Isolation {
 }
 
 /// Time limits of one upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// Connecting plus the initialize/discover handshake.
     pub connect: Duration,
@@ -88,7 +128,7 @@ impl Default for Timeouts {
 }
 
 /// A validated upstream definition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamDef {
     pub name: ServerName,
     /// Prefix of exposed names; empty exposes upstream names unchanged.
@@ -344,6 +384,25 @@ mod tests {
         r.url = Some("http://127.0.0.1/mcp".into());
         r.headers.insert("X-A".into(), "a\r\nX-B: b".into());
         assert_eq!(UpstreamDef::from_raw("a", r).unwrap_err().field, "headers");
+    }
+
+    #[test]
+    fn debug_output_never_shows_header_or_env_values() {
+        let mut r = raw("streamable-http");
+        r.url = Some("http://127.0.0.1/mcp".into());
+        r.headers
+            .insert("Authorization".into(), "Bearer sk-secret".into());
+        let printed = format!("{:?}", UpstreamDef::from_raw("a", r).unwrap());
+        assert!(printed.contains("Authorization"));
+        assert!(!printed.contains("sk-secret"), "{printed}");
+        let mut r = raw("stdio");
+        r.command = Some("x".into());
+        r.env.insert("API_KEY".into(), "hunter2".into());
+        let printed = format!("{:?}", UpstreamDef::from_raw("b", r).unwrap());
+        assert!(
+            printed.contains("API_KEY") && !printed.contains("hunter2"),
+            "{printed}"
+        );
     }
 
     #[test]

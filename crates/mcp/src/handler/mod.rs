@@ -1,0 +1,274 @@
+//! The MCP server handler clients talk to.
+//!
+//! rmcp instantiates one [`GatewayHandler`] per downstream session (legacy) or per request
+//! (2026-07-28 stateless). It resolves every name through the current catalog snapshot (or
+//! the session's own view), forwards to the owning upstream, and carries what MCP can say in
+//! the middle of a call: progress, cancellation, and `input_required` rounds in both
+//! directions (see [`crate::mrtr`] and [`crate::bridge`]).
+//!
+//! This module holds the handler's state and routing helpers; `server.rs` implements the MCP
+//! methods on top of them.
+
+mod server;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use rmcp::ErrorData;
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, ClientRequest, GetPromptRequest,
+    GetPromptRequestParams, InputResponses, PaginatedRequestParams, ProtocolVersion,
+    ReadResourceRequest, ReadResourceRequestParams, RequestMetaObject, ResultType, ServerResult,
+};
+use rmcp::service::{Peer, RequestContext, RoleServer};
+use switchboard_domain::{Isolation, ListKind};
+use tracing::Instrument;
+
+use crate::bridge::{self, Outcome};
+use crate::catalog::{Catalog, Listing, Route};
+use crate::error::GatewayError;
+use crate::gateway::{Gateway, InFlight};
+use crate::hub::{ClientId, Hub};
+use crate::mrtr;
+use crate::session::SessionLinks;
+use crate::upstream::Upstream;
+
+/// Deregisters the downstream client when rmcp drops its handler.
+struct ClientSlot {
+    id: ClientId,
+    hub: Arc<Hub>,
+    /// The session's own upstream connections (legacy sessions, per-session upstreams).
+    links: tokio::sync::OnceCell<Option<Arc<SessionLinks>>>,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.hub.remove_client(self.id);
+    }
+}
+
+/// The MCP server handler for one downstream session or stateless request.
+#[derive(Clone)]
+pub struct GatewayHandler {
+    gateway: Arc<Gateway>,
+    client: Arc<ClientSlot>,
+}
+
+/// The caller's `_meta` minus what belongs to the downstream hop (protocol metadata and the
+/// progress token, which rmcp replaces with its own per upstream request).
+fn forwarded_meta(meta: &RequestMetaObject) -> Option<RequestMetaObject> {
+    let mut forwarded = meta.clone();
+    forwarded
+        .0
+        .0
+        .retain(|key, _| !key.starts_with("io.modelcontextprotocol/") && key != "progressToken");
+    (!forwarded.0.0.is_empty()).then_some(forwarded)
+}
+
+/// True when the request comes from a legacy (session) client rather than a stateless
+/// 2026-07-28 request, which carries its protocol version in `_meta`.
+fn is_legacy(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.meta.protocol_version().is_none()
+}
+
+/// A legacy upstream's result has no `resultType`; 2026-07-28 clients require it (rmcp strips
+/// it again for legacy clients). An absent value means "complete" by the spec.
+fn mark_complete(result_type: &mut Option<ResultType>) {
+    if result_type.is_none() {
+        *result_type = Some(ResultType::COMPLETE);
+    }
+}
+
+fn unexpected(server: &str, method: &'static str) -> ErrorData {
+    GatewayError::UnexpectedResult {
+        server: server.to_owned(),
+        method,
+    }
+    .into()
+}
+
+impl GatewayHandler {
+    /// A handler for one new downstream session or stateless request.
+    pub(crate) fn new(gateway: Arc<Gateway>) -> Self {
+        let client = Arc::new(ClientSlot {
+            id: gateway.hub.next_client_id(),
+            hub: gateway.hub.clone(),
+            links: tokio::sync::OnceCell::new(),
+        });
+        Self { gateway, client }
+    }
+
+    fn upstream(&self, route: &Route) -> &Arc<Upstream> {
+        &self.gateway.upstreams[route.upstream]
+    }
+
+    /// The session's own upstream connections, opened on first use. Only legacy sessions
+    /// get them: a 2026-07-28 request is stateless and has no session to own a connection.
+    async fn links(&self, peer: &Peer<RoleServer>, legacy: bool) -> Option<Arc<SessionLinks>> {
+        if !self.gateway.has_per_session || !legacy || peer.peer_info().is_none() {
+            return None;
+        }
+        let http = self.gateway.http.as_ref()?;
+        self.client
+            .links
+            .get_or_init(|| async {
+                let links = SessionLinks::open(&self.gateway.upstreams, peer, http).await;
+                (!links.is_empty()).then(|| Arc::new(links))
+            })
+            .await
+            .clone()
+    }
+
+    async fn links_for(&self, ctx: &RequestContext<RoleServer>) -> Option<Arc<SessionLinks>> {
+        self.links(&ctx.peer, is_legacy(ctx)).await
+    }
+
+    /// Runs a 2026-07-28 `tools/call` through the bridge when it must (a retry carrying one of
+    /// the bridge's `requestState`s, or a per-session upstream and a client that can answer
+    /// server-to-client requests); `None` means forward it normally.
+    async fn bridge_call(
+        &self,
+        route: &Route,
+        request: &mut CallToolRequestParams,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<Option<Outcome>, ErrorData> {
+        if let Some(state) = request
+            .request_state
+            .as_deref()
+            .filter(|s| s.starts_with(bridge::STATE_PREFIX))
+        {
+            let responses = request.input_responses.take().unwrap_or_default();
+            return self
+                .gateway
+                .bridges
+                .resume(state, responses)
+                .await
+                .map(Some);
+        }
+        let upstream = self.upstream(route);
+        let capabilities = ctx.client_capabilities();
+        let Some(http) = self.gateway.http.clone() else {
+            return Ok(None);
+        };
+        // A 2026-07-28 upstream asks through input_required itself (passed through); only a
+        // legacy one needs the bridge.
+        let upstream_is_legacy = upstream
+            .status()
+            .protocol_version
+            .as_deref()
+            .is_some_and(|v| v < ProtocolVersion::V_2026_07_28.as_str());
+        if upstream.def().isolation != Isolation::PerSession
+            || !upstream_is_legacy
+            || !bridge::client_can_answer(capabilities.as_ref())
+        {
+            return Ok(None);
+        }
+        self.gateway.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight(&self.gateway.in_flight);
+        let upstream_request = ClientRequest::from(CallToolRequest::new(request.clone()));
+        self.gateway
+            .bridges
+            .start(
+                upstream.clone(),
+                upstream_request,
+                capabilities.unwrap_or_default(),
+                http,
+            )
+            .await
+            .map(Some)
+    }
+
+    /// The catalog this request sees: the shared one, or the session's own view.
+    async fn view(&self, ctx: &RequestContext<RoleServer>) -> Arc<Catalog> {
+        let shared = self.gateway.catalog.load_full();
+        match self.links_for(ctx).await {
+            Some(links) => links.catalog(&self.gateway.upstreams, &shared),
+            None => shared,
+        }
+    }
+
+    fn page<T: Clone + PartialEq>(
+        &self,
+        listing: &Listing<T>,
+        kind: ListKind,
+        request: Option<&PaginatedRequestParams>,
+        key: impl Fn(&T) -> &str,
+    ) -> Result<(Vec<T>, Option<String>), ErrorData> {
+        let cursor = request.and_then(|r| r.cursor.as_deref());
+        listing
+            .page(kind, cursor, self.gateway.config.page_size, key)
+            .map_err(|e| GatewayError::from(e).into())
+    }
+
+    async fn forward(
+        &self,
+        route: &Route,
+        request: ClientRequest,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, ErrorData> {
+        let upstream = self.upstream(route);
+        self.gateway.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight(&self.gateway.in_flight);
+        let span = tracing::debug_span!("forward", server = upstream.name(), name = %route.name);
+        let links = self.links_for(ctx).await;
+        let result = match links.as_ref().and_then(|l| l.link(route.upstream)) {
+            Some(link) => {
+                upstream
+                    .forward_via(&link.live, request, ctx)
+                    .instrument(span)
+                    .await
+            }
+            None => upstream.forward(request, ctx).instrument(span).await,
+        };
+        result.map_err(ErrorData::from)
+    }
+
+    /// Forwards `params`, answering `input_required` rounds itself for a legacy client (which
+    /// cannot read them); returns the upstream's last result, which for a 2026-07-28 client
+    /// may be an `input_required` result to pass on.
+    async fn forward_rounds<P: Retryable>(
+        &self,
+        route: &Route,
+        mut params: P,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, ErrorData> {
+        let legacy = is_legacy(ctx);
+        for _ in 0..mrtr::MAX_ROUNDS {
+            match self
+                .forward(route, params.clone().into_request(), ctx)
+                .await?
+            {
+                ServerResult::InputRequiredResult(r) if legacy => {
+                    let (responses, state) = mrtr::fulfil(&ctx.peer, r).await?;
+                    params.answer(responses, state);
+                }
+                other => return Ok(other),
+            }
+        }
+        Err(mrtr::too_many_rounds(self.upstream(route).name()))
+    }
+}
+
+/// Request parameters that can be retried with `input_required` answers.
+trait Retryable: Clone {
+    fn into_request(self) -> ClientRequest;
+    fn answer(&mut self, responses: Option<InputResponses>, state: Option<String>);
+}
+
+macro_rules! retryable {
+    ($params:ty, $request:ident) => {
+        impl Retryable for $params {
+            fn into_request(self) -> ClientRequest {
+                ClientRequest::from($request::new(self))
+            }
+            fn answer(&mut self, responses: Option<InputResponses>, state: Option<String>) {
+                self.input_responses = responses;
+                self.request_state = state;
+            }
+        }
+    };
+}
+
+retryable!(CallToolRequestParams, CallToolRequest);
+retryable!(GetPromptRequestParams, GetPromptRequest);
+retryable!(ReadResourceRequestParams, ReadResourceRequest);
