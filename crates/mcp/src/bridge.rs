@@ -20,7 +20,7 @@ use rmcp::model::{
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::error::GatewayError;
 use crate::session::{Downstream, open_link};
@@ -104,6 +104,7 @@ impl Bridges {
         request: ClientRequest,
         capabilities: ClientCapabilities,
         http: reqwest::Client,
+        permits: Arc<Semaphore>,
     ) -> Result<Outcome, ErrorData> {
         let (events_tx, events) = mpsc::channel(8);
         let sender = InputSender(events_tx.clone());
@@ -117,6 +118,7 @@ impl Bridges {
                 info,
                 generation,
                 &http,
+                &permits,
             )
             .await;
             let result = match link {

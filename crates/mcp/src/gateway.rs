@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use switchboard_domain::{Isolation, UpstreamDef};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +27,9 @@ pub struct GatewayConfig {
     pub page_size: usize,
     /// `instructions` sent to clients at initialize/discover.
     pub instructions: Option<String>,
+    /// Most session-owned upstream connections (per-session isolation, bridged calls) open
+    /// at once; beyond it sessions use the shared connection and bridged calls are refused.
+    pub max_session_connections: usize,
 }
 
 impl Default for GatewayConfig {
@@ -34,6 +37,7 @@ impl Default for GatewayConfig {
         Self {
             page_size: 500,
             instructions: None,
+            max_session_connections: 256,
         }
     }
 }
@@ -53,6 +57,8 @@ pub struct Gateway {
     pub(crate) has_per_session: bool,
     /// 2026-07-28 calls waiting for their client's answers (see [`crate::bridge`]).
     pub(crate) bridges: Bridges,
+    /// Permits for session-owned upstream connections.
+    pub(crate) session_connections: Arc<Semaphore>,
 }
 
 /// Counts one upstream request in flight while alive.
@@ -99,6 +105,7 @@ impl Gateway {
             http,
             has_per_session,
             bridges: Bridges::default(),
+            session_connections: Arc::new(Semaphore::new(config.max_session_connections)),
             upstreams,
             hub,
             config,

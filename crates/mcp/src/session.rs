@@ -22,6 +22,7 @@ use rmcp::model::{
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext, RoleClient, RoleServer};
 use switchboard_domain::{Isolation, exposed_uri};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::catalog::{Catalog, Override};
 use crate::upstream::connect::{self, Connection};
@@ -43,6 +44,8 @@ pub struct SessionLink {
     pub live: Live,
     state: Arc<LinkState>,
     conn: Mutex<Option<Connection<SessionClient>>>,
+    /// Counts against `max_session_connections` while the link lives.
+    _permit: OwnedSemaphorePermit,
 }
 
 impl SessionLink {
@@ -69,6 +72,7 @@ impl SessionLinks {
         upstreams: &[Arc<Upstream>],
         downstream: &Peer<RoleServer>,
         http: &reqwest::Client,
+        permits: &Arc<Semaphore>,
     ) -> SessionLinks {
         let generation = Arc::new(AtomicU64::new(0));
         let capabilities = downstream
@@ -87,6 +91,7 @@ impl SessionLinks {
                     info,
                     generation.clone(),
                     http,
+                    permits,
                 )
             });
         let mut links = HashMap::new();
@@ -182,8 +187,15 @@ pub(crate) async fn open_link(
     info: ClientConfig,
     generation: Arc<AtomicU64>,
     http: &reqwest::Client,
+    permits: &Arc<Semaphore>,
 ) -> (usize, Result<SessionLink, String>) {
     let index = upstream.index();
+    let Ok(permit) = permits.clone().try_acquire_owned() else {
+        return (
+            index,
+            Err("the gateway's limit of session-owned upstream connections (server.max_session_connections) is reached".into()),
+        );
+    };
     let connection = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
     let state = Arc::new(LinkState {
         upstream: upstream.clone(),
@@ -238,6 +250,7 @@ pub(crate) async fn open_link(
         live: Live { peer, connection },
         state,
         conn: Mutex::new(Some(conn)),
+        _permit: permit,
     };
     (index, Ok(link))
 }

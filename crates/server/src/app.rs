@@ -72,7 +72,14 @@ fn router(
         allowed_hosts: options.allowed_hosts.clone(),
         allowed_origins: options.allowed_origins.clone(),
     });
-    let mcp = streamable::service(gateway.clone(), &options, sessions_ct.clone());
+    let (mcp, session_limit) = streamable::service(gateway.clone(), &options, sessions_ct.clone());
+    let streamable =
+        Router::new()
+            .nest_service("/mcp", mcp)
+            .layer(axum::middleware::from_fn_with_state(
+                session_limit,
+                streamable::limit_sessions,
+            ));
     let sse_state = sse::SseState::new(gateway.clone(), options, sessions_ct);
     let legacy = Router::new()
         .route("/sse", get(sse::open_stream))
@@ -83,7 +90,7 @@ fn router(
             origin_guard::check,
         ));
     Router::new()
-        .nest_service("/mcp", mcp)
+        .merge(streamable)
         .merge(legacy)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -59,6 +59,10 @@ pub struct ServerSection {
     pub session_idle_ms: u64,
     /// Most concurrent legacy HTTP+SSE sessions.
     pub max_sse_sessions: usize,
+    /// Most concurrent legacy Streamable HTTP sessions.
+    pub max_sessions: usize,
+    /// Most session-owned upstream connections (per-session isolation, bridged calls).
+    pub max_session_connections: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_ms: u64,
     /// How long start-up waits for upstreams' first connection before serving.
@@ -78,6 +82,8 @@ impl Default for ServerSection {
             sse_keep_alive_ms: 15_000,
             session_idle_ms: 300_000,
             max_sse_sessions: 10_000,
+            max_sessions: 10_000,
+            max_session_connections: 256,
             shutdown_grace_ms: 10_000,
             startup_wait_ms: 5_000,
             instructions: None,
@@ -181,6 +187,17 @@ impl Config {
                 return Err(invalid(key, "must be greater than 0".into()));
             }
         }
+        for (key, value) in [
+            ("server.max_sessions", raw.server.max_sessions),
+            (
+                "server.max_session_connections",
+                raw.server.max_session_connections,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be greater than 0".into()));
+            }
+        }
         if raw.server.max_sse_sessions == 0 {
             return Err(invalid(
                 "server.max_sse_sessions",
@@ -241,6 +258,7 @@ impl Config {
             keep_alive: Duration::from_millis(self.server.sse_keep_alive_ms),
             session_idle: Duration::from_millis(self.server.session_idle_ms),
             max_sse_sessions: self.server.max_sse_sessions,
+            max_sessions: self.server.max_sessions,
         }
     }
 
@@ -249,6 +267,7 @@ impl Config {
         GatewayConfig {
             page_size: self.server.page_size,
             instructions: self.server.instructions.clone(),
+            max_session_connections: self.server.max_session_connections,
         }
     }
 }

@@ -141,3 +141,34 @@ async fn modern_client_answers_a_legacy_upstream_through_input_required_rounds()
     assert!(err.message.contains("requestState"), "{}", err.message);
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn session_owned_connections_are_bounded() {
+    let dir = temp_dir("bounded");
+    let gw = TestGateway::start(
+        "max_session_connections = 1",
+        &stdio_demo("demo", Some(&dir), "isolation = \"per-session\""),
+    )
+    .await;
+    let (a, seen_a) = connect(&gw.mcp_url(), Era::Legacy).await;
+    let (b, seen_b) = connect(&gw.mcp_url(), Era::Legacy).await;
+    assert!(
+        eventually(Duration::from_secs(10), || processes_in(&dir).len() == 2).await,
+        "shared child + one session child, not more: {:?}",
+        processes_in(&dir)
+    );
+    // The first session has its own connection; the second falls back to the shared one,
+    // where the demo (2026-07-28) asks through input_required, which the gateway drives.
+    assert_eq!(
+        text(&a.call_tool(sample("demo__sample", "a")).await.unwrap()),
+        "client said: pong to a"
+    );
+    assert_eq!(
+        text(&b.call_tool(sample("demo__sample", "b")).await.unwrap()),
+        "client said: pong to b"
+    );
+    assert_eq!(*seen_a.sampling_requests.lock().unwrap(), 1);
+    assert_eq!(*seen_b.sampling_requests.lock().unwrap(), 1);
+    a.cancel().await.unwrap();
+    b.cancel().await.unwrap();
+}

@@ -272,3 +272,39 @@ async fn the_stdio_bridge_reaches_a_remote_gateway() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn legacy_sessions_are_bounded_but_stateless_requests_are_not() {
+    let gw = TestGateway::start("max_sessions = 2", &stdio_demo("demo", None, "")).await;
+    let (a, _) = connect(&gw.mcp_url(), Era::Legacy).await;
+    let (b, _) = connect(&gw.mcp_url(), Era::Legacy).await;
+    let third = reqwest::Client::new()
+        .post(gw.mcp_url())
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(third.status(), 503);
+    let body: serde_json::Value = third.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.max_sessions"),
+        "{body}"
+    );
+    // Stateless 2026-07-28 requests hold no session and are still served.
+    let (modern, _) = connect(&gw.mcp_url(), Era::Modern).await;
+    assert_eq!(
+        modern.list_all_tools().await.unwrap().len(),
+        DEMO_TOOLS.len()
+    );
+    // Closing a session frees its place.
+    a.cancel().await.unwrap();
+    let (c, _) = connect(&gw.mcp_url(), Era::Legacy).await;
+    b.cancel().await.unwrap();
+    c.cancel().await.unwrap();
+    modern.cancel().await.unwrap();
+}

@@ -8,6 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::{LocalSessionManager, SessionConfig};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
@@ -30,6 +34,8 @@ pub struct HttpOptions {
     pub session_idle: Duration,
     /// Most concurrent legacy HTTP+SSE sessions.
     pub max_sse_sessions: usize,
+    /// Most concurrent legacy Streamable HTTP sessions.
+    pub max_sessions: usize,
 }
 
 impl Default for HttpOptions {
@@ -41,6 +47,7 @@ impl Default for HttpOptions {
             keep_alive: Duration::from_secs(15),
             session_idle: Duration::from_secs(300),
             max_sse_sessions: 10_000,
+            max_sessions: 10_000,
         }
     }
 }
@@ -48,8 +55,55 @@ impl Default for HttpOptions {
 /// The tower service for `/mcp`.
 pub type McpService = StreamableHttpService<GatewayHandler, LocalSessionManager>;
 
-/// Builds the Streamable HTTP service; `ct` ends all its sessions on shutdown.
-pub fn service(gateway: Arc<Gateway>, options: &HttpOptions, ct: CancellationToken) -> McpService {
+/// Admits new legacy sessions up to a limit (rmcp's session manager has none).
+#[derive(Clone)]
+pub struct SessionLimit {
+    sessions: Arc<LocalSessionManager>,
+    max: usize,
+}
+
+impl SessionLimit {
+    /// Open legacy Streamable HTTP sessions.
+    pub async fn open(&self) -> usize {
+        self.sessions.sessions.read().await.len()
+    }
+}
+
+/// Middleware for `/mcp`: a request that would open a legacy session (a POST without
+/// `Mcp-Session-Id` that is not a 2026-07-28 stateless request) gets 503 at the limit.
+pub async fn limit_sessions(
+    State(limit): State<SessionLimit>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let opens_session = request.method() == Method::POST
+        && !headers.contains_key("mcp-session-id")
+        && headers
+            .get("mcp-protocol-version")
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|v| v < "2026-07-28");
+    if opens_session && limit.open().await >= limit.max {
+        let body = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": {"code": -32000, "message": format!(
+                "this gateway already holds {} sessions (server.max_sessions); retry later or use the stateless 2026-07-28 protocol",
+                limit.max
+            )},
+        });
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    }
+    next.run(request).await
+}
+
+/// Builds the Streamable HTTP service and its session limit; `ct` ends all its sessions on
+/// shutdown.
+pub fn service(
+    gateway: Arc<Gateway>,
+    options: &HttpOptions,
+    ct: CancellationToken,
+) -> (McpService, SessionLimit) {
     let mut config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(options.allowed_hosts.clone())
         .with_allowed_origins(options.allowed_origins.clone())
@@ -64,5 +118,11 @@ pub fn service(gateway: Arc<Gateway>, options: &HttpOptions, ct: CancellationTok
     session_config.keep_alive = Some(options.session_idle);
     let mut sessions = LocalSessionManager::default();
     sessions.session_config = session_config;
-    StreamableHttpService::new(move || Ok(gateway.handler()), Arc::new(sessions), config)
+    let sessions = Arc::new(sessions);
+    let limit = SessionLimit {
+        sessions: sessions.clone(),
+        max: options.max_sessions,
+    };
+    let service = StreamableHttpService::new(move || Ok(gateway.handler()), sessions, config);
+    (service, limit)
 }

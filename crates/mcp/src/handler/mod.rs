@@ -112,7 +112,13 @@ impl GatewayHandler {
         self.client
             .links
             .get_or_init(|| async {
-                let links = SessionLinks::open(&self.gateway.upstreams, peer, http).await;
+                let links = SessionLinks::open(
+                    &self.gateway.upstreams,
+                    peer,
+                    http,
+                    &self.gateway.session_connections,
+                )
+                .await;
                 (!links.is_empty()).then(|| Arc::new(links))
             })
             .await
@@ -173,6 +179,7 @@ impl GatewayHandler {
                 upstream_request,
                 capabilities.unwrap_or_default(),
                 http,
+                self.gateway.session_connections.clone(),
             )
             .await
             .map(Some)
