@@ -212,9 +212,4 @@ impl Bridges {
         }
         all.insert(state, parked);
     }
-
-    /// Number of calls waiting for a client's answers.
-    pub fn parked(&self) -> usize {
-        lock(&self.parked).len()
-    }
 }

@@ -188,16 +188,3 @@ async fn rebuild_catalog(gateway: Arc<Gateway>, dirty: Arc<Notify>) {
         }
     }
 }
-
-/// Used by tests and the catalog builder to look at routes without a request.
-impl Gateway {
-    /// The upstream serving exposed tool `name`, if any.
-    pub fn tool_route(&self, name: &str) -> Option<(String, String)> {
-        let catalog = self.catalog.load();
-        let route = catalog.tools.route(name)?;
-        Some((
-            self.upstreams[route.upstream].name().to_owned(),
-            route.name.to_string(),
-        ))
-    }
-}

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{
     LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam, ProgressToken,
-    ResourceUpdatedNotificationParam, ServerNotification,
+    ResourceUpdatedNotificationParam,
 };
 use rmcp::service::{Peer, RoleServer, SubscriptionSink};
 
@@ -335,15 +335,6 @@ impl Hub {
             if changes.resources && accepted.resources_list_changed == Some(true) {
                 let _ = sink.notify_resource_list_changed().await;
             }
-        }
-    }
-
-    /// Sends a raw notification to one session (used by tests and bridges).
-    pub async fn notify_session(&self, id: ClientId, notification: ServerNotification) -> bool {
-        let peer = lock(&self.sessions).get(&id).map(|s| s.peer.clone());
-        match peer {
-            Some(peer) => peer.send_notification(notification).await.is_ok(),
-            None => false,
         }
     }
 }

@@ -125,6 +125,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
     };
     let body = json!({
         "status": if stopping { "stopping" } else { "ready" },
+        "sessions": state.gateway.hub().session_count(),
+        "in_flight": state.gateway.in_flight(),
         "upstreams": upstreams,
     });
     (status, Json(body)).into_response()

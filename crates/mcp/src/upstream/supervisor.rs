@@ -25,6 +25,8 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const CHILD_GRACE: Duration = Duration::from_secs(2);
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A connection up this long resets the back-off.
+const STABLE_AFTER: Duration = Duration::from_secs(30);
 
 enum Ended {
     /// The connection closed or failed; reconnect after back-off.
@@ -116,7 +118,16 @@ pub(super) async fn run(upstream: Arc<Upstream>) {
             _ = upstream.shutdown.cancelled() => break,
         };
         let ended = match opened {
-            Ok(Ok(conn)) => serve(&upstream, conn, connection).await,
+            Ok(Ok(conn)) => {
+                let since = tokio::time::Instant::now();
+                let ended = serve(&upstream, conn, connection).await;
+                // A connection that held for a while earns a fresh back-off; one that keeps
+                // dying right away (a crash loop) keeps backing off.
+                if since.elapsed() >= STABLE_AFTER {
+                    backoff = MIN_BACKOFF;
+                }
+                ended
+            }
             Ok(Err(reason)) => Ended::Closed(reason),
             Err(_) => Ended::Closed(format!(
                 "no handshake within {:?}",
