@@ -83,10 +83,12 @@ impl Drop for ChildGroup {
 /// Closes a connection: ends the MCP service, stops SSE tasks, terminates a stdio child.
 pub async fn close<H: ClientHandler>(mut conn: Connection<H>, grace: std::time::Duration) {
     conn.transport_ct.cancel();
-    let _ = conn.running.close_with_timeout(grace).await;
+    // The child first: once it is gone its pipes close and the MCP service ends at once,
+    // instead of rmcp waiting for a process that still holds them.
     if let Some(child) = conn.child.take() {
         child.terminate(grace).await;
     }
+    let _ = conn.running.close_with_timeout(grace).await;
 }
 
 /// Which protocol era a connection asks for.

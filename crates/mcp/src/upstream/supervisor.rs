@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rmcp::model::{
-    ClientRequest, PingRequest, ProtocolVersion, ServerCapabilities, ServerNotification,
-    SubscriptionFilter,
+    ClientRequest, DiscoverRequest, DiscoverRequestParams, PingRequest, ProtocolVersion,
+    ServerCapabilities, ServerNotification, SubscriptionFilter,
 };
 use rmcp::service::{Peer, PeerRequestOptions, RoleClient};
 
@@ -276,12 +276,20 @@ async fn serve(upstream: &Arc<Upstream>, conn: Connection<SharedClient>, connect
     ended
 }
 
-/// Pings the upstream. Any answer, even an error (2026-07-28 has no `ping`), proves the
-/// connection alive; silence or a transport failure means it must be replaced. This catches
+/// Pings the upstream (`ping`, or `server/discover` on 2026-07-28). Any answer, even an
+/// error, proves the connection alive; silence or a transport failure means it must be replaced. This catches
 /// upstreams that lose a session without saying 404 (they then drop requests silently).
 async fn health_check(upstream: &Upstream, conn: &Connection<SharedClient>) -> Result<(), String> {
     let timeout = upstream.def.timeouts.connect.min(PING_TIMEOUT);
-    let ping = ClientRequest::PingRequest(PingRequest::default());
+    // 2026-07-28 has no `ping`; `server/discover` is its cheapest request.
+    let modern = conn.running.peer().peer_info().is_some_and(|info| {
+        info.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str()
+    });
+    let ping = if modern {
+        ClientRequest::DiscoverRequest(DiscoverRequest::new(DiscoverRequestParams::default()))
+    } else {
+        ClientRequest::PingRequest(PingRequest::default())
+    };
     let sent = conn
         .running
         .peer()
