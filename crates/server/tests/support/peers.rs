@@ -45,7 +45,11 @@ pub fn peers(test: &str) -> Option<Peers> {
             })
         }
         _ => {
-            eprintln!(
+            // Written to the real stderr (not eprintln!, which the test harness captures) so
+            // the reason shows in a plain `cargo test` run.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "SKIP {test}: third-party MCP peers are not installed; run `eval \"$(scripts/install-peers.sh)\"` first (.ci/run does)"
             );
             None
