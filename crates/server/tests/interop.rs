@@ -11,6 +11,78 @@ use futures::StreamExt;
 use support::peers::*;
 use support::*;
 
+/// One way of connecting a real client: which program, which arguments (without `--url`),
+/// and which endpoint path.
+struct ClientKind {
+    label: &'static str,
+    program: String,
+    args: Vec<String>,
+    path: &'static str,
+}
+
+/// Every client × era × transport combination the interop suite drives.
+fn client_kinds(peers: &Peers) -> Vec<ClientKind> {
+    let root = repo_root();
+    let py = root
+        .join("tests/interop/py_client.py")
+        .display()
+        .to_string();
+    let ts = root
+        .join("tests/interop/ts_client.mjs")
+        .display()
+        .to_string();
+    let modules = peers.node_modules.display().to_string();
+    let python = |label, mode: &str, sse: bool| {
+        let mut args = vec![py.clone(), "--mode".into(), mode.into()];
+        if sse {
+            args.extend(["--transport".into(), "sse".into()]);
+        }
+        ClientKind {
+            label,
+            program: peers.python.clone(),
+            args,
+            path: if sse { "/sse" } else { "/mcp" },
+        }
+    };
+    let node = |label, sdk: &str, mode: &str, sse: bool| {
+        let mut args = vec![
+            ts.clone(),
+            "--modules".into(),
+            modules.clone(),
+            "--sdk".into(),
+            sdk.into(),
+            "--mode".into(),
+            mode.into(),
+        ];
+        if sse {
+            args.extend(["--transport".into(), "sse".into()]);
+        }
+        ClientKind {
+            label,
+            program: "node".into(),
+            args,
+            path: if sse { "/sse" } else { "/mcp" },
+        }
+    };
+    vec![
+        python("python legacy streamable", "legacy", false),
+        python("python auto streamable", "auto", false),
+        python("python 2026-07-28 streamable", "2026-07-28", false),
+        python("python legacy sse", "legacy", true),
+        python("python auto sse", "auto", true),
+        node("ts sdk-1.32.2 legacy streamable", "legacy", "legacy", false),
+        node("ts sdk-1.32.2 legacy sse", "legacy", "legacy", true),
+        node("ts client-2.4.0 legacy streamable", "v2", "legacy", false),
+        node("ts client-2.4.0 auto streamable", "v2", "auto", false),
+        node(
+            "ts client-2.4.0 2026-07-28 streamable",
+            "v2",
+            "2026-07-28",
+            false,
+        ),
+    ]
+}
+
 struct Target {
     tool: &'static str,
     args: String,
@@ -105,137 +177,12 @@ async fn clients_of_both_eras_reach_every_upstream_transport() {
             expect: "dual-era",
         },
     ];
-    // (client label, program, base args, transport path)
-    let py = root
-        .join("tests/interop/py_client.py")
-        .display()
-        .to_string();
-    let ts = root
-        .join("tests/interop/ts_client.mjs")
-        .display()
-        .to_string();
-    let modules = peers.node_modules.display().to_string();
-    let clients: Vec<(String, String, Vec<String>, &str)> = vec![
-        (
-            "python legacy streamable".into(),
-            peers.python.clone(),
-            vec![py.clone(), "--mode".into(), "legacy".into()],
-            "/mcp",
-        ),
-        (
-            "python auto streamable".into(),
-            peers.python.clone(),
-            vec![py.clone(), "--mode".into(), "auto".into()],
-            "/mcp",
-        ),
-        (
-            "python 2026-07-28 streamable".into(),
-            peers.python.clone(),
-            vec![py.clone(), "--mode".into(), "2026-07-28".into()],
-            "/mcp",
-        ),
-        (
-            "python legacy sse".into(),
-            peers.python.clone(),
-            vec![
-                py.clone(),
-                "--mode".into(),
-                "legacy".into(),
-                "--transport".into(),
-                "sse".into(),
-            ],
-            "/sse",
-        ),
-        (
-            "python auto sse".into(),
-            peers.python.clone(),
-            vec![
-                py.clone(),
-                "--mode".into(),
-                "auto".into(),
-                "--transport".into(),
-                "sse".into(),
-            ],
-            "/sse",
-        ),
-        (
-            "ts sdk-1.32.2 legacy streamable".into(),
-            "node".into(),
-            vec![
-                ts.clone(),
-                "--modules".into(),
-                modules.clone(),
-                "--sdk".into(),
-                "legacy".into(),
-                "--mode".into(),
-                "legacy".into(),
-            ],
-            "/mcp",
-        ),
-        (
-            "ts sdk-1.32.2 legacy sse".into(),
-            "node".into(),
-            vec![
-                ts.clone(),
-                "--modules".into(),
-                modules.clone(),
-                "--sdk".into(),
-                "legacy".into(),
-                "--mode".into(),
-                "legacy".into(),
-                "--transport".into(),
-                "sse".into(),
-            ],
-            "/sse",
-        ),
-        (
-            "ts client-2.4.0 legacy streamable".into(),
-            "node".into(),
-            vec![
-                ts.clone(),
-                "--modules".into(),
-                modules.clone(),
-                "--sdk".into(),
-                "v2".into(),
-                "--mode".into(),
-                "legacy".into(),
-            ],
-            "/mcp",
-        ),
-        (
-            "ts client-2.4.0 auto streamable".into(),
-            "node".into(),
-            vec![
-                ts.clone(),
-                "--modules".into(),
-                modules.clone(),
-                "--sdk".into(),
-                "v2".into(),
-                "--mode".into(),
-                "auto".into(),
-            ],
-            "/mcp",
-        ),
-        (
-            "ts client-2.4.0 2026-07-28 streamable".into(),
-            "node".into(),
-            vec![
-                ts.clone(),
-                "--modules".into(),
-                modules.clone(),
-                "--sdk".into(),
-                "v2".into(),
-                "--mode".into(),
-                "2026-07-28".into(),
-            ],
-            "/mcp",
-        ),
-    ];
+    let clients = client_kinds(&peers);
     let mut runs = Vec::new();
-    for (label, program, base, path) in &clients {
+    for client in &clients {
         for target in &targets {
-            let mut args = base.clone();
-            args.extend(["--url".into(), format!("{}{path}", gw.base)]);
+            let mut args = client.args.clone();
+            args.extend(["--url".into(), format!("{}{}", gw.base, client.path)]);
             for t in &targets {
                 args.extend(["--expect-tool".into(), t.tool.into()]);
             }
@@ -247,7 +194,11 @@ async fn clients_of_both_eras_reach_every_upstream_transport() {
                 "--expect-text".into(),
                 target.expect.into(),
             ]);
-            runs.push((format!("{label} → {}", target.tool), program.clone(), args));
+            runs.push((
+                format!("{} → {}", client.label, target.tool),
+                client.program.clone(),
+                args,
+            ));
         }
     }
     let results: Vec<(String, Result<String, String>)> = futures::stream::iter(runs)
@@ -280,7 +231,6 @@ async fn sampling_elicitation_roots_and_progress_round_trip_through_the_gateway(
     else {
         return;
     };
-    let root = repo_root();
     let (_sse, sse_port) = everything_http(&peers, "sse").await;
     let (_http, http_port) = everything_http(&peers, "streamableHttp").await;
     // One gateway per upstream transport, each with server-everything behind it, per-session.
@@ -313,95 +263,26 @@ async fn sampling_elicitation_roots_and_progress_round_trip_through_the_gateway(
             .await,
         ),
     ];
-    let py = root
-        .join("tests/interop/py_client.py")
-        .display()
-        .to_string();
-    let ts = root
-        .join("tests/interop/ts_client.mjs")
-        .display()
-        .to_string();
-    let modules = peers.node_modules.display().to_string();
+    // Server-to-client requests need a session: the legacy-era clients.
+    let clients: Vec<ClientKind> = client_kinds(&peers)
+        .into_iter()
+        .filter(|c| c.label.contains(" legacy "))
+        .collect();
     let mut runs = Vec::new();
     for (upstream_transport, gw) in &gateways {
-        let clients: Vec<(&str, String, Vec<String>)> = vec![
-            (
-                "python legacy streamable",
-                peers.python.clone(),
-                vec![
-                    py.clone(),
-                    "--mode".into(),
-                    "legacy".into(),
-                    "--url".into(),
-                    gw.mcp_url(),
-                ],
-            ),
-            (
-                "python legacy sse",
-                peers.python.clone(),
-                vec![
-                    py.clone(),
-                    "--mode".into(),
-                    "legacy".into(),
-                    "--transport".into(),
-                    "sse".into(),
-                    "--url".into(),
-                    format!("{}/sse", gw.base),
-                ],
-            ),
-            (
-                "ts sdk-1.32.2 legacy streamable",
-                "node".into(),
-                vec![
-                    ts.clone(),
-                    "--modules".into(),
-                    modules.clone(),
-                    "--sdk".into(),
-                    "legacy".into(),
-                    "--mode".into(),
-                    "legacy".into(),
-                    "--url".into(),
-                    gw.mcp_url(),
-                ],
-            ),
-            (
-                "ts sdk-1.32.2 legacy sse",
-                "node".into(),
-                vec![
-                    ts.clone(),
-                    "--modules".into(),
-                    modules.clone(),
-                    "--sdk".into(),
-                    "legacy".into(),
-                    "--mode".into(),
-                    "legacy".into(),
-                    "--transport".into(),
-                    "sse".into(),
-                    "--url".into(),
-                    format!("{}/sse", gw.base),
-                ],
-            ),
-            (
-                "ts client-2.4.0 legacy streamable",
-                "node".into(),
-                vec![
-                    ts.clone(),
-                    "--modules".into(),
-                    modules.clone(),
-                    "--sdk".into(),
-                    "v2".into(),
-                    "--mode".into(),
-                    "legacy".into(),
-                    "--url".into(),
-                    gw.mcp_url(),
-                ],
-            ),
-        ];
-        for (label, program, mut args) in clients {
-            args.push("--everything-fidelity".into());
+        for client in &clients {
+            let mut args = client.args.clone();
+            args.extend([
+                "--url".into(),
+                format!("{}{}", gw.base, client.path),
+                "--everything-fidelity".into(),
+            ]);
             runs.push((
-                format!("{label} → server-everything over {upstream_transport}"),
-                program,
+                format!(
+                    "{} → server-everything over {upstream_transport}",
+                    client.label
+                ),
+                client.program.clone(),
                 args,
             ));
         }
