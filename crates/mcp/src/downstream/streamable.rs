@@ -110,6 +110,9 @@ pub fn service(
         .enforce_origin_validation()
         .with_max_request_body_bytes(options.max_body_bytes)
         .with_sse_keep_alive(Some(options.keep_alive))
+        // A stateless (2026-07-28) request whose first message is its answer gets a plain JSON
+        // body; rmcp switches to SSE when progress or other messages come first.
+        .with_json_response(true)
         .with_cancellation_token(ct);
     if options.allowed_hosts.is_empty() {
         config = config.disable_allowed_hosts();
