@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use crate::catalog::Route;
 use crate::error::GatewayError;
 use crate::session::{Downstream, open_link};
 use crate::upstream::{Upstream, client_info};
@@ -69,6 +70,9 @@ impl InputSender {
 }
 
 struct Parked {
+    /// The upstream and tool the call belongs to: a retry naming another tool cannot take
+    /// it over.
+    owner: Route,
     events: mpsc::Receiver<Event>,
     answers: HashMap<String, oneshot::Sender<Value>>,
     at: Instant,
@@ -100,6 +104,7 @@ impl Bridges {
     /// Starts `request` on a connection of its own to `upstream`, declaring `capabilities`.
     pub async fn start(
         &self,
+        owner: Route,
         upstream: Arc<Upstream>,
         request: ClientRequest,
         capabilities: ClientCapabilities,
@@ -134,18 +139,26 @@ impl Bridges {
             };
             let _ = events_tx.send(Event::Done(result)).await;
         });
-        self.drive(events).await
+        self.drive(owner, events).await
     }
 
     /// Resumes the call parked under `state` with the client's `responses`.
     pub async fn resume(
         &self,
+        owner: &Route,
         state: &str,
         mut responses: InputResponses,
     ) -> Result<Outcome, ErrorData> {
-        let parked = lock(&self.parked).remove(state).ok_or_else(|| {
+        let parked = {
+            let mut all = lock(&self.parked);
+            match all.get(state) {
+                Some(p) if p.owner == *owner => all.remove(state),
+                _ => None,
+            }
+        };
+        let parked = parked.ok_or_else(|| {
             ErrorData::invalid_params(
-                "requestState names no waiting call (unknown, already used or expired); call the tool again",
+                "requestState names no waiting call of this tool (unknown, already used, expired or issued for another tool); call the tool again",
                 None,
             )
         })?;
@@ -158,10 +171,14 @@ impl Bridges {
             })?;
             let _ = answer.send(value);
         }
-        self.drive(parked.events).await
+        self.drive(parked.owner, parked.events).await
     }
 
-    async fn drive(&self, mut events: mpsc::Receiver<Event>) -> Result<Outcome, ErrorData> {
+    async fn drive(
+        &self,
+        owner: Route,
+        mut events: mpsc::Receiver<Event>,
+    ) -> Result<Outcome, ErrorData> {
         let first = events.recv().await.ok_or_else(|| {
             ErrorData::internal_error("the bridged upstream call ended without a result", None)
         })?;
@@ -190,6 +207,7 @@ impl Bridges {
         self.park(
             state.clone(),
             Parked {
+                owner,
                 events,
                 answers,
                 at: Instant::now(),

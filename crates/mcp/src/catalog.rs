@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rmcp::model::{
     Prompt, PromptsCapability, Resource, ResourceTemplate, ResourcesCapability, ServerCapabilities,
-    Tool, ToolsCapability,
+    ServerConfig, Tool, ToolsCapability,
 };
 use switchboard_domain::{
     Cursor, CursorError, ListKind, exposed_name, exposed_uri, split_exposed_uri,
@@ -86,6 +86,9 @@ pub struct Catalog {
     pub capabilities: ServerCapabilities,
     /// Bumped by the gateway on every rebuild, so derived views know when to refresh.
     pub generation: u64,
+    /// What `initialize`/`server/discover` answer, built once per catalog (rmcp asks for it
+    /// several times per request).
+    pub info: ServerConfig,
 }
 
 /// Lists and capabilities that replace an upstream's shared ones in a session's own view.

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use rmcp::model::{Implementation, ServerConfig};
 use switchboard_domain::{Isolation, UpstreamDef};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
@@ -101,7 +102,7 @@ impl Gateway {
             }
         };
         let gateway = Arc::new(Gateway {
-            catalog: ArcSwap::from_pointee(Catalog::build(&upstreams)),
+            catalog: ArcSwap::from_pointee(Catalog::build(&upstreams).with_info(&config)),
             http,
             has_per_session,
             bridges: Bridges::default(),
@@ -164,6 +165,21 @@ impl Gateway {
     }
 }
 
+impl Catalog {
+    /// Fills in what this gateway answers to `initialize`/`server/discover`.
+    fn with_info(mut self, config: &GatewayConfig) -> Catalog {
+        let mut info = ServerConfig::new(self.capabilities.clone());
+        let mut implementation = Implementation::default();
+        implementation.name = "switchboard".into();
+        implementation.title = Some("Switchboard MCP gateway".into());
+        implementation.version = env!("CARGO_PKG_VERSION").into();
+        info.server_info = implementation;
+        info.instructions = config.instructions.clone();
+        self.info = info;
+        self
+    }
+}
+
 async fn rebuild_catalog(gateway: Arc<Gateway>, dirty: Arc<Notify>) {
     loop {
         tokio::select! {
@@ -172,7 +188,7 @@ async fn rebuild_catalog(gateway: Arc<Gateway>, dirty: Arc<Notify>) {
         }
         // Coalesce bursts (several upstreams becoming ready together).
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let mut next = Catalog::build(&gateway.upstreams);
+        let mut next = Catalog::build(&gateway.upstreams).with_info(&gateway.config);
         let previous = gateway.catalog.load_full();
         next.generation = previous.generation + 1;
         let mut changes = next.changes_from(&previous);

@@ -14,10 +14,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rmcp::model::{
-    LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam, ProgressToken,
-    ResourceUpdatedNotificationParam,
-};
+use rmcp::model::{ProgressNotificationParam, ProgressToken, ResourceUpdatedNotificationParam};
 use rmcp::service::{Peer, RoleServer, SubscriptionSink};
 
 /// Which aggregated list changed.
@@ -35,26 +32,11 @@ impl ListChanges {
     }
 }
 
-/// Severity order of MCP log levels (`LoggingLevel` has no `Ord`).
-fn level_rank(level: LoggingLevel) -> u8 {
-    match level {
-        LoggingLevel::Debug => 0,
-        LoggingLevel::Info => 1,
-        LoggingLevel::Notice => 2,
-        LoggingLevel::Warning => 3,
-        LoggingLevel::Error => 4,
-        LoggingLevel::Critical => 5,
-        LoggingLevel::Alert => 6,
-        LoggingLevel::Emergency => 7,
-    }
-}
-
 /// Identifies one downstream client (session or listener) inside the hub.
 pub type ClientId = u64;
 
 struct Session {
     peer: Peer<RoleServer>,
-    log_level: Option<LoggingLevel>,
 }
 
 struct ProgressRoute {
@@ -105,13 +87,7 @@ impl Hub {
 
     /// Registers a legacy session's peer so it receives notifications.
     pub fn add_session(&self, id: ClientId, peer: Peer<RoleServer>) {
-        lock(&self.sessions).insert(
-            id,
-            Session {
-                peer,
-                log_level: None,
-            },
-        );
+        lock(&self.sessions).insert(id, Session { peer });
     }
 
     /// Registers a modern `subscriptions/listen` stream.
@@ -132,13 +108,6 @@ impl Hub {
     /// Number of registered legacy sessions (for health and tests).
     pub fn session_count(&self) -> usize {
         lock(&self.sessions).len()
-    }
-
-    /// Sets the minimum log level a session wants forwarded.
-    pub fn set_log_level(&self, id: ClientId, level: LoggingLevel) {
-        if let Some(session) = lock(&self.sessions).get_mut(&id) {
-            session.log_level = Some(level);
-        }
     }
 
     /// Records that client `id` wants `notifications/resources/updated` for `uri`. Returns true
@@ -251,21 +220,6 @@ impl Hub {
         params.progress_token = token;
         if let Err(err) = peer.notify_progress(params).await {
             tracing::debug!(%err, "could not forward progress");
-        }
-    }
-
-    /// Forwards an upstream log message to every session that asked for this level.
-    pub async fn forward_log(&self, params: LoggingMessageNotificationParam) {
-        let peers: Vec<_> = lock(&self.sessions)
-            .values()
-            .filter(|s| {
-                s.log_level
-                    .is_some_and(|min| level_rank(params.level) >= level_rank(min))
-            })
-            .map(|s| s.peer.clone())
-            .collect();
-        for peer in peers {
-            let _ = peer.notify_logging_message(params.clone()).await;
         }
     }
 

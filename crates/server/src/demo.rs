@@ -8,6 +8,7 @@
 // Sampling is deprecated by SEP-2577 but real clients still speak it; the demo exercises it.
 #![allow(deprecated)]
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,10 +20,11 @@ use rmcp::model::{
     CreateMessageResult, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
     Implementation, InputRequest, InputRequests, InputRequiredResult, ListPromptsResult,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, Reference, Resource, ResourceContents,
-    ResourceTemplate, Role, SamplingContent, SamplingMessage, SamplingMessageContentBlock,
-    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool, ToolsCapability,
+    ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference, Resource,
+    ResourceContents, ResourceTemplate, Role, SamplingContent, SamplingMessage,
+    SamplingMessageContentBlock, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
+    ToolsCapability,
 };
 use rmcp::service::{
     NotificationContext, Peer, RequestContext, RoleServer, SubscriptionContext, SubscriptionSink,
@@ -36,6 +38,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[derive(Clone, Default)]
 pub struct DemoServer {
     state: Arc<DemoState>,
+    /// Speak only the session protocols (up to 2025-11-25), like many deployed servers.
+    legacy_only: bool,
 }
 
 /// State shared by all sessions of one demo upstream.
@@ -49,6 +53,15 @@ struct DemoState {
 }
 
 impl DemoServer {
+    /// A demo upstream that refuses 2026-07-28 (tests the gateway's bridging to legacy
+    /// upstreams).
+    pub fn legacy_only() -> Self {
+        Self {
+            legacy_only: true,
+            ..Self::default()
+        }
+    }
+
     fn tools(&self) -> Vec<Tool> {
         let mut tools = tools();
         if self.state.extra.load(Ordering::Acquire) {
@@ -220,6 +233,19 @@ impl ServerHandler for DemoServer {
         implementation.version = env!("CARGO_PKG_VERSION").into();
         info.server_info = implementation;
         info
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        if self.legacy_only {
+            let legacy = ProtocolVersion::KNOWN_VERSIONS
+                .iter()
+                .filter(|v| v.as_str() < ProtocolVersion::V_2026_07_28.as_str())
+                .cloned()
+                .collect::<Vec<_>>();
+            Cow::Owned(legacy)
+        } else {
+            Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS)
+        }
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

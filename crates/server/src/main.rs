@@ -66,6 +66,9 @@ enum Command {
         /// Serve Streamable HTTP at http://ADDR/mcp instead of stdio.
         #[arg(long, value_name = "ADDR")]
         http: Option<String>,
+        /// Speak only the session protocols (up to 2025-11-25), not 2026-07-28.
+        #[arg(long)]
+        legacy: bool,
     },
 }
 
@@ -153,10 +156,15 @@ async fn wait_for_signal() {
     }
 }
 
-async fn demo_upstream(http: Option<String>) -> anyhow::Result<()> {
+async fn demo_upstream(http: Option<String>, legacy: bool) -> anyhow::Result<()> {
+    let demo = if legacy {
+        DemoServer::legacy_only()
+    } else {
+        DemoServer::default()
+    };
     match http {
         None => {
-            let running = DemoServer::default()
+            let running = demo
                 .serve(rmcp::transport::stdio())
                 .await
                 .context("demo upstream: handshake on stdio failed")?;
@@ -167,7 +175,6 @@ async fn demo_upstream(http: Option<String>) -> anyhow::Result<()> {
             use rmcp::transport::streamable_http_server::{
                 StreamableHttpServerConfig, StreamableHttpService,
             };
-            let demo = DemoServer::default();
             let service = StreamableHttpService::new(
                 move || Ok(demo.clone()),
                 std::sync::Arc::new(LocalSessionManager::default()),
@@ -219,6 +226,6 @@ async fn main() -> anyhow::Result<()> {
             token,
             headers,
         }) => switchboard_server::connect::run(url, token, headers).await,
-        Some(Command::DemoUpstream { http }) => demo_upstream(http).await,
+        Some(Command::DemoUpstream { http, legacy }) => demo_upstream(http, legacy).await,
     }
 }

@@ -4,25 +4,11 @@
 mod support;
 
 use rmcp::model::{
-    ArgumentInfo, CallToolRequestParams, CompleteRequestParams, GetPromptRequestParams,
-    PaginatedRequestParams, ReadResourceRequestParams, Reference, ResourceContents,
+    ArgumentInfo, CompleteRequestParams, GetPromptRequestParams, PaginatedRequestParams,
+    ReadResourceRequestParams, Reference, ResourceContents,
 };
 use serde_json::json;
 use support::*;
-
-fn call(name: &str, args: serde_json::Value) -> CallToolRequestParams {
-    let mut params = CallToolRequestParams::new(name.to_owned());
-    params.arguments = args.as_object().cloned();
-    params
-}
-
-fn first_text(result: &rmcp::model::CallToolResult) -> String {
-    result.content[0]
-        .as_text()
-        .expect("text content")
-        .text
-        .clone()
-}
 
 async fn two_upstream_gateway(
     server_extra: &str,
@@ -58,12 +44,12 @@ async fn tools_of_all_upstreams_are_listed_with_prefixes_in_both_eras() {
             .call_tool(call("local__echo", json!({"text": "via stdio"})))
             .await
             .unwrap();
-        assert_eq!(first_text(&local), "via stdio");
+        assert_eq!(text(&local), "via stdio");
         let remote = client
             .call_tool(call("remote__add", json!({"a": 40, "b": 2})))
             .await
             .unwrap();
-        assert_eq!(first_text(&remote), "42");
+        assert_eq!(text(&remote), "42");
         client.cancel().await.unwrap();
     }
 }
@@ -249,7 +235,7 @@ async fn a_call_to_a_vanished_upstream_names_it() {
     .await;
     let (client, _) = connect(&gw.mcp_url(), Era::Legacy).await;
     assert_eq!(
-        first_text(
+        text(
             &client
                 .call_tool(call("remote__add", json!({"a": 1, "b": 1})))
                 .await
@@ -269,7 +255,7 @@ async fn a_call_to_a_vanished_upstream_names_it() {
     assert!(err.message.contains("\"remote\""), "{}", err.message);
     // The other upstream is unaffected.
     assert_eq!(
-        first_text(
+        text(
             &client
                 .call_tool(call("local__echo", json!({"text": "ok"})))
                 .await

@@ -13,13 +13,7 @@ use serde_json::json;
 use support::*;
 
 fn sample(name: &str, prompt: &str) -> CallToolRequestParams {
-    let mut p = CallToolRequestParams::new(name.to_owned());
-    p.arguments = json!({"prompt": prompt}).as_object().cloned();
-    p
-}
-
-fn text(result: &rmcp::model::CallToolResult) -> String {
-    result.content[0].as_text().unwrap().text.clone()
+    call(name, json!({"prompt": prompt}))
 }
 
 #[tokio::test]
@@ -109,15 +103,29 @@ async fn a_shared_legacy_connection_refuses_sampling_with_a_specific_error() {
 
 #[tokio::test]
 async fn modern_client_answers_a_legacy_upstream_through_input_required_rounds() {
-    // Per-session upstream: a 2026-07-28 call runs on a connection of its own that speaks the
-    // legacy protocol; the upstream's sampling request comes back to the client as an
-    // input_required round and the answer goes back to the waiting upstream.
+    // A legacy-only, per-session upstream: a 2026-07-28 call runs on a connection of its own;
+    // the upstream's sampling request comes back to the client as an input_required round and
+    // the answer goes back to the waiting upstream.
     let dir = temp_dir("bridge");
     let gw = TestGateway::start(
         "",
-        &stdio_demo("demo", Some(&dir), "isolation = \"per-session\""),
+        &stdio_demo_with(
+            "demo",
+            Some(&dir),
+            &["demo-upstream", "--legacy"],
+            "isolation = \"per-session\"",
+        ),
     )
     .await;
+    let negotiated = gw.gateway().upstreams()[0]
+        .status()
+        .protocol_version
+        .clone();
+    assert_eq!(
+        negotiated.as_deref(),
+        Some("2025-11-25"),
+        "the upstream must be legacy"
+    );
     let (client, seen) = connect(&gw.mcp_url(), Era::Modern).await;
     for round in 0..2 {
         let prompt = format!("bridged {round}");
@@ -133,6 +141,44 @@ async fn modern_client_answers_a_legacy_upstream_through_input_required_rounds()
         "a bridged call's own connection closes with the call: {:?}",
         processes_in(&dir)
     );
+    // A parked call belongs to its tool: its requestState on another tool is refused, and the
+    // call still completes when resumed on its own tool.
+    let first = client
+        .peer()
+        .call_tool_once(sample("demo__sample", "owned"))
+        .await
+        .unwrap();
+    let rmcp::model::CallToolResponse::InputRequired(round) = first else {
+        panic!("expected an input_required round, got {first:?}");
+    };
+    let state = round
+        .request_state
+        .clone()
+        .unwrap_or_else(|| panic!("bridge state in {round:?}"));
+    let key = round
+        .input_requests
+        .as_ref()
+        .and_then(|r| r.keys().next().cloned())
+        .expect("one input request");
+    let mut stolen = call("demo__echo", json!({"text": "x"}));
+    stolen.request_state = Some(state.clone());
+    let err = mcp_error(client.peer().call_tool_once(stolen).await.unwrap_err());
+    assert_eq!(err.code.0, -32602);
+    assert!(err.message.contains("another tool"), "{}", err.message);
+    let mut resumed = sample("demo__sample", "owned");
+    resumed.request_state = Some(state);
+    #[allow(deprecated)] // sampling is deprecated by SEP-2577 but still carried
+    let answer = rmcp::model::CreateMessageResult::new(
+        rmcp::model::SamplingMessage::assistant_text("by hand"),
+        "test-model".into(),
+    );
+    resumed.input_responses = Some([(key, serde_json::to_value(answer).unwrap())].into());
+    let done = client.peer().call_tool_once(resumed).await.unwrap();
+    let rmcp::model::CallToolResponse::Complete(done) = done else {
+        panic!("expected completion, got {done:?}");
+    };
+    assert_eq!(text(&done), "client said: by hand");
+
     // A forged or replayed requestState is refused with a clear error.
     let mut forged = sample("demo__sample", "x");
     forged.request_state = Some("switchboard-bridge:nope".into());

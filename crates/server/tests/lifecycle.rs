@@ -10,10 +10,8 @@ use rmcp::model::CallToolRequestParams;
 use serde_json::json;
 use support::*;
 
-fn echo(name: &str, text: &str) -> CallToolRequestParams {
-    let mut p = CallToolRequestParams::new(name.to_owned());
-    p.arguments = json!({"text": text}).as_object().cloned();
-    p
+fn echo(name: &str, said: &str) -> CallToolRequestParams {
+    call(name, json!({"text": said}))
 }
 
 #[tokio::test]
@@ -98,15 +96,8 @@ async fn progress_reaches_the_caller_with_its_own_token_in_both_eras() {
     let gw = TestGateway::start("", &stdio_demo("demo", None, "")).await;
     for era in [Era::Legacy, Era::Modern] {
         let (client, seen) = connect(&gw.mcp_url(), era).await;
-        let mut params = CallToolRequestParams::new("demo__slow_count");
-        params.arguments = json!({"steps": 3, "delay_ms": 5}).as_object().cloned();
-        let handle = client
-            .send_request_with_option(
-                rmcp::model::ClientRequest::from(rmcp::model::CallToolRequest::new(params)),
-                rmcp::service::PeerRequestOptions::no_options(),
-            )
-            .await
-            .unwrap();
+        let slow = call("demo__slow_count", json!({"steps": 3, "delay_ms": 5}));
+        let handle = start_call(&client, slow).await;
         let token = handle.progress_token.clone();
         let result = handle.await_response().await.unwrap();
         assert!(format!("{result:?}").contains("counted to 3"), "{era:?}");
@@ -141,15 +132,8 @@ async fn cancelling_a_call_cancels_it_upstream() {
 async fn cancel_in(era: Era) {
     let gw = TestGateway::start("", &stdio_demo("demo", None, "")).await;
     let (client, _) = connect(&gw.mcp_url(), era).await;
-    let mut params = CallToolRequestParams::new("demo__slow_count");
-    params.arguments = json!({"steps": 1000, "delay_ms": 50}).as_object().cloned();
-    let handle = client
-        .send_request_with_option(
-            rmcp::model::ClientRequest::from(rmcp::model::CallToolRequest::new(params)),
-            rmcp::service::PeerRequestOptions::no_options(),
-        )
-        .await
-        .unwrap();
+    let slow = call("demo__slow_count", json!({"steps": 1000, "delay_ms": 50}));
+    let handle = start_call(&client, slow).await;
     let id = handle.id.clone();
     assert!(eventually(Duration::from_secs(5), || gw.gateway().in_flight() == 1).await);
     client

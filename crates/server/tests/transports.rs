@@ -10,6 +10,32 @@ use rmcp::model::CallToolRequestParams;
 use serde_json::json;
 use support::*;
 
+type EventStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+/// Reads the `endpoint` event of a legacy SSE stream: the absolute message URL, and the rest
+/// of the stream.
+async fn sse_endpoint(stream: reqwest::Response, base: &str) -> (String, EventStream) {
+    let mut s: EventStream = Box::pin(stream.bytes_stream());
+    let mut buffer = String::new();
+    while !buffer.contains("\n\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), s.next())
+            .await
+            .expect("endpoint event in time")
+            .expect("stream open")
+            .expect("chunk");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(buffer.starts_with("event: endpoint"), "{buffer}");
+    let path = buffer
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .expect("endpoint data")
+        .to_owned();
+    assert!(path.starts_with("/messages?sessionId="), "{path}");
+    (format!("{base}{path}"), s)
+}
+
 #[tokio::test]
 async fn legacy_sse_session_speaks_json_rpc_over_get_and_post() {
     let gw = TestGateway::start("", &stdio_demo("demo", None, "")).await;
@@ -27,27 +53,7 @@ async fn legacy_sse_session_speaks_json_rpc_over_get_and_post() {
             .unwrap()
             .starts_with("text/event-stream")
     );
-    let (post_url, mut events) = {
-        // Read the endpoint event first, then drive the session.
-        let mut s = stream.bytes_stream();
-        let mut buffer = String::new();
-        while !buffer.contains("\n\n") {
-            let chunk = tokio::time::timeout(Duration::from_secs(5), s.next())
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-        }
-        assert!(buffer.starts_with("event: endpoint"), "{buffer}");
-        let path = buffer
-            .lines()
-            .find_map(|l| l.strip_prefix("data: "))
-            .unwrap()
-            .to_owned();
-        assert!(path.starts_with("/messages?sessionId="), "{path}");
-        (format!("{}{}", gw.base, path), s)
-    };
+    let (post_url, mut events) = sse_endpoint(stream, &gw.base).await;
     let post = |body: serde_json::Value| http.post(&post_url).json(&body).send();
     let init = post(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}))
@@ -166,19 +172,29 @@ async fn streamable_http_enforces_methods_body_size_and_sessions() {
         .await
         .unwrap();
     assert_eq!(get_messages.status(), 405);
-    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "demo__echo", "arguments": {"text": "x".repeat(10_000)}}});
+    let big_init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "x".repeat(10_000), "version": "0"}}});
     let too_big = http
         .post(&url)
         .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", "whatever")
-        .json(&big)
+        .json(&big_init)
         .send()
         .await
         .unwrap();
+    assert_eq!(too_big.status(), 413, "/mcp body over max_body_bytes");
+    // The legacy SSE message endpoint applies the same cap, with a JSON-RPC error.
+    let stream = http.get(format!("{}/sse", gw.base)).send().await.unwrap();
+    let (post_url, _events) = sse_endpoint(stream, &gw.base).await;
+    let too_big = http.post(&post_url).json(&big_init).send().await.unwrap();
+    assert_eq!(too_big.status(), 413, "/messages body over max_body_bytes");
+    let body: serde_json::Value = too_big.json().await.unwrap();
     assert!(
-        matches!(too_big.status().as_u16(), 413 | 404),
-        "{}",
-        too_big.status()
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.max_body_bytes"),
+        "{body}"
     );
     let unknown_session = http
         .post(&url)

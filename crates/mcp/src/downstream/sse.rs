@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -188,7 +188,7 @@ pub struct MessageQuery {
 pub async fn post_message(
     State(state): State<Arc<SseState>>,
     Query(query): Query<MessageQuery>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let Some(session_id) = query.session_id else {
         return json_error(
@@ -197,16 +197,6 @@ pub async fn post_message(
             "missing sessionId query parameter; use the URL from the `endpoint` event",
         );
     };
-    if body.len() > state.options.max_body_bytes {
-        return json_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            -32600,
-            format!(
-                "message is larger than {} bytes",
-                state.options.max_body_bytes
-            ),
-        );
-    }
     let Some(mut sender) = state
         .sessions()
         .get(&session_id)
@@ -216,6 +206,17 @@ pub async fn post_message(
             StatusCode::NOT_FOUND,
             -32600,
             "unknown or closed session; open a new one with GET on the SSE endpoint",
+        );
+    };
+    // Read at most the configured size: larger bodies are refused while streaming, not after.
+    let Ok(body) = axum::body::to_bytes(body, state.options.max_body_bytes).await else {
+        return json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            -32600,
+            format!(
+                "message is larger than {} bytes (server.max_body_bytes) or the body was cut off",
+                state.options.max_body_bytes
+            ),
         );
     };
     let value: serde_json::Value = match serde_json::from_slice(&body) {

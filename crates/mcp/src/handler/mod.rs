@@ -12,7 +12,7 @@
 mod server;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rmcp::ErrorData;
 use rmcp::model::{
@@ -37,13 +37,24 @@ use crate::upstream::Upstream;
 struct ClientSlot {
     id: ClientId,
     hub: Arc<Hub>,
+    /// Whether the hub knows this client (a session or a resource subscriber). Stateless
+    /// requests never register, so dropping their handler costs nothing.
+    registered: AtomicBool,
     /// The session's own upstream connections (legacy sessions, per-session upstreams).
     links: tokio::sync::OnceCell<Option<Arc<SessionLinks>>>,
 }
 
+impl ClientSlot {
+    fn register(&self) {
+        self.registered.store(true, Ordering::Relaxed);
+    }
+}
+
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        self.hub.remove_client(self.id);
+        if *self.registered.get_mut() {
+            self.hub.remove_client(self.id);
+        }
     }
 }
 
@@ -93,6 +104,7 @@ impl GatewayHandler {
         let client = Arc::new(ClientSlot {
             id: gateway.hub.next_client_id(),
             hub: gateway.hub.clone(),
+            registered: AtomicBool::new(false),
             links: tokio::sync::OnceCell::new(),
         });
         Self { gateway, client }
@@ -147,7 +159,7 @@ impl GatewayHandler {
             return self
                 .gateway
                 .bridges
-                .resume(state, responses)
+                .resume(route, state, responses)
                 .await
                 .map(Some);
         }
@@ -175,6 +187,7 @@ impl GatewayHandler {
         self.gateway
             .bridges
             .start(
+                route.clone(),
                 upstream.clone(),
                 upstream_request,
                 capabilities.unwrap_or_default(),

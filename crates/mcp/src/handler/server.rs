@@ -5,7 +5,7 @@ use rmcp::ErrorData;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequest, CompleteRequestParams,
-    CompleteResult, GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    CompleteResult, GetPromptRequestParams, GetPromptResponse, ListPromptsResult,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
     ReadResourceRequestParams, ReadResourceResponse, Reference, ResourceContents, ServerConfig,
     ServerResult, SetLevelRequest, SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams,
@@ -20,20 +20,13 @@ use crate::error::GatewayError;
 
 impl ServerHandler for GatewayHandler {
     fn get_info(&self) -> ServerConfig {
-        let catalog = self.gateway.catalog.load();
-        let mut info = ServerConfig::new(catalog.capabilities.clone());
-        let mut implementation = Implementation::default();
-        implementation.name = "switchboard".into();
-        implementation.title = Some("Switchboard MCP gateway".into());
-        implementation.version = env!("CARGO_PKG_VERSION").into();
-        info.server_info = implementation;
-        info.instructions = self.gateway.config.instructions.clone();
-        info
+        self.gateway.catalog.load().info.clone()
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         // Open the session's own upstream connections now, so its first list sees them.
         let _ = self.links(&context.peer, true).await;
+        self.client.register();
         self.gateway.hub.add_session(self.client.id, context.peer);
     }
 
@@ -259,11 +252,8 @@ impl ServerHandler for GatewayHandler {
         request: SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        // Shared connections: the hub filters what it forwards to this session.
-        self.gateway
-            .hub
-            .set_log_level(self.client.id, request.level);
-        // The session's own connections: the upstream itself filters.
+        // Shared connections' log messages are not forwarded to clients (they could come
+        // from anyone's call); the session's own connections filter at the upstream.
         if let Some(links) = self.links_for(&context).await {
             for (index, link) in links.iter() {
                 let upstream = &self.gateway.upstreams[index];
@@ -301,6 +291,7 @@ impl ServerHandler for GatewayHandler {
                 .map_err(ErrorData::from);
         }
         // Shared connection: subscribe upstream once, fan updates out through the hub.
+        self.client.register();
         if self
             .gateway
             .hub

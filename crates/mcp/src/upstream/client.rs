@@ -96,10 +96,10 @@ impl ClientHandler for SharedClient {
         params: LoggingMessageNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        tracing::debug!(server = %self.server, level = ?params.level, "upstream log message");
-        if let Some(upstream) = self.upstream.upgrade() {
-            upstream.hub.forward_log(params).await;
-        }
+        // A shared connection's log message cannot be attributed to one client, and handing
+        // it to every client would leak one client's activity to the others: it goes to the
+        // gateway's log only. Upstreams with `isolation = "per-session"` log to their client.
+        tracing::debug!(server = %self.server, level = ?params.level, data = %params.data, "upstream log message");
     }
 
     async fn on_resource_updated(

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
 use rmcp::model::ProtocolVersion;
-use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService};
+use rmcp::service::{
+    ClientInitializeError, ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService,
+};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use switchboard_domain::{UpstreamDef, UpstreamTransport};
@@ -113,12 +115,64 @@ impl Lifecycle {
 }
 
 /// Opens a connection to `def`, handled by `handler`.
-pub async fn open<H: ClientHandler>(
+pub async fn open<H: ClientHandler + Clone>(
     def: &UpstreamDef,
     handler: H,
     http: &reqwest::Client,
     lifecycle: Lifecycle,
 ) -> Result<Connection<H>, String> {
+    match open_with(def, handler.clone(), http, lifecycle.mode()).await {
+        Ok(conn) => Ok(conn),
+        // rmcp's auto mode falls back to `initialize` only when `server/discover` fails; a
+        // server that answers it but supports only session versions is an error there, so
+        // the fallback is done here, on a fresh transport.
+        Err(Handshake::NoCommonVersion(reason)) if lifecycle == Lifecycle::Newest => {
+            tracing::debug!(server = def.name.as_str(), %reason, "upstream speaks only session versions; initializing");
+            open_with(def, handler, http, ClientLifecycleMode::Initialize)
+                .await
+                .map_err(Handshake::into_message)
+        }
+        Err(other) => Err(other.into_message()),
+    }
+}
+
+/// Why opening a connection failed.
+enum Handshake {
+    /// The upstream answered `server/discover` with no version we asked for.
+    NoCommonVersion(String),
+    Failed(String),
+}
+
+impl Handshake {
+    fn into_message(self) -> String {
+        match self {
+            Handshake::NoCommonVersion(m) | Handshake::Failed(m) => m,
+        }
+    }
+}
+
+impl From<String> for Handshake {
+    fn from(message: String) -> Self {
+        Handshake::Failed(message)
+    }
+}
+
+fn handshake_error(e: ClientInitializeError) -> Handshake {
+    let message = format!("handshake failed: {e}");
+    match e {
+        ClientInitializeError::NoCompatibleProtocolVersion { .. } => {
+            Handshake::NoCommonVersion(message)
+        }
+        _ => Handshake::Failed(message),
+    }
+}
+
+async fn open_with<H: ClientHandler>(
+    def: &UpstreamDef,
+    handler: H,
+    http: &reqwest::Client,
+    mode: ClientLifecycleMode,
+) -> Result<Connection<H>, Handshake> {
     let server = def.name.as_str().to_owned();
     match &def.transport {
         UpstreamTransport::Stdio {
@@ -159,9 +213,9 @@ pub async fn open<H: ClientHandler>(
                 });
             }
             let running = handler
-                .serve_with_lifecycle(process, lifecycle.mode())
+                .serve_with_lifecycle(process, mode)
                 .await
-                .map_err(|e| format!("handshake failed: {e}"))?;
+                .map_err(handshake_error)?;
             Ok(Connection {
                 running,
                 child,
@@ -181,9 +235,9 @@ pub async fn open<H: ClientHandler>(
             }
             let transport = StreamableHttpClientTransport::with_client(http.clone(), config);
             let running = handler
-                .serve_with_lifecycle(transport, lifecycle.mode())
+                .serve_with_lifecycle(transport, mode)
                 .await
-                .map_err(|e| format!("handshake failed: {e}"))?;
+                .map_err(handshake_error)?;
             Ok(Connection {
                 running,
                 child: None,

@@ -41,11 +41,16 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 
 /// TOML for a stdio demo upstream named `name`, optionally in `cwd`, with extra keys.
 pub fn stdio_demo(name: &str, cwd: Option<&PathBuf>, extra: &str) -> String {
+    stdio_demo_with(name, cwd, &["demo-upstream"], extra)
+}
+
+/// Like [`stdio_demo`] with the demo's own arguments (e.g. `--legacy`).
+pub fn stdio_demo_with(name: &str, cwd: Option<&PathBuf>, args: &[&str], extra: &str) -> String {
     let cwd = cwd
         .map(|c| format!("cwd = {:?}\n", c.display().to_string()))
         .unwrap_or_default();
     format!(
-        "[upstreams.{name}]\ntransport = \"stdio\"\ncommand = {:?}\nargs = [\"demo-upstream\"]\n{cwd}{extra}\n",
+        "[upstreams.{name}]\ntransport = \"stdio\"\ncommand = {:?}\nargs = {args:?}\n{cwd}{extra}\n",
         switchboard_bin()
     )
 }
@@ -272,4 +277,34 @@ where
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// `tools/call` parameters for `name` with `args` (a JSON object).
+pub fn call(name: &str, args: serde_json::Value) -> rmcp::model::CallToolRequestParams {
+    let mut params = rmcp::model::CallToolRequestParams::new(name.to_owned());
+    params.arguments = args.as_object().cloned();
+    params
+}
+
+/// The first text content of a tool result.
+pub fn text(result: &rmcp::model::CallToolResult) -> String {
+    result.content[0]
+        .as_text()
+        .expect("text content")
+        .text
+        .clone()
+}
+
+/// Sends a `tools/call` without waiting for it: the handle gives its id and progress token.
+pub async fn start_call(
+    client: &Client,
+    params: rmcp::model::CallToolRequestParams,
+) -> rmcp::service::RequestHandle<RoleClient> {
+    client
+        .send_request_with_option(
+            rmcp::model::ClientRequest::from(rmcp::model::CallToolRequest::new(params)),
+            rmcp::service::PeerRequestOptions::no_options(),
+        )
+        .await
+        .expect("request sent")
 }
