@@ -2,11 +2,12 @@
 //!
 //! Everything here is plain data and pure functions: how upstream servers are described, how
 //! their tools, prompts and resources are named towards clients, and how list cursors are
-//! encoded. No I/O, no async runtime, no protocol library: the adapters (`switchboard-mcp`,
+//! encoded, and the tenancy model with its policy decision. No I/O, no async runtime, no protocol library: the adapters (`switchboard-mcp`,
 //! `switchboard-server`) depend on this crate, never the other way round.
 
 pub mod cursor;
 pub mod names;
+pub mod tenancy;
 pub mod upstream;
 
 pub use cursor::{Cursor, CursorError, ListKind};
