@@ -1,0 +1,211 @@
+//! The in-memory snapshot every request authenticates against: tenants, domains, API keys,
+//! trusted issuers, memberships, groups and compiled policies, built from one read of the
+//! store and swapped whole when the store's revision changes. Nothing on the request path
+//! touches the database.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use switchboard_domain::tenancy::{
+    ApiKeyRecord, ClientId, Credential, CredentialKind, Directory, GroupName, Identity,
+    IssuerConfig, KeyOwner, Policy, Principal, Role, ServiceClient, Tenant, TenantId, UserId,
+};
+
+use crate::error::AuthError;
+use crate::keys::KeySet;
+
+/// An issuer one tenant trusts, with its static keys parsed.
+pub struct TrustedIssuer {
+    pub config: IssuerConfig,
+    /// Parsed static keys; `Err` holds why they are unusable (tokens are then refused).
+    pub static_keys: Option<Result<KeySet, String>>,
+}
+
+/// One tenant, ready for requests.
+pub struct TenantEntry {
+    pub tenant: Tenant,
+    pub policy: Arc<Policy>,
+    members: HashMap<UserId, Role>,
+    groups_of: HashMap<UserId, Vec<GroupName>>,
+    clients: HashMap<ClientId, ServiceClient>,
+    revoked: HashSet<String>,
+}
+
+impl TenantEntry {
+    /// Whether a token id issued by this gateway was revoked.
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked.contains(jti)
+    }
+
+    /// The principal for `identity`, with roles and groups from the directory plus those a
+    /// token's claims add; `default_role` applies to a user who is neither a member nor given
+    /// a role by the token.
+    pub fn principal(
+        &self,
+        identity: Identity,
+        claim_roles: Vec<Role>,
+        claim_groups: Vec<GroupName>,
+        default_role: Option<&Role>,
+        credential: Credential,
+    ) -> Result<Principal, AuthError> {
+        let (mut roles, mut groups) = (claim_roles, claim_groups);
+        match &identity {
+            Identity::User(user) => {
+                if let Some(role) = self.members.get(user) {
+                    roles.push(role.clone());
+                }
+                groups.extend(self.groups_of.get(user).into_iter().flatten().cloned());
+                if roles.is_empty() {
+                    match default_role {
+                        Some(role) => roles.push(role.clone()),
+                        None => {
+                            return Err(AuthError::NotAMember(
+                                user.to_string(),
+                                self.tenant.id.clone(),
+                            ));
+                        }
+                    }
+                }
+            }
+            Identity::Client(client) => match self.clients.get(client) {
+                Some(c) if !c.disabled => roles.push(c.role.clone()),
+                _ => {
+                    return Err(AuthError::NotAMember(
+                        format!("service client {client}"),
+                        self.tenant.id.clone(),
+                    ));
+                }
+            },
+            Identity::Anonymous => {
+                return Err(AuthError::MissingCredential);
+            }
+        }
+        roles.sort();
+        roles.dedup();
+        groups.sort();
+        groups.dedup();
+        Ok(Principal {
+            tenant: self.tenant.id.clone(),
+            identity,
+            roles,
+            groups,
+            credential,
+            restrictions: Vec::new(),
+            scopes: Vec::new(),
+        })
+    }
+}
+
+/// An API key with the principal it stands for, resolved when the snapshot was built.
+pub struct KeyEntry {
+    pub record: ApiKeyRecord,
+    pub principal: Result<Arc<Principal>, AuthError>,
+}
+
+/// The compiled directory.
+#[derive(Default)]
+pub struct Snapshot {
+    pub revision: i64,
+    tenants: HashMap<TenantId, Arc<TenantEntry>>,
+    domains: HashMap<String, TenantId>,
+    keys: HashMap<String, KeyEntry>,
+    issuers: HashMap<String, Vec<Arc<TrustedIssuer>>>,
+}
+
+impl Snapshot {
+    /// Compiles a directory.
+    pub fn build(directory: Directory) -> Self {
+        let mut snapshot = Snapshot {
+            revision: directory.revision,
+            ..Default::default()
+        };
+        for dir in directory.tenants {
+            let id = dir.tenant.id.clone();
+            let mut groups_of: HashMap<UserId, Vec<GroupName>> = HashMap::new();
+            for group in &dir.groups {
+                for member in &group.members {
+                    groups_of
+                        .entry(member.clone())
+                        .or_default()
+                        .push(group.name.clone());
+                }
+            }
+            let entry = Arc::new(TenantEntry {
+                policy: Arc::new(Policy::new(id.clone(), dir.grants, dir.roles)),
+                members: dir.members.into_iter().map(|m| (m.user, m.role)).collect(),
+                groups_of,
+                clients: dir.clients.into_iter().map(|c| (c.id.clone(), c)).collect(),
+                revoked: dir.revoked_tokens.into_iter().collect(),
+                tenant: dir.tenant,
+            });
+            for domain in &entry.tenant.domains {
+                snapshot
+                    .domains
+                    .insert(domain.to_ascii_lowercase(), id.clone());
+            }
+            for issuer in dir.issuers {
+                let static_keys = issuer.jwks.as_deref().map(KeySet::from_jwks);
+                snapshot
+                    .issuers
+                    .entry(issuer.issuer.clone())
+                    .or_default()
+                    .push(Arc::new(TrustedIssuer {
+                        config: issuer,
+                        static_keys,
+                    }));
+            }
+            for record in dir.api_keys {
+                let identity = match &record.owner {
+                    KeyOwner::User(u) => Identity::User(u.clone()),
+                    KeyOwner::Client(c) => Identity::Client(c.clone()),
+                };
+                let credential = Credential {
+                    kind: CredentialKind::ApiKey,
+                    id: record.id.clone(),
+                };
+                let principal = entry
+                    .principal(identity, Vec::new(), Vec::new(), None, credential)
+                    .map(|mut p| {
+                        p.restrictions = record.restrictions.clone();
+                        Arc::new(p)
+                    });
+                snapshot
+                    .keys
+                    .insert(record.id.clone(), KeyEntry { record, principal });
+            }
+            snapshot.tenants.insert(id, entry);
+        }
+        snapshot
+    }
+
+    /// No tenants configured: the gateway serves the built-in `default` tenant without
+    /// credentials (single-tenant backward compatibility).
+    pub fn is_open(&self) -> bool {
+        self.tenants.is_empty()
+    }
+
+    /// A tenant by id.
+    pub fn tenant(&self, id: &TenantId) -> Option<&Arc<TenantEntry>> {
+        self.tenants.get(id)
+    }
+
+    /// The tenant owning a host name.
+    pub fn tenant_by_domain(&self, host: &str) -> Option<&TenantId> {
+        self.domains.get(host)
+    }
+
+    /// An API key by public id.
+    pub fn key(&self, id: &str) -> Option<&KeyEntry> {
+        self.keys.get(id)
+    }
+
+    /// The tenants trusting an issuer.
+    pub fn issuers(&self, iss: &str) -> &[Arc<TrustedIssuer>] {
+        self.issuers.get(iss).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// All tenants.
+    pub fn tenants(&self) -> impl Iterator<Item = &Arc<TenantEntry>> {
+        self.tenants.values()
+    }
+}
