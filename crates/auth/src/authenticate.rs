@@ -70,6 +70,8 @@ pub struct Authenticator {
     issuer: ArcSwapOption<GatewayIssuer>,
     options: AuthOptions,
     tokens: Mutex<HashMap<[u8; 32], CachedToken>>,
+    /// The answer of open mode, built once.
+    open: Authenticated,
 }
 
 impl Authenticator {
@@ -88,6 +90,7 @@ impl Authenticator {
             issuer: ArcSwapOption::from(issuer.map(Arc::new)),
             options,
             tokens: Mutex::new(HashMap::new()),
+            open: open_principal(),
         }
     }
 
@@ -160,7 +163,12 @@ impl Authenticator {
         let snapshot = self.snapshot.load_full();
         let requested = self.requested_tenant(&snapshot, facts)?;
         if snapshot.is_open() {
-            return open_mode(requested);
+            return match requested {
+                Some(tenant) if tenant.as_str() != TenantId::DEFAULT => {
+                    Err(AuthError::UnknownTenant(tenant.to_string()))
+                }
+                _ => Ok(self.open.clone()),
+            };
         }
         if let Some(tenant) = &requested
             && snapshot.tenant(tenant).is_none()
@@ -382,15 +390,6 @@ impl Authenticator {
             exp,
         ))
     }
-}
-
-fn open_mode(requested: Option<TenantId>) -> Result<Authenticated, AuthError> {
-    if let Some(tenant) = requested
-        && tenant.as_str() != TenantId::DEFAULT
-    {
-        return Err(AuthError::UnknownTenant(tenant.to_string()));
-    }
-    Ok(open_principal())
 }
 
 /// The anonymous owner of the built-in `default` tenant (open mode, local stdio bridge).

@@ -32,6 +32,11 @@ pub struct TenantEntry {
 }
 
 impl TenantEntry {
+    /// A service client of the tenant.
+    pub fn client(&self, id: &ClientId) -> Option<&ServiceClient> {
+        self.clients.get(id)
+    }
+
     /// Whether a token id issued by this gateway was revoked.
     pub fn is_revoked(&self, jti: &str) -> bool {
         self.revoked.contains(jti)
@@ -202,6 +207,18 @@ impl Snapshot {
     /// The tenants trusting an issuer.
     pub fn issuers(&self, iss: &str) -> &[Arc<TrustedIssuer>] {
         self.issuers.get(iss).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The issuers `tenant` trusts.
+    pub fn issuers_of(&self, tenant: &TenantId) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .issuers
+            .iter()
+            .filter(|(_, list)| list.iter().any(|i| &i.config.tenant == tenant))
+            .map(|(iss, _)| iss.clone())
+            .collect();
+        out.sort();
+        out
     }
 
     /// All tenants.

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::tenancy::TenantId;
 use serde::{Deserialize, Serialize};
 
 use crate::names::{ServerName, exposed_name, is_valid_exposed_name};
@@ -136,6 +137,16 @@ pub struct UpstreamDef {
     pub transport: UpstreamTransport,
     pub timeouts: Timeouts,
     pub isolation: Isolation,
+    /// Tenants that may use this server; empty makes it available to every tenant (the
+    /// platform catalog). Grants inside each tenant still decide who may use what.
+    pub tenants: Vec<TenantId>,
+}
+
+impl UpstreamDef {
+    /// Whether `tenant` may see and use this server at all.
+    pub fn available_to(&self, tenant: &TenantId) -> bool {
+        self.tenants.is_empty() || self.tenants.contains(tenant)
+    }
 }
 
 /// The serde-facing shape of an upstream in the configuration file.
@@ -155,6 +166,9 @@ pub struct RawUpstream {
     pub headers: BTreeMap<String, String>,
     pub prefix: Option<String>,
     pub isolation: Option<Isolation>,
+    /// Tenant ids that may use the server; omitted = every tenant.
+    #[serde(default)]
+    pub tenants: Vec<String>,
     pub connect_timeout_ms: Option<u64>,
     pub request_timeout_ms: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
@@ -323,6 +337,11 @@ impl UpstreamDef {
             transport,
             timeouts,
             isolation: raw.isolation.unwrap_or_default(),
+            tenants: raw
+                .tenants
+                .iter()
+                .map(|t| TenantId::new(t.as_str()).map_err(|e| err("tenants", e.to_string())))
+                .collect::<Result<_, _>>()?,
         })
     }
 }

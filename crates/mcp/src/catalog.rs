@@ -47,13 +47,15 @@ impl<T: Clone + PartialEq> Listing<T> {
         self.routes.get(exposed)
     }
 
-    /// One page after `cursor`, and the cursor of the next page.
+    /// One page after `cursor` of the items `visible` admits, and the cursor of the next
+    /// page. Cursors name the last item returned, so they stay valid whatever the filter.
     pub fn page(
         &self,
         kind: ListKind,
         cursor: Option<&str>,
         page_size: usize,
         key: impl Fn(&T) -> &str,
+        visible: impl Fn(&Route) -> bool,
     ) -> Result<(Vec<T>, Option<String>), CursorError> {
         let start = match cursor {
             None => 0,
@@ -63,9 +65,19 @@ impl<T: Clone + PartialEq> Listing<T> {
                     .partition_point(|item| key(item) <= after.as_str())
             }
         };
-        let end = (start + page_size).min(self.items.len());
-        let page = self.items[start..end].to_vec();
-        let next = (end < self.items.len())
+        let mut page = Vec::with_capacity(page_size.min(self.items.len() - start));
+        let mut more = false;
+        for item in &self.items[start..] {
+            if !self.routes.get(key(item)).is_some_and(&visible) {
+                continue;
+            }
+            if page.len() == page_size {
+                more = true;
+                break;
+            }
+            page.push(item.clone());
+        }
+        let next = more
             .then(|| page.last().map(|last| Cursor::encode(kind, key(last))))
             .flatten();
         Ok((page, next))
@@ -313,7 +325,13 @@ mod tests {
         let mut cursor = None;
         loop {
             let (page, next) = l
-                .page(ListKind::Tools, cursor.as_deref(), 2, |s| s.as_str())
+                .page(
+                    ListKind::Tools,
+                    cursor.as_deref(),
+                    2,
+                    |s| s.as_str(),
+                    |_| true,
+                )
                 .unwrap();
             seen.extend(page);
             match next {
@@ -328,11 +346,17 @@ mod tests {
     fn cursor_survives_removal_of_the_last_item_seen() {
         let before = listing(&["a", "b", "c", "d"]);
         let (_, next) = before
-            .page(ListKind::Tools, None, 2, |s| s.as_str())
+            .page(ListKind::Tools, None, 2, |s| s.as_str(), |_| true)
             .unwrap();
         let after = listing(&["a", "c", "d"]);
         let (page, _) = after
-            .page(ListKind::Tools, next.as_deref(), 2, |s| s.as_str())
+            .page(
+                ListKind::Tools,
+                next.as_deref(),
+                2,
+                |s| s.as_str(),
+                |_| true,
+            )
             .unwrap();
         assert_eq!(page, vec!["c", "d"]);
     }
@@ -340,8 +364,25 @@ mod tests {
     #[test]
     fn last_page_has_no_cursor() {
         let l = listing(&["a", "b"]);
-        let (page, next) = l.page(ListKind::Tools, None, 2, |s| s.as_str()).unwrap();
+        let (page, next) = l
+            .page(ListKind::Tools, None, 2, |s| s.as_str(), |_| true)
+            .unwrap();
         assert_eq!(page.len(), 2);
         assert!(next.is_none());
+    }
+
+    #[test]
+    fn filtered_pages_are_full_and_skip_hidden_items() {
+        let l = listing(&["a", "b", "c", "d", "e", "f"]);
+        let visible = |r: &Route| !matches!(&*r.name, "b" | "c" | "f");
+        let (page, next) = l
+            .page(ListKind::Tools, None, 2, |s| s.as_str(), visible)
+            .unwrap();
+        assert_eq!(page, vec!["a", "d"]);
+        let (page, next) = l
+            .page(ListKind::Tools, next.as_deref(), 2, |s| s.as_str(), visible)
+            .unwrap();
+        assert_eq!(page, vec!["e"]);
+        assert!(next.is_none(), "no visible item left");
     }
 }

@@ -19,6 +19,19 @@ pub mod codes {
     /// A server-to-client request (sampling, elicitation, roots) could not be bridged to the
     /// calling client (e.g. shared upstream connection or a stateless client).
     pub const CANNOT_BRIDGE: i32 = -32012;
+    /// No valid credential (HTTP 401).
+    pub const UNAUTHENTICATED: i32 = -32020;
+    /// A valid credential that may not do this: another tenant's endpoint, a suspended
+    /// tenant, not a member, missing scope (HTTP 403).
+    pub const FORBIDDEN: i32 = -32021;
+    /// The named tenant does not exist (HTTP 404).
+    pub const UNKNOWN_TENANT: i32 = -32022;
+    /// The request names its tenant wrongly: invalid id, conflicting names (HTTP 400).
+    pub const BAD_TENANT: i32 = -32023;
+    /// Credentials cannot be checked right now, e.g. an issuer's keys are unreachable (503).
+    pub const AUTH_UNAVAILABLE: i32 = -32024;
+    /// Too many sessions for this user or tenant (HTTP 429).
+    pub const TOO_MANY_SESSIONS: i32 = -32025;
 }
 
 /// A data-plane failure.
@@ -43,6 +56,8 @@ pub enum GatewayError {
     },
     #[error("request cancelled by the client")]
     Cancelled,
+    #[error("the request carries no authenticated caller")]
+    Unauthenticated,
     /// An error the upstream itself returned: passed through unchanged.
     #[error("{0:?}")]
     Upstream(ErrorData),
@@ -64,6 +79,9 @@ impl From<GatewayError> for ErrorData {
                 ErrorData::new(ErrorCode(codes::UPSTREAM_TIMEOUT), message, None)
             }
             GatewayError::Cancelled => ErrorData::new(ErrorCode::INTERNAL_ERROR, message, None),
+            GatewayError::Unauthenticated => {
+                ErrorData::new(ErrorCode(codes::UNAUTHENTICATED), message, None)
+            }
             GatewayError::Upstream(data) => data,
         }
     }

@@ -10,16 +10,18 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rmcp::model::{Implementation, ServerConfig};
+use switchboard_domain::tenancy::TenantId;
 use switchboard_domain::{Isolation, UpstreamDef};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::bridge::Bridges;
+use crate::caller::{Caller, DecisionSink, LogDecisions};
 use crate::catalog::Catalog;
 use crate::handler::GatewayHandler;
 use crate::hub::Hub;
-use crate::upstream::{Health, Upstream};
+use crate::upstream::{Health, Lists, Upstream};
 
 /// Data-plane settings.
 #[derive(Debug, Clone)]
@@ -60,6 +62,8 @@ pub struct Gateway {
     pub(crate) bridges: Bridges,
     /// Permits for session-owned upstream connections.
     pub(crate) session_connections: Arc<Semaphore>,
+    /// Where call decisions go (the audit log, once governance is wired in).
+    decisions: std::sync::OnceLock<Arc<dyn DecisionSink>>,
 }
 
 /// Counts one upstream request in flight while alive.
@@ -113,6 +117,7 @@ impl Gateway {
             shutdown,
             tasks: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
+            decisions: std::sync::OnceLock::new(),
         });
         tasks.push(tokio::spawn(rebuild_catalog(gateway.clone(), dirty)));
         *gateway.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
@@ -159,9 +164,27 @@ impl Gateway {
         &self.hub
     }
 
-    /// A handler for one downstream session or stateless request.
+    /// A handler for one downstream session or stateless request over HTTP: every message
+    /// must carry its authenticated [`Caller`] in the request extensions.
     pub fn handler(self: &Arc<Self>) -> GatewayHandler {
-        GatewayHandler::new(self.clone())
+        GatewayHandler::new(self.clone(), None)
+    }
+
+    /// A handler whose caller is fixed (the local stdio bridge).
+    pub fn handler_for(self: &Arc<Self>, caller: Arc<Caller>) -> GatewayHandler {
+        GatewayHandler::new(self.clone(), Some(caller))
+    }
+
+    /// Sets where call decisions are recorded (once; later calls are ignored).
+    pub fn set_decision_sink(&self, sink: Arc<dyn DecisionSink>) {
+        let _ = self.decisions.set(sink);
+    }
+
+    pub(crate) fn decisions(&self) -> &dyn DecisionSink {
+        match self.decisions.get() {
+            Some(sink) => sink.as_ref(),
+            None => &LogDecisions,
+        }
     }
 }
 
@@ -181,6 +204,12 @@ impl Catalog {
 }
 
 async fn rebuild_catalog(gateway: Arc<Gateway>, dirty: Arc<Notify>) {
+    // Each upstream's lists as of the last rebuild, to tell which upstreams changed.
+    let mut seen: Vec<Lists> = gateway
+        .upstreams
+        .iter()
+        .map(|u| u.status().lists.clone())
+        .collect();
     loop {
         tokio::select! {
             _ = dirty.notified() => {}
@@ -192,15 +221,23 @@ async fn rebuild_catalog(gateway: Arc<Gateway>, dirty: Arc<Notify>) {
         let previous = gateway.catalog.load_full();
         next.generation = previous.generation + 1;
         let mut changes = next.changes_from(&previous);
-        for upstream in &gateway.upstreams {
+        let mut changed = Vec::new();
+        for (upstream, seen) in gateway.upstreams.iter().zip(seen.iter_mut()) {
             let announced = upstream.take_announced();
             changes.tools |= announced.tools;
             changes.prompts |= announced.prompts;
             changes.resources |= announced.resources;
+            let lists = upstream.status().lists.clone();
+            if announced.any() || lists != *seen {
+                changed.push(upstream.def().clone());
+            }
+            *seen = lists;
         }
         gateway.catalog.store(Arc::new(next));
-        if changes.any() {
-            gateway.hub.broadcast_list_changes(changes).await;
+        if changes.any() && !changed.is_empty() {
+            // Only tenants that can see a changed upstream hear about it.
+            let audience = |tenant: &TenantId| changed.iter().any(|d| d.available_to(tenant));
+            gateway.hub.broadcast_list_changes(changes, &audience).await;
         }
     }
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{ProgressNotificationParam, ProgressToken, ResourceUpdatedNotificationParam};
 use rmcp::service::{Peer, RoleServer, SubscriptionSink};
+use switchboard_domain::tenancy::TenantId;
 
 /// Which aggregated list changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -24,6 +25,9 @@ pub struct ListChanges {
     pub prompts: bool,
     pub resources: bool,
 }
+
+/// Decides which tenants hear about a change (those that can see a changed upstream).
+pub type TenantFilter<'a> = &'a (dyn Fn(&TenantId) -> bool + Sync);
 
 impl ListChanges {
     /// True when at least one list changed.
@@ -37,6 +41,7 @@ pub type ClientId = u64;
 
 struct Session {
     peer: Peer<RoleServer>,
+    tenant: TenantId,
 }
 
 struct ProgressRoute {
@@ -51,7 +56,7 @@ struct ProgressRoute {
 pub struct Hub {
     next_id: AtomicU64,
     sessions: Mutex<HashMap<ClientId, Session>>,
-    listeners: Mutex<HashMap<ClientId, SubscriptionSink>>,
+    listeners: Mutex<HashMap<ClientId, (SubscriptionSink, TenantId)>>,
     progress: Mutex<HashMap<(u64, ProgressToken), ProgressRoute>>,
     /// exposed resource URI → clients subscribed to it.
     resource_interest: Mutex<HashMap<String, HashSet<ClientId>>>,
@@ -85,14 +90,22 @@ impl Hub {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Registers a legacy session's peer so it receives notifications.
-    pub fn add_session(&self, id: ClientId, peer: Peer<RoleServer>) {
-        lock(&self.sessions).insert(id, Session { peer });
+    /// Registers a legacy session's peer, of `tenant`, so it receives notifications.
+    pub fn add_session(&self, id: ClientId, peer: Peer<RoleServer>, tenant: TenantId) {
+        lock(&self.sessions).insert(id, Session { peer, tenant });
     }
 
-    /// Registers a modern `subscriptions/listen` stream.
-    pub fn add_listener(&self, id: ClientId, sink: SubscriptionSink) {
-        lock(&self.listeners).insert(id, sink);
+    /// Registers a modern `subscriptions/listen` stream of `tenant`.
+    pub fn add_listener(&self, id: ClientId, sink: SubscriptionSink, tenant: TenantId) {
+        lock(&self.listeners).insert(id, (sink, tenant));
+    }
+
+    /// Number of registered legacy sessions of one tenant.
+    pub fn tenant_session_count(&self, tenant: &TenantId) -> usize {
+        lock(&self.sessions)
+            .values()
+            .filter(|s| &s.tenant == tenant)
+            .count()
     }
 
     /// Forgets a client and everything routed to it.
@@ -245,7 +258,7 @@ impl Hub {
         let sinks: Vec<_> = {
             let listeners = lock(&self.listeners);
             ids.iter()
-                .filter_map(|id| listeners.get(id).cloned())
+                .filter_map(|id| listeners.get(id).map(|(sink, _)| sink.clone()))
                 .collect()
         };
         for sink in sinks {
@@ -253,13 +266,15 @@ impl Hub {
         }
     }
 
-    /// Tells every downstream client which aggregated lists changed.
-    pub async fn broadcast_list_changes(&self, changes: ListChanges) {
+    /// Tells the downstream clients of the tenants `audience` admits which aggregated lists
+    /// changed; other tenants' clients never learn that anything happened.
+    pub async fn broadcast_list_changes(&self, changes: ListChanges, audience: TenantFilter<'_>) {
         if !changes.any() {
             return;
         }
         let peers: Vec<(ClientId, Peer<RoleServer>)> = lock(&self.sessions)
             .iter()
+            .filter(|(_, s)| audience(&s.tenant))
             .map(|(id, s)| (*id, s.peer.clone()))
             .collect();
         for (id, peer) in peers {
@@ -277,7 +292,11 @@ impl Hub {
                 self.remove_client(id);
             }
         }
-        let sinks: Vec<SubscriptionSink> = lock(&self.listeners).values().cloned().collect();
+        let sinks: Vec<SubscriptionSink> = lock(&self.listeners)
+            .values()
+            .filter(|(_, tenant)| audience(tenant))
+            .map(|(sink, _)| sink.clone())
+            .collect();
         for sink in sinks {
             let accepted = sink.accepted().clone();
             if changes.tools && accepted.tools_list_changed == Some(true) {

@@ -16,6 +16,7 @@
 #![allow(deprecated)]
 
 pub mod bridge;
+pub mod caller;
 pub mod catalog;
 pub mod downstream;
 pub mod error;
@@ -26,6 +27,7 @@ pub mod mrtr;
 pub mod session;
 pub mod upstream;
 
+pub use caller::{Caller, DecisionRecord, DecisionSink, LogDecisions};
 pub use gateway::{Gateway, GatewayConfig};
 pub use handler::GatewayHandler;
 

@@ -1,7 +1,9 @@
 //! Wiring and lifecycle: the HTTP router, the listener, and graceful shutdown.
 //!
-//! Request path: TCP (TCP_NODELAY) → axum router → [`origin_guard`] (legacy SSE) or rmcp's
-//! own Host/Origin checks (`/mcp`) → [`switchboard_mcp::GatewayHandler`] → upstream.
+//! Request path: TCP (TCP_NODELAY) → axum router → [`origin_guard`] (legacy SSE) →
+//! [`authn`](crate::authn) (credential → tenant → `Caller`) → session binding and limits
+//! (`/mcp`) → rmcp (Host/Origin, headers, sessions) → [`switchboard_mcp::GatewayHandler`]
+//! (policy per item) → upstream.
 //!
 //! Shutdown: stop accepting → wait (bounded) until no upstream request is in flight → end
 //! every session and SSE stream → stop upstreams (stdio children get SIGTERM, then SIGKILL).
@@ -24,12 +26,16 @@ use switchboard_mcp::downstream::{sse, streamable};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::authn::{self, AuthState};
 use crate::config::Config;
+use crate::oauth::{self, OAuthState};
 use crate::origin_guard::{self, OriginPolicy};
+use crate::tenancy::Tenancy;
 
 #[derive(Clone)]
 struct AppState {
     gateway: Arc<Gateway>,
+    tenancy: Arc<Tenancy>,
     stopping: Arc<AtomicBool>,
 }
 
@@ -38,6 +44,8 @@ pub struct Running {
     /// The address actually bound (useful with port 0).
     pub addr: SocketAddr,
     pub gateway: Arc<Gateway>,
+    /// The store and authenticator (tests and the CLI write through it, then reload).
+    pub tenancy: Arc<Tenancy>,
     stop: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -63,6 +71,7 @@ impl Running {
 /// Builds the router for a gateway.
 fn router(
     gateway: Arc<Gateway>,
+    tenancy: Arc<Tenancy>,
     config: &Config,
     sessions_ct: CancellationToken,
     stopping: Arc<AtomicBool>,
@@ -72,30 +81,69 @@ fn router(
         allowed_hosts: options.allowed_hosts.clone(),
         allowed_origins: options.allowed_origins.clone(),
     });
+    let public_url: Arc<str> = config.public_url().into();
+    let auth_state = AuthState {
+        tenancy: tenancy.clone(),
+        public_url: public_url.clone(),
+        sse_query_token: config.auth.sse_query_token,
+    };
+    let authenticate = axum::middleware::from_fn_with_state(auth_state, authn::authenticate);
     let (mcp, session_limit) = streamable::service(gateway.clone(), &options, sessions_ct.clone());
-    let streamable =
-        Router::new()
-            .nest_service("/mcp", mcp)
-            .layer(axum::middleware::from_fn_with_state(
-                session_limit,
-                streamable::limit_sessions,
-            ));
+    // Layers run outside-in: authentication first, then the session binding and limits.
+    let streamable = Router::new()
+        .route_service("/mcp", mcp.clone())
+        .route_service("/t/{tenant}/mcp", mcp)
+        .layer(axum::middleware::from_fn_with_state(
+            session_limit,
+            streamable::limit_sessions,
+        ))
+        .layer(authenticate.clone());
     let sse_state = sse::SseState::new(gateway.clone(), options, sessions_ct);
     let legacy = Router::new()
         .route("/sse", get(sse::open_stream))
         .route("/messages", post(sse::post_message))
+        .route("/t/{tenant}/sse", get(sse::open_stream))
+        .route("/t/{tenant}/messages", post(sse::post_message))
         .with_state(sse_state)
+        .layer(authenticate)
         .layer(axum::middleware::from_fn_with_state(
             policy,
             origin_guard::check,
         ));
+    let oauth_state = OAuthState {
+        tenancy: tenancy.clone(),
+        public_url,
+        token_ttl_secs: config.auth.client_token_ttl_secs as i64,
+    };
+    let oauth = Router::new()
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(oauth::protected_resource),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/{*rest}",
+            get(oauth::protected_resource),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::authorization_server),
+        )
+        .route("/oauth/jwks.json", get(oauth::jwks))
+        .route("/oauth/token", post(oauth::token))
+        .route("/t/{tenant}/oauth/token", post(oauth::token))
+        .with_state(oauth_state);
     Router::new()
         .merge(streamable)
         .merge(legacy)
+        .merge(oauth)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
-        .with_state(AppState { gateway, stopping })
+        .with_state(AppState {
+            gateway,
+            tenancy,
+            stopping,
+        })
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -118,13 +166,19 @@ async fn readyz(State(state): State<AppState>) -> Response {
         })
         .collect();
     let stopping = state.stopping.load(Ordering::Relaxed);
-    let status = if stopping {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
+    let database = state.tenancy.store_healthy();
+    // Without the database, revocations and changes made elsewhere are not seen: not ready.
+    let (status, word) = match (stopping, database) {
+        (true, _) => (StatusCode::SERVICE_UNAVAILABLE, "stopping"),
+        (false, false) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
+        (false, true) => (StatusCode::OK, "ready"),
     };
+    let snapshot = state.tenancy.auth.snapshot();
     let body = json!({
-        "status": if stopping { "stopping" } else { "ready" },
+        "status": word,
+        "database": {"reachable": database, "backend": state.tenancy.store.backend().as_str(), "revision": snapshot.revision},
+        "tenants": snapshot.tenants().count(),
+        "open_mode": snapshot.is_open(),
         "sessions": state.gateway.hub().session_count(),
         "in_flight": state.gateway.in_flight(),
         "upstreams": upstreams,
@@ -133,25 +187,40 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn not_found() -> Response {
-    let body = json!({"error": {"code": "not_found", "message": "no such endpoint; MCP is served at /mcp (Streamable HTTP) and /sse (legacy SSE)"}});
+    let body = json!({"error": {"code": "not_found", "message": "no such endpoint; MCP is served at /mcp and /t/{tenant}/mcp (Streamable HTTP), /sse and /t/{tenant}/sse (legacy SSE)"}});
     (StatusCode::NOT_FOUND, Json(body)).into_response()
 }
 
 /// Binds the listener and starts serving; returns once the gateway accepts connections.
-pub async fn start(config: Config) -> anyhow::Result<Running> {
-    let gateway = Gateway::start(config.upstreams.clone(), config.gateway_config());
-    gateway
-        .wait_started(Duration::from_millis(config.server.startup_wait_ms))
-        .await;
+pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (server.listen)", config.listen))?;
     let addr = listener.local_addr()?;
+    if config.auth.public_url.is_none() {
+        // The address actually bound (port 0 becomes the real port).
+        config.auth.public_url = Some(format!("http://{addr}"));
+    }
+    let tenancy = Tenancy::open(&config).await?;
+    if tenancy.auth.snapshot().is_open() {
+        tracing::warn!(
+            "no tenants configured: every request is served as tenant `default` without credentials; create a tenant to require them"
+        );
+    }
+    let gateway = Gateway::start(config.upstreams.clone(), config.gateway_config());
+    gateway
+        .wait_started(Duration::from_millis(config.server.startup_wait_ms))
+        .await;
     let stop = CancellationToken::new();
     let sessions_ct = CancellationToken::new();
     let stopping = Arc::new(AtomicBool::new(false));
+    tenancy.spawn_reloader(
+        Duration::from_millis(config.auth.reload_interval_ms),
+        stop.clone(),
+    );
     let app = router(
         gateway.clone(),
+        tenancy.clone(),
         &config,
         sessions_ct.clone(),
         stopping.clone(),
@@ -201,6 +270,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     Ok(Running {
         addr,
         gateway,
+        tenancy,
         stop,
         task,
     })

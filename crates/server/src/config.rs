@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use switchboard_domain::{RawUpstream, UpstreamDef};
 use switchboard_mcp::GatewayConfig;
@@ -63,6 +64,11 @@ pub struct ServerSection {
     pub max_sessions: usize,
     /// Most session-owned upstream connections (per-session isolation, bridged calls).
     pub max_session_connections: usize,
+    /// Most concurrent legacy sessions of one user per transport, unless the tenant sets
+    /// `maxSessionsPerUser`.
+    pub max_sessions_per_user: usize,
+    /// Folder for the embedded database and the generated key-hashing secret.
+    pub data_dir: String,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_ms: u64,
     /// How long start-up waits for upstreams' first connection before serving.
@@ -84,9 +90,53 @@ impl Default for ServerSection {
             max_sse_sessions: 10_000,
             max_sessions: 10_000,
             max_session_connections: 256,
+            max_sessions_per_user: 100,
+            data_dir: "switchboard-data".into(),
             shutdown_grace_ms: 10_000,
             startup_wait_ms: 5_000,
             instructions: None,
+        }
+    }
+}
+
+/// `[database]`: where tenants, users, grants and credentials are stored.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSection {
+    /// `sqlite://PATH` or `postgres://…`; default: `sqlite://{server.data_dir}/switchboard.db`.
+    pub url: Option<SecretString>,
+}
+
+/// `[auth]`: how requests are authenticated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// The gateway's public base URL (`https://mcp.example.com`): the issuer of its tokens
+    /// and the audience tokens must name. Default: `http://{server.listen}`.
+    pub public_url: Option<String>,
+    /// Hosts `{tenant}.{subdomain_base}` resolve to `{tenant}`.
+    pub subdomain_base: Option<String>,
+    /// Secret (≥ 32 characters) keying the hashes of API keys and client secrets; the same on
+    /// every replica. Default: generated once into `{server.data_dir}/key-hashing.secret`.
+    pub key_hashing_secret: Option<SecretString>,
+    /// Accept `?token=` on the legacy SSE endpoints (for clients that cannot send headers).
+    /// Off by default; the query is never logged.
+    pub sse_query_token: bool,
+    /// How often the directory is checked for changes made by other processes or replicas.
+    pub reload_interval_ms: u64,
+    /// Lifetime of tokens issued to service clients at `/oauth/token`.
+    pub client_token_ttl_secs: u64,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            subdomain_base: None,
+            key_hashing_secret: None,
+            sse_query_token: false,
+            reload_interval_ms: 1_000,
+            client_token_ttl_secs: 900,
         }
     }
 }
@@ -97,6 +147,10 @@ struct RawConfig {
     #[serde(default)]
     server: ServerSection,
     #[serde(default)]
+    database: DatabaseSection,
+    #[serde(default)]
+    auth: AuthSection,
+    #[serde(default)]
     upstreams: BTreeMap<String, RawUpstream>,
 }
 
@@ -104,6 +158,8 @@ struct RawConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerSection,
+    pub database: DatabaseSection,
+    pub auth: AuthSection,
     pub listen: SocketAddr,
     pub upstreams: Vec<UpstreamDef>,
 }
@@ -222,8 +278,44 @@ impl Config {
                 ));
             }
         }
+        if let Some(url) = &raw.auth.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid(
+                "auth.public_url",
+                format!("{url:?} must start with http:// or https://"),
+            ));
+        }
+        if let Some(secret) = &raw.auth.key_hashing_secret
+            && secret.expose_secret().len() < 32
+        {
+            return Err(invalid(
+                "auth.key_hashing_secret",
+                "must be at least 32 characters (e.g. `openssl rand -hex 32`)".into(),
+            ));
+        }
+        if raw.auth.reload_interval_ms < 50 {
+            return Err(invalid(
+                "auth.reload_interval_ms",
+                "must be at least 50".into(),
+            ));
+        }
+        if !(60..=86_400).contains(&raw.auth.client_token_ttl_secs) {
+            return Err(invalid(
+                "auth.client_token_ttl_secs",
+                "must be between 60 and 86400".into(),
+            ));
+        }
+        if raw.server.max_sessions_per_user == 0 {
+            return Err(invalid(
+                "server.max_sessions_per_user",
+                "must be greater than 0".into(),
+            ));
+        }
         Ok(Config {
             server: raw.server,
+            database: raw.database,
+            auth: raw.auth,
             listen,
             upstreams,
         })
@@ -259,7 +351,26 @@ impl Config {
             session_idle: Duration::from_millis(self.server.session_idle_ms),
             max_sse_sessions: self.server.max_sse_sessions,
             max_sessions: self.server.max_sessions,
+            max_sessions_per_user: self.server.max_sessions_per_user,
         }
+    }
+
+    /// The database URL: configured, or the embedded SQLite file in the data folder.
+    pub fn database_url(&self) -> SecretString {
+        self.database.url.clone().unwrap_or_else(|| {
+            let path = Path::new(&self.server.data_dir).join("switchboard.db");
+            SecretString::from(format!("sqlite://{}", path.display()))
+        })
+    }
+
+    /// The gateway's public base URL, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        self.auth
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     /// The data-plane options derived from `[server]`.

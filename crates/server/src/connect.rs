@@ -35,8 +35,10 @@ pub async fn run(url: String, token: Option<String>, headers: Vec<String>) -> an
     let def = UpstreamDef::from_raw("remote", raw).map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let gateway = Gateway::start(vec![def], GatewayConfig::default());
     gateway.wait_started(Duration::from_secs(15)).await;
+    // The bridge serves one local client: it acts as the owner of the built-in tenant and the
+    // remote gateway authenticates it with the token.
     let running = gateway
-        .handler()
+        .handler_for(std::sync::Arc::new(switchboard_mcp::Caller::open()))
         .serve(rmcp::transport::stdio())
         .await
         .context("the stdio client did not complete the MCP handshake")?;

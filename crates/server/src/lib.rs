@@ -2,10 +2,14 @@
 //! upstream and the stdio bridge. Integration tests start the real server through [`app`].
 
 pub mod app;
+pub mod authn;
 pub mod config;
 pub mod connect;
 pub mod demo;
+pub mod oauth;
 pub mod origin_guard;
+pub mod tenancy;
+pub mod token_cli;
 
 pub use app::{Running, start};
 pub use config::Config;

@@ -26,8 +26,45 @@ struct Cli {
     /// Log format.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", default_value = "text", global = true, value_parser = ["text", "json"])]
     log_format: String,
+    /// Database URL (`sqlite://PATH`, `postgres://…`); overrides `database.url`.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a token for a user of a tenant (printed on stdout).
+    Issue {
+        #[arg(long)]
+        tenant: String,
+        /// The user's email.
+        #[arg(long)]
+        user: String,
+        /// Lifetime: seconds or 15m, 12h, 30d.
+        #[arg(long, default_value = "30d")]
+        ttl: String,
+        #[arg(long, env = "SWITCHBOARD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Verify a token of this gateway and print its claims and status.
+    Inspect {
+        token: String,
+        #[arg(long, env = "SWITCHBOARD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Revoke a token of this gateway.
+    Revoke {
+        token: String,
+        #[arg(long, env = "SWITCHBOARD_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -60,6 +97,11 @@ enum Command {
         /// Extra header, `Name: value` (repeatable).
         #[arg(long = "header")]
         headers: Vec<String>,
+    },
+    /// Issue, inspect and revoke tokens signed by this gateway.
+    Token {
+        #[command(subcommand)]
+        action: TokenCommand,
     },
     /// Serve the built-in demo upstream (stdio by default).
     DemoUpstream {
@@ -196,20 +238,61 @@ async fn demo_upstream(http: Option<String>, legacy: bool) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Loads `path` (or the defaults) and applies `--database-url`.
+fn load_config(
+    path: Option<&std::path::Path>,
+    database_url: &Option<String>,
+) -> anyhow::Result<Config> {
+    let mut config = match path {
+        Some(path) => Config::load(path, env_vars())?,
+        None => Config::from_toml("", env_vars())?,
+    };
+    if let Some(url) = database_url {
+        config.database.url = Some(url.clone().into());
+    }
+    Ok(config)
+}
+
+async fn token(action: TokenCommand, database_url: &Option<String>) -> anyhow::Result<()> {
+    use switchboard_server::token_cli;
+    match action {
+        TokenCommand::Issue {
+            tenant,
+            user,
+            ttl,
+            config,
+        } => {
+            let config = load_config(config.as_deref(), database_url)?;
+            token_cli::issue(&config, &tenant, &user, token_cli::parse_ttl(&ttl)?).await
+        }
+        TokenCommand::Inspect { token, config } => {
+            token_cli::inspect(&load_config(config.as_deref(), database_url)?, &token).await
+        }
+        TokenCommand::Revoke { token, config } => {
+            token_cli::revoke(&load_config(config.as_deref(), database_url)?, &token).await
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     switchboard_mcp::install_crypto_provider();
     let cli = Cli::parse();
     init_logging(&cli.log, &cli.log_format);
-    match cli.command {
-        None => serve(demo_config(DEFAULT_PORT)?, true).await,
-        Some(Command::Demo { port }) => serve(demo_config(port)?, true).await,
-        Some(Command::Serve { config }) => {
-            let config = Config::load(&config, env_vars())?;
-            serve(config, false).await
+    let db = &cli.database_url;
+    let with_db = |mut config: Config| {
+        if let Some(url) = db {
+            config.database.url = Some(url.clone().into());
         }
+        config
+    };
+    match cli.command {
+        None => serve(with_db(demo_config(DEFAULT_PORT)?), true).await,
+        Some(Command::Demo { port }) => serve(with_db(demo_config(port)?), true).await,
+        Some(Command::Serve { config }) => serve(load_config(Some(&config), db)?, false).await,
+        Some(Command::Token { action }) => token(action, db).await,
         Some(Command::CheckConfig { config }) => {
-            let config = Config::load(&config, env_vars())?;
+            let config = load_config(Some(&config), db)?;
             println!("configuration OK: listen {}", config.listen);
             for def in &config.upstreams {
                 println!(

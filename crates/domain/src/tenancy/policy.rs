@@ -41,6 +41,8 @@ pub struct Item<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
     OtherTenant,
+    /// The server is not in the tenant's catalog.
+    NotAvailableToTenant,
     OutsideCredentialBinding,
     DeniedByGrant(Arc<str>),
     TenantAdmin,
@@ -55,6 +57,7 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::OtherTenant => f.write_str("principal belongs to another tenant"),
+            Self::NotAvailableToTenant => f.write_str("server is not available to the tenant"),
             Self::OutsideCredentialBinding => {
                 f.write_str("credential is bound to other servers or tools")
             }
@@ -79,6 +82,11 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// A refusal because the server is not in the tenant's catalog.
+    pub fn unavailable() -> Self {
+        Self::deny(Reason::NotAvailableToTenant)
+    }
+
     fn allow(reason: Reason) -> Self {
         Self {
             allowed: true,

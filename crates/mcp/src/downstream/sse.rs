@@ -11,18 +11,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
-use axum::http::{StatusCode, Uri};
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::channel::mpsc;
 use futures::{SinkExt, Stream, StreamExt};
 use rmcp::ServiceExt;
-use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use rmcp::model::{ClientJsonRpcMessage, GetExtensions, ServerJsonRpcMessage};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use switchboard_domain::tenancy::SessionOwner;
+
 use super::streamable::HttpOptions;
+use crate::caller::Caller;
+use crate::error::codes;
 use crate::gateway::Gateway;
 
 /// How long a new session may take to send `initialize`.
@@ -32,8 +36,15 @@ const CHANNEL_CAPACITY: usize = 64;
 /// How long a POST waits for room in a full session queue before answering 503.
 const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Extra query parameters for the message endpoint a stream announces (set by the server's
+/// authentication layer when the client authenticated by query, so its posts can too).
+#[derive(Debug, Clone)]
+pub struct EndpointQuery(pub String);
+
 struct SessionEntry {
     to_server: mpsc::Sender<ClientJsonRpcMessage>,
+    /// Who opened the stream: only they may post to it.
+    owner: SessionOwner,
 }
 
 /// Shared state of the legacy SSE endpoint.
@@ -94,7 +105,14 @@ fn json_error(status: StatusCode, code: i64, message: impl Into<String>) -> Resp
 }
 
 /// `GET …/sse`: opens a session and streams its messages.
-pub async fn open_stream(State(state): State<Arc<SseState>>, uri: Uri) -> Response {
+pub async fn open_stream(State(state): State<Arc<SseState>>, request: Request) -> Response {
+    let Some(caller) = request.extensions().get::<Arc<Caller>>().cloned() else {
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            codes::UNAUTHENTICATED.into(),
+            "the request carries no authenticated caller",
+        );
+    };
     if state.session_count() >= state.options.max_sse_sessions {
         return json_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -102,12 +120,31 @@ pub async fn open_stream(State(state): State<Arc<SseState>>, uri: Uri) -> Respon
             "too many open SSE sessions on this gateway; retry later",
         );
     }
+    let owner = caller.principal.session_owner();
+    let per_user = caller
+        .max_sessions_per_user
+        .map_or(state.options.max_sessions_per_user, |n| n as usize);
+    let held = state
+        .sessions()
+        .values()
+        .filter(|s| s.owner == owner)
+        .count();
+    if held >= per_user {
+        return json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            codes::TOO_MANY_SESSIONS.into(),
+            format!(
+                "{} already holds {held} SSE sessions, the most allowed per user (maxSessionsPerUser); close one first",
+                owner.identity
+            ),
+        );
+    }
     let id = uuid::Uuid::new_v4().simple().to_string();
     let (to_server, from_client) = mpsc::channel::<ClientJsonRpcMessage>(CHANNEL_CAPACITY);
     let (to_client, from_server) = mpsc::channel::<ServerJsonRpcMessage>(CHANNEL_CAPACITY);
     state
         .sessions()
-        .insert(id.clone(), SessionEntry { to_server });
+        .insert(id.clone(), SessionEntry { to_server, owner });
 
     let service_ct = state.shutdown.child_token();
     let handler = state.gateway.handler();
@@ -135,11 +172,14 @@ pub async fn open_stream(State(state): State<Arc<SseState>>, uri: Uri) -> Respon
     });
 
     // The message endpoint sits beside the SSE endpoint: /sse → /messages, /t/x/sse → /t/x/messages.
-    let path = uri.path();
+    let path = request.uri().path();
     let base = path
         .strip_suffix("/sse")
         .unwrap_or(path.trim_end_matches('/'));
-    let endpoint = format!("{base}/messages?sessionId={id}");
+    let endpoint = match request.extensions().get::<EndpointQuery>() {
+        Some(EndpointQuery(extra)) => format!("{base}/messages?sessionId={id}&{extra}"),
+        None => format!("{base}/messages?sessionId={id}"),
+    };
     let guard = SessionGuard {
         state: state.clone(),
         id,
@@ -188,8 +228,10 @@ pub struct MessageQuery {
 pub async fn post_message(
     State(state): State<Arc<SseState>>,
     Query(query): Query<MessageQuery>,
-    body: Body,
+    request: Request<Body>,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    let caller = parts.extensions.get::<Arc<Caller>>().cloned();
     let Some(session_id) = query.session_id else {
         return json_error(
             StatusCode::BAD_REQUEST,
@@ -197,9 +239,15 @@ pub async fn post_message(
             "missing sessionId query parameter; use the URL from the `endpoint` event",
         );
     };
+    // Another caller's session is answered exactly like one that does not exist.
     let Some(mut sender) = state
         .sessions()
         .get(&session_id)
+        .filter(|s| {
+            caller
+                .as_ref()
+                .is_some_and(|c| c.principal.session_owner() == s.owner)
+        })
         .map(|s| s.to_server.clone())
     else {
         return json_error(
@@ -249,7 +297,18 @@ pub async fn post_message(
             }
         }
     }
-    for message in messages {
+    for mut message in messages {
+        // The handler decides every message with the caller of the POST that carried it,
+        // as rmcp does for Streamable HTTP.
+        match &mut message {
+            ClientJsonRpcMessage::Request(r) => {
+                r.request.extensions_mut().insert(parts.clone());
+            }
+            ClientJsonRpcMessage::Notification(n) => {
+                n.notification.extensions_mut().insert(parts.clone());
+            }
+            _ => {}
+        }
         match tokio::time::timeout(ENQUEUE_TIMEOUT, sender.send(message)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => {

@@ -5,7 +5,8 @@
 //! (`Mcp-Session-Id`, GET stream, DELETE, 404 for unknown sessions). Switchboard supplies the
 //! handler factory and its own limits.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -16,6 +17,10 @@ use rmcp::transport::streamable_http_server::session::local::{LocalSessionManage
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
+use switchboard_domain::tenancy::SessionOwner;
+
+use crate::caller::Caller;
+use crate::error::codes;
 use crate::gateway::Gateway;
 use crate::handler::GatewayHandler;
 
@@ -36,6 +41,9 @@ pub struct HttpOptions {
     pub max_sse_sessions: usize,
     /// Most concurrent legacy Streamable HTTP sessions.
     pub max_sessions: usize,
+    /// Most concurrent legacy sessions (each transport) of one user, unless the tenant sets
+    /// `maxSessionsPerUser`.
+    pub max_sessions_per_user: usize,
 }
 
 impl Default for HttpOptions {
@@ -48,6 +56,7 @@ impl Default for HttpOptions {
             session_idle: Duration::from_secs(300),
             max_sse_sessions: 10_000,
             max_sessions: 10_000,
+            max_sessions_per_user: 100,
         }
     }
 }
@@ -55,11 +64,16 @@ impl Default for HttpOptions {
 /// The tower service for `/mcp`.
 pub type McpService = StreamableHttpService<GatewayHandler, LocalSessionManager>;
 
-/// Admits new legacy sessions up to a limit (rmcp's session manager has none).
+/// Admits new legacy sessions up to the gateway's, the tenant's and the user's limits, and
+/// binds each session to the caller that opened it.
 #[derive(Clone)]
 pub struct SessionLimit {
     sessions: Arc<LocalSessionManager>,
     max: usize,
+    max_per_user: usize,
+    /// session id → who opened it. Pruned of ended sessions whenever a session opens, so it
+    /// never holds more than the open sessions plus those ended since.
+    owners: Arc<Mutex<HashMap<String, SessionOwner>>>,
 }
 
 impl SessionLimit {
@@ -67,34 +81,125 @@ impl SessionLimit {
     pub async fn open(&self) -> usize {
         self.sessions.sessions.read().await.len()
     }
+
+    fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionOwner>> {
+        self.owners.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets ended sessions; returns how many open ones `owner` and its tenant hold.
+    async fn held_by(&self, owner: &SessionOwner) -> (usize, usize) {
+        let live: HashSet<String> = self
+            .sessions
+            .sessions
+            .read()
+            .await
+            .keys()
+            .map(|id| id.to_string())
+            .collect();
+        let mut owners = self.owners();
+        owners.retain(|id, _| live.contains(id));
+        owners.values().fold((0, 0), |(user, tenant), o| {
+            (
+                user + usize::from(o == owner),
+                tenant + usize::from(o.tenant == owner.tenant),
+            )
+        })
+    }
 }
 
-/// Middleware for `/mcp`: a request that would open a legacy session (a POST without
-/// `Mcp-Session-Id` that is not a 2026-07-28 stateless request) gets 503 at the limit.
+fn refuse(status: StatusCode, code: i32, message: String) -> Response {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": code, "message": message},
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Middleware for `/mcp`: a request naming a session must come from the session's owner (any
+/// other caller gets the same 404 as an unknown session, so session ids cannot be probed or
+/// replayed across tenants); a request that would open a legacy session (a POST without
+/// `Mcp-Session-Id` that is not a 2026-07-28 stateless request) is refused at the limits.
 pub async fn limit_sessions(
     State(limit): State<SessionLimit>,
     request: Request,
     next: Next,
 ) -> Response {
+    let owner = request
+        .extensions()
+        .get::<Arc<Caller>>()
+        .map(|c| (c.principal.session_owner(), c.clone()));
     let headers = request.headers();
+    if let Some(session) = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+        let bound = limit.owners().get(session).cloned();
+        if let Some(bound) = bound
+            && owner.as_ref().is_none_or(|(o, _)| *o != bound)
+        {
+            tracing::info!(bound_to = %bound, "session id presented by another caller; answered as unknown");
+            return refuse(
+                StatusCode::NOT_FOUND,
+                -32600,
+                "unknown or expired session; start a new one with initialize".into(),
+            );
+        }
+        return next.run(request).await;
+    }
     let opens_session = request.method() == Method::POST
-        && !headers.contains_key("mcp-session-id")
         && headers
             .get("mcp-protocol-version")
             .and_then(|v| v.to_str().ok())
             .is_none_or(|v| v < "2026-07-28");
-    if opens_session && limit.open().await >= limit.max {
-        let body = serde_json::json!({
-            "jsonrpc": "2.0",
-            "id": null,
-            "error": {"code": -32000, "message": format!(
+    if !opens_session {
+        return next.run(request).await;
+    }
+    if limit.open().await >= limit.max {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            -32000,
+            format!(
                 "this gateway already holds {} sessions (server.max_sessions); retry later or use the stateless 2026-07-28 protocol",
                 limit.max
-            )},
-        });
-        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+            ),
+        );
     }
-    next.run(request).await
+    let Some((owner, caller)) = owner else {
+        return next.run(request).await;
+    };
+    let (mine, tenants) = limit.held_by(&owner).await;
+    let per_user = caller
+        .max_sessions_per_user
+        .map_or(limit.max_per_user, |n| n as usize);
+    if mine >= per_user {
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            codes::TOO_MANY_SESSIONS,
+            format!(
+                "{} already holds {mine} sessions, the most allowed per user (maxSessionsPerUser); close one (HTTP DELETE) or use the stateless 2026-07-28 protocol",
+                owner.identity
+            ),
+        );
+    }
+    if let Some(cap) = caller.max_sessions
+        && tenants >= cap as usize
+    {
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            codes::TOO_MANY_SESSIONS,
+            format!(
+                "tenant {} already holds {tenants} sessions, its limit (maxSessions); close some or use the stateless 2026-07-28 protocol",
+                owner.tenant
+            ),
+        );
+    }
+    let response = next.run(request).await;
+    if let Some(id) = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+    {
+        limit.owners().insert(id.to_owned(), owner);
+    }
+    response
 }
 
 /// Builds the Streamable HTTP service and its session limit; `ct` ends all its sessions on
@@ -125,6 +230,8 @@ pub fn service(
     let limit = SessionLimit {
         sessions: sessions.clone(),
         max: options.max_sessions,
+        max_per_user: options.max_sessions_per_user,
+        owners: Arc::default(),
     };
     let service = StreamableHttpService::new(move || Ok(gateway.handler()), sessions, config);
     (service, limit)

@@ -21,10 +21,12 @@ use rmcp::model::{
     ReadResourceRequest, ReadResourceRequestParams, RequestMetaObject, ResultType, ServerResult,
 };
 use rmcp::service::{Peer, RequestContext, RoleServer};
+use switchboard_domain::tenancy::ItemKind;
 use switchboard_domain::{Isolation, ListKind};
 use tracing::Instrument;
 
 use crate::bridge::{self, Outcome};
+use crate::caller::{Caller, DecisionRecord};
 use crate::catalog::{Catalog, Listing, Route};
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, InFlight};
@@ -63,6 +65,9 @@ impl Drop for ClientSlot {
 pub struct GatewayHandler {
     gateway: Arc<Gateway>,
     client: Arc<ClientSlot>,
+    /// The caller of a transport without HTTP requests (the local stdio bridge); HTTP
+    /// transports carry the caller in every request's extensions instead.
+    fixed: Option<Arc<Caller>>,
 }
 
 /// The caller's `_meta` minus what belongs to the downstream hop (protocol metadata and the
@@ -100,14 +105,63 @@ fn unexpected(server: &str, method: &'static str) -> ErrorData {
 
 impl GatewayHandler {
     /// A handler for one new downstream session or stateless request.
-    pub(crate) fn new(gateway: Arc<Gateway>) -> Self {
+    pub(crate) fn new(gateway: Arc<Gateway>, fixed: Option<Arc<Caller>>) -> Self {
         let client = Arc::new(ClientSlot {
             id: gateway.hub.next_client_id(),
             hub: gateway.hub.clone(),
             registered: AtomicBool::new(false),
             links: tokio::sync::OnceCell::new(),
         });
-        Self { gateway, client }
+        Self {
+            gateway,
+            client,
+            fixed,
+        }
+    }
+
+    /// The authenticated caller of a message: put into the HTTP request's extensions by the
+    /// server's authentication layer (rmcp passes them on), or the handler's fixed caller.
+    /// Neither means the message did not pass authentication: refused (fail closed).
+    fn caller(&self, extensions: &rmcp::model::Extensions) -> Result<Arc<Caller>, ErrorData> {
+        extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Arc<Caller>>())
+            .or(self.fixed.as_ref())
+            .cloned()
+            .ok_or_else(|| GatewayError::Unauthenticated.into())
+    }
+
+    /// Whether the caller may see the item behind `route` in a listing.
+    fn visible(&self, caller: &Caller, route: &Route, kind: ItemKind) -> bool {
+        caller
+            .decide(self.upstream(route).def(), kind, &route.name, None)
+            .allowed
+    }
+
+    /// Decides a call and records the decision; a denial is answered with `unknown`, exactly
+    /// like a name that does not exist.
+    fn authorize(
+        &self,
+        caller: &Caller,
+        route: &Route,
+        kind: ItemKind,
+        arguments: Option<&serde_json::Map<String, serde_json::Value>>,
+        unknown: impl FnOnce() -> GatewayError,
+    ) -> Result<(), ErrorData> {
+        let upstream = self.upstream(route);
+        let decision = caller.decide(upstream.def(), kind, &route.name, arguments);
+        self.gateway.decisions().record(&DecisionRecord {
+            principal: &caller.principal,
+            kind,
+            server: upstream.name(),
+            name: &route.name,
+            decision: &decision,
+        });
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(unknown().into())
+        }
     }
 
     fn upstream(&self, route: &Route) -> &Arc<Upstream> {
@@ -207,16 +261,21 @@ impl GatewayHandler {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn page<T: Clone + PartialEq>(
         &self,
+        caller: &Caller,
         listing: &Listing<T>,
         kind: ListKind,
+        item: ItemKind,
         request: Option<&PaginatedRequestParams>,
         key: impl Fn(&T) -> &str,
     ) -> Result<(Vec<T>, Option<String>), ErrorData> {
         let cursor = request.and_then(|r| r.cursor.as_deref());
         listing
-            .page(kind, cursor, self.gateway.config.page_size, key)
+            .page(kind, cursor, self.gateway.config.page_size, key, |route| {
+                self.visible(caller, route, item)
+            })
             .map_err(|e| GatewayError::from(e).into())
     }
 

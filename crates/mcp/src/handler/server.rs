@@ -12,6 +12,7 @@ use rmcp::model::{
     SubscriptionFilter, UnsubscribeRequest, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
+use switchboard_domain::tenancy::ItemKind;
 use switchboard_domain::{ListKind, exposed_uri};
 
 use super::{GatewayHandler, forwarded_meta, is_legacy, mark_complete, unexpected};
@@ -25,9 +26,14 @@ impl ServerHandler for GatewayHandler {
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         // Open the session's own upstream connections now, so its first list sees them.
+        let Ok(caller) = self.caller(&context.extensions) else {
+            return;
+        };
         let _ = self.links(&context.peer, true).await;
         self.client.register();
-        self.gateway.hub.add_session(self.client.id, context.peer);
+        self.gateway
+            .hub
+            .add_session(self.client.id, context.peer, caller.tenant().clone());
     }
 
     async fn on_roots_list_changed(&self, _context: NotificationContext<RoleServer>) {
@@ -41,10 +47,16 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        let caller = self.caller(&context.extensions)?;
         let catalog = self.view(&context).await;
-        let (tools, next) = self.page(&catalog.tools, ListKind::Tools, request.as_ref(), |t| {
-            &t.name
-        })?;
+        let (tools, next) = self.page(
+            &caller,
+            &catalog.tools,
+            ListKind::Tools,
+            ItemKind::Tool,
+            request.as_ref(),
+            |t| &t.name,
+        )?;
         let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = next;
         Ok(result)
@@ -55,13 +67,27 @@ impl ServerHandler for GatewayHandler {
         mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let caller = self.caller(&context.extensions)?;
+        let unknown = || GatewayError::UnknownTool(request.name.to_string());
         let route = self
             .view(&context)
             .await
             .tools
             .route(&request.name)
             .cloned()
-            .ok_or_else(|| GatewayError::UnknownTool(request.name.to_string()))?;
+            .ok_or_else(unknown)?;
+        self.authorize(
+            &caller,
+            &route,
+            ItemKind::Tool,
+            Some(
+                request
+                    .arguments
+                    .as_ref()
+                    .unwrap_or(&serde_json::Map::new()),
+            ),
+            unknown,
+        )?;
         request.name = route.name.to_string().into();
         request.meta = forwarded_meta(&context.meta);
         let legacy = is_legacy(&context);
@@ -93,11 +119,16 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
+        let caller = self.caller(&context.extensions)?;
         let catalog = self.view(&context).await;
-        let (prompts, next) =
-            self.page(&catalog.prompts, ListKind::Prompts, request.as_ref(), |p| {
-                &p.name
-            })?;
+        let (prompts, next) = self.page(
+            &caller,
+            &catalog.prompts,
+            ListKind::Prompts,
+            ItemKind::Prompt,
+            request.as_ref(),
+            |p| &p.name,
+        )?;
         let mut result = ListPromptsResult::with_all_items(prompts);
         result.next_cursor = next;
         Ok(result)
@@ -108,13 +139,16 @@ impl ServerHandler for GatewayHandler {
         mut request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        let caller = self.caller(&context.extensions)?;
+        let unknown = || GatewayError::UnknownPrompt(request.name.clone());
         let route = self
             .view(&context)
             .await
             .prompts
             .route(&request.name)
             .cloned()
-            .ok_or_else(|| GatewayError::UnknownPrompt(request.name.clone()))?;
+            .ok_or_else(unknown)?;
+        self.authorize(&caller, &route, ItemKind::Prompt, None, unknown)?;
         request.name = route.name.to_string();
         request.meta = forwarded_meta(&context.meta);
         match self.forward_rounds(&route, request, &context).await? {
@@ -132,10 +166,13 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
+        let caller = self.caller(&context.extensions)?;
         let catalog = self.view(&context).await;
         let (resources, next) = self.page(
+            &caller,
             &catalog.resources,
             ListKind::Resources,
+            ItemKind::Resource,
             request.as_ref(),
             |r| &r.uri,
         )?;
@@ -149,10 +186,13 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let caller = self.caller(&context.extensions)?;
         let catalog = self.view(&context).await;
         let (templates, next) = self.page(
+            &caller,
             &catalog.resource_templates,
             ListKind::ResourceTemplates,
+            ItemKind::Resource,
             request.as_ref(),
             |t| &t.uri_template,
         )?;
@@ -166,11 +206,14 @@ impl ServerHandler for GatewayHandler {
         mut request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        let caller = self.caller(&context.extensions)?;
+        let unknown = || GatewayError::UnknownResource(request.uri.clone());
         let route = self
             .view(&context)
             .await
             .route_uri(&request.uri)
-            .ok_or_else(|| GatewayError::UnknownResource(request.uri.clone()))?;
+            .ok_or_else(unknown)?;
+        self.authorize(&caller, &route, ItemKind::Resource, None, unknown)?;
         request.uri = route.name.to_string();
         request.meta = forwarded_meta(&context.meta);
         let prefix = self.upstream(&route).def().prefix.clone();
@@ -198,21 +241,24 @@ impl ServerHandler for GatewayHandler {
         mut request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
+        let caller = self.caller(&context.extensions)?;
         let catalog = self.view(&context).await;
         let route = match &mut request.r#ref {
             Reference::Prompt(prompt) => {
+                let unknown = || GatewayError::UnknownPrompt(prompt.name.clone());
                 let route = catalog
                     .prompts
                     .route(&prompt.name)
                     .cloned()
-                    .ok_or_else(|| GatewayError::UnknownPrompt(prompt.name.clone()))?;
+                    .ok_or_else(unknown)?;
+                self.authorize(&caller, &route, ItemKind::Prompt, None, unknown)?;
                 prompt.name = route.name.to_string();
                 route
             }
             Reference::Resource(resource) => {
-                let route = catalog
-                    .route_template(&resource.uri)
-                    .ok_or_else(|| GatewayError::UnknownResource(resource.uri.clone()))?;
+                let unknown = || GatewayError::UnknownResource(resource.uri.clone());
+                let route = catalog.route_template(&resource.uri).ok_or_else(unknown)?;
+                self.authorize(&caller, &route, ItemKind::Resource, None, unknown)?;
                 resource.uri = route.name.to_string();
                 route
             }
@@ -271,11 +317,14 @@ impl ServerHandler for GatewayHandler {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        let caller = self.caller(&context.extensions)?;
+        let unknown = || GatewayError::UnknownResource(request.uri.clone());
         let route = self
             .view(&context)
             .await
             .route_uri(&request.uri)
-            .ok_or_else(|| GatewayError::UnknownResource(request.uri.clone()))?;
+            .ok_or_else(unknown)?;
+        self.authorize(&caller, &route, ItemKind::Resource, None, unknown)?;
         let mut params = request.clone();
         params.uri = route.name.to_string();
         let upstream = self.upstream(&route);
@@ -349,8 +398,11 @@ impl ServerHandler for GatewayHandler {
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let caller = self.caller(&context.request_context().extensions)?;
         let id = self.gateway.hub.next_client_id();
-        self.gateway.hub.add_listener(id, context.sink().clone());
+        self.gateway
+            .hub
+            .add_listener(id, context.sink().clone(), caller.tenant().clone());
         context.cancelled().await;
         self.gateway.hub.remove_client(id);
         Ok(())

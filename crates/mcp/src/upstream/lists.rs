@@ -6,7 +6,7 @@ use rmcp::model::{Prompt, Resource, ResourceTemplate, ServerCapabilities, Tool};
 use rmcp::service::{Peer, RoleClient};
 
 /// Everything an upstream lists, fetched page by page and kept whole.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Lists {
     pub tools: Arc<Vec<Tool>>,
     pub prompts: Arc<Vec<Prompt>>,

@@ -3,6 +3,7 @@
 #![allow(dead_code, deprecated)]
 
 pub mod peers;
+pub mod tenancy;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -74,8 +75,14 @@ impl TestGateway {
         } else {
             "startup_wait_ms = 10000\n"
         };
+        // Each gateway keeps its embedded database in a fresh folder.
+        let data_dir = if server_extra.contains("data_dir") {
+            String::new()
+        } else {
+            format!("data_dir = {:?}\n", temp_dir("data").display().to_string())
+        };
         let toml = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n{startup}shutdown_grace_ms = 3000\n{server_extra}\n{upstreams}"
+            "[server]\nlisten = \"127.0.0.1:0\"\n{startup}{data_dir}shutdown_grace_ms = 3000\n{server_extra}\n{upstreams}"
         );
         let config = Config::from_toml(&toml, Vec::new()).expect("test config is valid");
         let running = switchboard_server::start(config)
@@ -90,6 +97,10 @@ impl TestGateway {
 
     pub fn mcp_url(&self) -> String {
         format!("{}/mcp", self.base)
+    }
+
+    pub fn tenancy(&self) -> &Arc<switchboard_server::tenancy::Tenancy> {
+        &self.running.as_ref().expect("running").tenancy
     }
 
     pub fn gateway(&self) -> &Arc<switchboard_mcp::Gateway> {
@@ -175,9 +186,34 @@ pub type Client = RunningService<RoleClient, TestClient>;
 
 /// Connects an rmcp client to `url` (Streamable HTTP) in `era`.
 pub async fn connect(url: &str, era: Era) -> (Client, Seen) {
+    try_connect(url, era, None)
+        .await
+        .expect("handshake succeeds")
+}
+
+/// Connects with a bearer credential (API key or token).
+pub async fn connect_as(url: &str, era: Era, bearer: &str) -> (Client, Seen) {
+    try_connect(url, era, Some(bearer))
+        .await
+        .expect("handshake succeeds")
+}
+
+/// Connects, returning the handshake's failure instead of panicking.
+pub async fn try_connect(
+    url: &str,
+    era: Era,
+    bearer: Option<&str>,
+) -> Result<(Client, Seen), String> {
     let handler = TestClient::default();
     let seen = handler.seen.clone();
-    let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
+    let mut config =
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+            url.to_owned(),
+        );
+    if let Some(bearer) = bearer {
+        config = config.auth_header(bearer.to_owned());
+    }
+    let transport = StreamableHttpClientTransport::from_config(config);
     let lifecycle = match era {
         Era::Legacy => ClientLifecycleMode::Initialize,
         Era::Modern => ClientLifecycleMode::Discover {
@@ -190,8 +226,8 @@ pub async fn connect(url: &str, era: Era) -> (Client, Seen) {
     )
     .await
     .expect("handshake in time")
-    .expect("handshake succeeds");
-    (client, seen)
+    .map_err(|e| e.to_string())?;
+    Ok((client, seen))
 }
 
 /// The JSON-RPC error of a failed rmcp call.

@@ -1,0 +1,96 @@
+//! Who is calling, and what they may see: the principal of one request with its tenant's
+//! policy, and the sink every authorization decision is handed to.
+//!
+//! The server's authentication layer puts an `Arc<Caller>` into the HTTP request's
+//! extensions; rmcp hands those to the handler with every message, so each request is
+//! decided with the credential it carries right now (a revoked grant stops working at once,
+//! even inside an open session).
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use switchboard_domain::UpstreamDef;
+use switchboard_domain::tenancy::{Decision, Item, ItemKind, Policy, Principal, TenantId};
+
+/// The authenticated caller of one request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Arc<Principal>,
+    pub policy: Arc<Policy>,
+    /// The tenant's cap on legacy sessions per user (`maxSessionsPerUser`).
+    pub max_sessions_per_user: Option<u32>,
+    /// The tenant's cap on legacy sessions.
+    pub max_sessions: Option<u32>,
+}
+
+impl Caller {
+    /// The anonymous owner of the built-in `default` tenant: a gateway with no tenants, and
+    /// the local stdio bridge.
+    pub fn open() -> Self {
+        Self {
+            principal: Arc::new(Principal::anonymous()),
+            policy: Arc::new(Policy::new(
+                TenantId::default_tenant(),
+                Vec::new(),
+                Vec::new(),
+            )),
+            max_sessions_per_user: None,
+            max_sessions: None,
+        }
+    }
+
+    /// The caller's tenant.
+    pub fn tenant(&self) -> &TenantId {
+        &self.principal.tenant
+    }
+
+    /// May the caller list/use `name` (the upstream's own name) of `upstream`?
+    pub fn decide(
+        &self,
+        upstream: &UpstreamDef,
+        kind: ItemKind,
+        name: &str,
+        arguments: Option<&Map<String, Value>>,
+    ) -> Decision {
+        if !upstream.available_to(&self.principal.tenant) {
+            return Decision::unavailable();
+        }
+        self.policy.decide(
+            &self.principal,
+            Item {
+                kind,
+                server: upstream.name.as_str(),
+                name,
+                arguments,
+            },
+        )
+    }
+}
+
+/// One authorization decision about a call (listing decisions are not recorded one by one).
+#[derive(Debug)]
+pub struct DecisionRecord<'a> {
+    pub principal: &'a Principal,
+    pub kind: ItemKind,
+    pub server: &'a str,
+    pub name: &'a str,
+    pub decision: &'a Decision,
+}
+
+/// Receives every call decision; the governance layer's audit log implements it.
+pub trait DecisionSink: Send + Sync {
+    fn record(&self, record: &DecisionRecord<'_>);
+}
+
+/// The default sink: denials at `info`, allows at `debug`, in the gateway's log.
+pub struct LogDecisions;
+
+impl DecisionSink for LogDecisions {
+    fn record(&self, r: &DecisionRecord<'_>) {
+        if r.decision.allowed {
+            tracing::debug!(tenant = %r.principal.tenant, principal = %r.principal.identity, kind = r.kind.as_str(), server = r.server, name = r.name, reason = %r.decision.reason, "allowed");
+        } else {
+            tracing::info!(tenant = %r.principal.tenant, principal = %r.principal.identity, credential = %r.principal.credential.id, kind = r.kind.as_str(), server = r.server, name = r.name, reason = %r.decision.reason, "denied");
+        }
+    }
+}

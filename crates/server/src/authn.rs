@@ -1,0 +1,267 @@
+//! The authentication layer in front of every MCP endpoint.
+//!
+//! It gathers what the request presents (path `/t/{tenant}/…`, `X-Tenant-ID`, `Host`,
+//! `Authorization: Bearer …`, and — only when the operator enables it, only on the legacy SSE
+//! endpoints — `?token=`), asks the authenticator, and either puts the resulting
+//! [`Caller`] into the request's extensions or answers the refusal: the right status, an
+//! RFC 6750 `WWW-Authenticate` challenge pointing at the RFC 9728 metadata, and a JSON-RPC
+//! error whose message says what to fix. Credentials never appear in a log line or a reply.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use switchboard_auth::{AuthError, Authenticated, RequestFacts};
+use switchboard_mcp::Caller;
+use switchboard_mcp::downstream::sse::EndpointQuery;
+use switchboard_mcp::error::codes;
+
+use crate::tenancy::Tenancy;
+
+/// State of the layer.
+#[derive(Clone)]
+pub struct AuthState {
+    pub tenancy: Arc<Tenancy>,
+    pub public_url: Arc<str>,
+    pub sse_query_token: bool,
+}
+
+/// `{tenant}` of a `/t/{tenant}/…` path.
+pub fn path_tenant(path: &str) -> Option<&str> {
+    path.strip_prefix("/t/")?.split('/').next()
+}
+
+/// The bearer credential of the `Authorization` header: `Ok(None)` when absent.
+fn bearer(request: &Request) -> Result<Option<&str>, AuthError> {
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| AuthError::MalformedHeader("it contains non-ASCII characters"))?;
+    let (scheme, credential) = value
+        .split_once(' ')
+        .ok_or(AuthError::MalformedHeader("write `Bearer <credential>`"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::MalformedHeader(
+            "only the Bearer scheme is accepted",
+        ));
+    }
+    let credential = credential.trim();
+    if credential.is_empty() || credential.len() > 16 * 1024 {
+        return Err(AuthError::MalformedHeader(
+            "the bearer credential is empty or longer than 16 KiB",
+        ));
+    }
+    Ok(Some(credential))
+}
+
+/// `token` of the query string (legacy SSE opt-in).
+fn query_token(request: &Request) -> Option<String> {
+    let query = request.uri().query()?;
+    url_param(query, "token")
+}
+
+fn url_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+/// Minimal `%XX`/`+` decoding for a token in a query string (tokens are ASCII).
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn host(request: &Request) -> Option<String> {
+    let host = request.headers().get(header::HOST)?.to_str().ok()?;
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    Some(name.to_ascii_lowercase())
+}
+
+fn is_sse_path(path: &str) -> bool {
+    path.ends_with("/sse") || path.ends_with("/messages")
+}
+
+/// The middleware.
+pub async fn authenticate(
+    State(state): State<AuthState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let via_query = state.sse_query_token && is_sse_path(&path);
+    let query = if via_query {
+        query_token(&request)
+    } else {
+        None
+    };
+    let header_bearer = match bearer(&request) {
+        Ok(b) => b.map(str::to_owned),
+        Err(err) => return refuse(&state, &path, err),
+    };
+    let credential = header_bearer.or(query.clone());
+    let host = host(&request);
+    let resource = format!("{}{}", state.public_url, path);
+    let facts = RequestFacts {
+        path_tenant: path_tenant(&path),
+        header_tenant: request
+            .headers()
+            .get("x-tenant-id")
+            .and_then(|v| v.to_str().ok()),
+        host: host.as_deref(),
+        bearer: credential.as_deref(),
+        resource: &resource,
+    };
+    match state.tenancy.auth.authenticate(&facts).await {
+        Ok(found) => {
+            let caller = caller(&found);
+            request.extensions_mut().insert(Arc::new(caller));
+            if let Some(token) = query.filter(|_| path.ends_with("/sse")) {
+                // A client that authenticates by query must be able to post the same way.
+                request
+                    .extensions_mut()
+                    .insert(EndpointQuery(format!("token={}", percent_encode(&token))));
+            }
+            next.run(request).await
+        }
+        Err(err) => refuse(&state, &path, err),
+    }
+}
+
+fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// The data plane's view of an authenticated request.
+pub fn caller(found: &Authenticated) -> Caller {
+    let settings = &found.tenant.tenant.settings;
+    Caller {
+        principal: found.principal.clone(),
+        policy: found.tenant.policy.clone(),
+        max_sessions_per_user: settings.max_sessions_per_user,
+        max_sessions: settings.max_sessions,
+    }
+}
+
+/// Header-safe text: ASCII without quotes or control characters.
+fn header_text(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            c if c.is_ascii() && !c.is_ascii_control() => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+/// The refusal for `err` on `path`.
+pub fn refuse(state: &AuthState, path: &str, err: AuthError) -> Response {
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+    let code = match err.status() {
+        401 => codes::UNAUTHENTICATED,
+        403 => codes::FORBIDDEN,
+        404 => codes::UNKNOWN_TENANT,
+        400 => codes::BAD_TENANT,
+        _ => codes::AUTH_UNAVAILABLE,
+    };
+    if err.is_cross_tenant() {
+        tracing::warn!(reason = %err, path, "cross-tenant attempt refused");
+    } else {
+        tracing::debug!(reason = %err, path, "request not authenticated");
+    }
+    let message = err.to_string();
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": code, "message": message},
+    });
+    let mut response = (status, axum::Json(body)).into_response();
+    if matches!(err.status(), 401 | 403) {
+        let resource_path = path
+            .strip_suffix("/messages")
+            .map_or_else(|| path.to_owned(), |base| format!("{base}/sse"));
+        let mut challenge = format!(
+            "Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource{}\"",
+            state.public_url, resource_path
+        );
+        if let Some(error) = err.bearer_error() {
+            challenge.push_str(&format!(
+                ", error=\"{error}\", error_description=\"{}\"",
+                header_text(&message)
+            ));
+        }
+        if let AuthError::InsufficientScope(scopes) = &err {
+            challenge.push_str(&format!(", scope=\"{}\"", header_text(&scopes.join(" "))));
+        }
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_is_read_from_the_path() {
+        assert_eq!(path_tenant("/t/acme/mcp"), Some("acme"));
+        assert_eq!(path_tenant("/mcp"), None);
+        assert_eq!(path_tenant("/t/../mcp"), Some(".."));
+    }
+
+    #[test]
+    fn query_tokens_are_decoded() {
+        assert_eq!(
+            url_param("a=1&token=x%2By", "token").as_deref(),
+            Some("x+y")
+        );
+        assert_eq!(url_param("token=%zz", "token").as_deref(), Some("%zz"));
+        assert_eq!(url_param("a=1", "token"), None);
+        assert_eq!(percent_encode("a+b/c"), "a%2Bb%2Fc");
+    }
+
+    #[test]
+    fn challenge_text_is_header_safe() {
+        assert_eq!(header_text("tenant \"a…\""), "tenant 'a?'");
+    }
+}

@@ -1,0 +1,206 @@
+//! The tenancy directory at run time: the store, the authenticator built from it, and the
+//! loop that republishes the authenticator's snapshot when the store changes.
+//!
+//! Writes made through this process publish at once ([`Tenancy::reload`]); writes made by
+//! another process or replica are picked up by polling the store's revision counter every
+//! `auth.reload_interval_ms`. If the store cannot be read, the last snapshot keeps serving
+//! (the hot path never needed the database) and the failure is logged and shown in
+//! `/readyz`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretBox};
+use switchboard_auth::api_key::HashingKey;
+use switchboard_auth::{
+    AuthOptions, Authenticator, GatewayIssuer, JwksCache, JwksOptions, SigningKeyMaterial,
+    Snapshot, generate_signing_key,
+};
+use switchboard_store::{SigningKeyRow, Store};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// The store and the authenticator that serves from its snapshot.
+pub struct Tenancy {
+    pub store: Store,
+    pub auth: Arc<Authenticator>,
+    healthy: AtomicBool,
+}
+
+impl Tenancy {
+    /// Opens the store (running its migrations), loads the directory and the gateway's
+    /// signing keys (creating the first one), and builds the authenticator.
+    pub async fn open(config: &Config) -> anyhow::Result<Arc<Tenancy>> {
+        let store = open_store(config).await?;
+        let hashing = hashing_key(config)?;
+        let directory = store
+            .load_directory()
+            .await
+            .context("cannot read the tenancy directory")?;
+        let issuer = load_issuer(&store, &config.public_url()).await?;
+        switchboard_mcp::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .build()
+            .context("cannot create the HTTP client for issuer keys")?;
+        let auth = Authenticator::new(
+            Snapshot::build(directory),
+            hashing,
+            JwksCache::new(http, JwksOptions::default()),
+            Some(issuer),
+            AuthOptions {
+                base_url: config.public_url(),
+                subdomain_base: config.auth.subdomain_base.clone(),
+            },
+        );
+        Ok(Arc::new(Tenancy {
+            store,
+            auth: Arc::new(auth),
+            healthy: AtomicBool::new(true),
+        }))
+    }
+
+    /// Reloads the directory if the store's revision moved; returns whether it did.
+    pub async fn reload(&self) -> anyhow::Result<bool> {
+        let current = self.auth.snapshot().revision;
+        let revision = self.store.revision().await?;
+        if revision == current {
+            return Ok(false);
+        }
+        let directory = self.store.load_directory().await?;
+        tracing::info!(
+            revision = directory.revision,
+            tenants = directory.tenants.len(),
+            "tenancy directory reloaded"
+        );
+        self.auth.publish(Snapshot::build(directory));
+        Ok(true)
+    }
+
+    /// Whether the last read of the store succeeded.
+    pub fn store_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Polls the store until `stop`.
+    pub fn spawn_reloader(self: &Arc<Self>, every: Duration, stop: CancellationToken) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.cancelled() => return,
+                }
+                match this.reload().await {
+                    Ok(_) => {
+                        if !this.healthy.swap(true, Ordering::Relaxed) {
+                            tracing::info!("tenancy store reachable again");
+                        }
+                    }
+                    Err(err) => {
+                        if this.healthy.swap(false, Ordering::Relaxed) {
+                            tracing::error!(%err, "cannot read the tenancy store; serving the last snapshot");
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Opens the configured store; for the embedded default, creates the data folder first.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let url = config.database_url();
+    if config.database.url.is_none() {
+        std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+            format!(
+                "cannot create the data folder {:?} (server.data_dir)",
+                config.server.data_dir
+            )
+        })?;
+    }
+    Store::connect(url.expose_secret())
+        .await
+        .context("cannot open the database (database.url)")
+}
+
+/// The key-hashing secret: configured, or generated once into the data folder.
+fn hashing_key(config: &Config) -> anyhow::Result<HashingKey> {
+    let bytes = match &config.auth.key_hashing_secret {
+        Some(secret) => secret.expose_secret().as_bytes().to_vec(),
+        None => {
+            let path = Path::new(&config.server.data_dir).join("key-hashing.secret");
+            read_or_create_secret(&path)?
+        }
+    };
+    HashingKey::new(&SecretBox::from(bytes)).map_err(anyhow::Error::msg)
+}
+
+fn read_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(existing) = std::fs::read(path) {
+        return Ok(existing);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let secret = HashingKey::generate_secret();
+    write_private(path, &secret)?;
+    tracing::info!(path = %path.display(), "generated the key-hashing secret; replicas must share it (auth.key_hashing_secret)");
+    Ok(secret)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The gateway's issuer with its stored keys; the first start creates a key.
+pub async fn load_issuer(store: &Store, public_url: &str) -> anyhow::Result<GatewayIssuer> {
+    let mut rows = store.signing_keys().await?;
+    if !rows.iter().any(|r| r.retired_at.is_none()) {
+        let (kid, pkcs8, public_jwk) = generate_signing_key().map_err(anyhow::Error::msg)?;
+        let row = SigningKeyRow {
+            kid,
+            algorithm: "ES256".into(),
+            private_key: pkcs8,
+            public_jwk,
+            created_at: switchboard_auth::issuer::now(),
+            retired_at: None,
+        };
+        match store.add_signing_key(&row).await {
+            Ok(()) => tracing::info!(kid = %row.kid, "created the gateway's token signing key"),
+            // Another replica created one at the same moment: use what is stored.
+            Err(err) => tracing::debug!(%err, "signing key not added"),
+        }
+        rows = store.signing_keys().await?;
+    }
+    rows.sort_by_key(|r| r.created_at);
+    let material: Vec<SigningKeyMaterial> = rows
+        .into_iter()
+        .map(|r| SigningKeyMaterial {
+            kid: r.kid,
+            pkcs8: r.private_key,
+            retired: r.retired_at.is_some(),
+        })
+        .collect();
+    GatewayIssuer::new(public_url.to_owned(), &material).map_err(anyhow::Error::msg)
+}

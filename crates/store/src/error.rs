@@ -1,0 +1,48 @@
+//! Store errors: what went wrong, with what the caller should know (never a URL password).
+
+/// A repository failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} {id:?} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("{what} {id:?} already exists")]
+    Conflict { what: &'static str, id: String },
+    #[error(
+        "the {what} was changed by someone else (version {expected} is stale); reload and retry"
+    )]
+    VersionMismatch { what: &'static str, expected: i64 },
+    #[error("stored {what} is invalid: {message}")]
+    Corrupt { what: &'static str, message: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl StoreError {
+    pub(crate) fn corrupt(what: &'static str, message: impl std::fmt::Display) -> Self {
+        Self::Corrupt {
+            what,
+            message: message.to_string(),
+        }
+    }
+
+    /// Maps a database error, turning unique violations into `Conflict`.
+    pub(crate) fn db(err: sqlx::Error, what: &'static str, id: &str) -> Self {
+        if let sqlx::Error::Database(db) = &err
+            && db.is_unique_violation()
+        {
+            return Self::Conflict {
+                what,
+                id: id.to_owned(),
+            };
+        }
+        Self::Database(err.to_string())
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Database(err.to_string())
+    }
+}
