@@ -111,6 +111,9 @@ impl Store {
         let options = AnyPoolOptions::new()
             // One connection keeps an in-memory SQLite database alive and shared.
             .max_connections(if memory { 1 } else { 8 })
+            // Fail start-up (and requests for a connection) within seconds when the database
+            // is unreachable, instead of sqlx's 30 s default.
+            .acquire_timeout(std::time::Duration::from_secs(5))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
