@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::mcp::{Era, McpClient};
+use crate::mcp::{Endpoint, Era, McpClient};
 
 /// What one load phase sends.
 #[derive(Debug, Clone)]
@@ -58,7 +58,7 @@ impl Sample {
 /// Runs `call` against `url` with `concurrency` workers for `duration`; with `rate`, the
 /// workers share a fixed total request rate (open loop).
 pub async fn run(
-    url: &str,
+    endpoint: &Endpoint,
     era: Era,
     call: &Call,
     concurrency: usize,
@@ -71,7 +71,7 @@ pub async fn run(
         .build()?;
     let mut clients = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        clients.push(McpClient::connect(http.clone(), url, era).await?);
+        clients.push(McpClient::connect(http.clone(), endpoint, era).await?);
     }
     let started = Instant::now();
     let deadline = started + duration;

@@ -7,6 +7,7 @@
 //! checks every reply; prints a table and writes JSON. `--short` is a few-second smoke run
 //! for CI that only requires zero errors.
 
+mod auth;
 mod load;
 mod mcp;
 mod procs;
@@ -20,7 +21,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use load::{Call, Sample};
-use mcp::Era;
+use mcp::{Endpoint, Era};
 use procs::{Proc, free_port, start};
 
 #[derive(Parser)]
@@ -82,29 +83,57 @@ struct Row {
 
 struct Target {
     upstream: &'static str,
-    direct: String,
-    gateway: String,
+    /// The baseline (a direct connection, or for the auth scenarios the gateway without
+    /// tenants).
+    direct: Endpoint,
+    gateway: Endpoint,
     direct_tool: &'static str,
     gateway_tool: &'static str,
     arguments: serde_json::Value,
     eras: Vec<Era>,
 }
 
+/// A gateway in front of `upstream_url`; with `auth`, on a database provisioned with the
+/// benchmark tenant (returns its API key and a token in `Auth`).
+struct Gateway {
+    proc: Proc,
+    url: String,
+    auth: Option<Auth>,
+}
+
+struct Auth {
+    api_key: String,
+    token: String,
+}
+
+fn bench_dir(port: u16) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("switchboard-bench-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 async fn gateway(
     switchboard: &str,
     name: &str,
     upstream_url: &str,
-) -> anyhow::Result<(Proc, String)> {
+    with_auth: bool,
+) -> anyhow::Result<Gateway> {
     let port = free_port()?;
-    let dir = std::env::temp_dir().join(format!("switchboard-bench-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let dir = bench_dir(port)?;
     let config = dir.join("gateway.toml");
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nstartup_wait_ms = 20000\n\n[upstreams.{name}]\ntransport = \"streamable-http\"\nurl = \"{upstream_url}\"\n"
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nstartup_wait_ms = 20000\ndata_dir = {:?}\n\n[upstreams.{name}]\ntransport = \"streamable-http\"\nurl = \"{upstream_url}\"\n",
+            dir.display().to_string()
         ),
     )?;
+    let database_url = format!("sqlite://{}", dir.join("switchboard.db").display());
+    let api_key = if with_auth {
+        Some(auth::provision(&database_url).await?)
+    } else {
+        None
+    };
     let proc = start(
         "switchboard",
         switchboard,
@@ -113,10 +142,27 @@ async fn gateway(
             "--config".into(),
             config.display().to_string(),
         ],
-        &[("SWITCHBOARD_LOG", "warn".into())],
+        &[
+            ("SWITCHBOARD_LOG", "warn".into()),
+            (
+                "SWITCHBOARD_AUTH__KEY_HASHING_SECRET",
+                auth::HASHING_SECRET.into(),
+            ),
+        ],
         port,
     )
     .await?;
+    let public_url = format!("http://127.0.0.1:{port}");
+    let (url, auth) = match api_key {
+        Some(api_key) => (
+            format!("{public_url}/t/{}/mcp", auth::TENANT),
+            Some(Auth {
+                token: auth::issue_token(switchboard, &database_url, &public_url)?,
+                api_key,
+            }),
+        ),
+        None => (format!("{public_url}/mcp"), None),
+    };
     // Wait until the upstream is listed.
     let ready = format!("http://127.0.0.1:{port}/readyz");
     for _ in 0..200 {
@@ -124,7 +170,7 @@ async fn gateway(
             && let Ok(v) = r.json::<serde_json::Value>().await
             && v["upstreams"][0]["health"]["state"] == "ready"
         {
-            return Ok((proc, format!("http://127.0.0.1:{port}/mcp")));
+            return Ok(Gateway { proc, url, auth });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -260,11 +306,11 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let demo_url = format!("http://127.0.0.1:{demo_port}/mcp");
-    let (demo_gateway, demo_gateway_url) = gateway(&switchboard, "demo", &demo_url).await?;
+    let demo_gateway = gateway(&switchboard, "demo", &demo_url, false).await?;
     let mut targets = vec![Target {
         upstream: "demo",
-        direct: demo_url,
-        gateway: demo_gateway_url,
+        direct: Endpoint::open(demo_url.clone()),
+        gateway: Endpoint::open(demo_gateway.url.clone()),
         direct_tool: "echo",
         gateway_tool: "demo__echo",
         arguments: json!({"text": "hello"}),
@@ -291,11 +337,11 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
         let url = format!("http://127.0.0.1:{port}/mcp");
-        let (gw, gw_url) = gateway(&switchboard, "everything", &url).await?;
+        let gw = gateway(&switchboard, "everything", &url, false).await?;
         targets.push(Target {
             upstream: "everything",
-            direct: url,
-            gateway: gw_url,
+            direct: Endpoint::open(url),
+            gateway: Endpoint::open(gw.url.clone()),
             direct_tool: "echo",
             gateway_tool: "everything__echo",
             arguments: json!({"message": "hello"}),
@@ -306,6 +352,39 @@ async fn main() -> anyhow::Result<()> {
     } else {
         eprintln!(
             "note: SWITCHBOARD_EVERYTHING not set; skipping the server-everything scenarios (run scripts/install-peers.sh)"
+        );
+    }
+
+    // Authentication on (API key, gateway-issued JWT) against the same gateway without
+    // tenants: "direct" is the open gateway here, so the ratio is auth-on / auth-off.
+    let auth_gateway = gateway(&switchboard, "demo", &demo_url, true).await?;
+    let credentials = auth_gateway
+        .auth
+        .as_ref()
+        .context("auth gateway has credentials")?;
+    for (label, bearer) in [
+        ("auth:key", &credentials.api_key),
+        ("auth:jwt", &credentials.token),
+    ] {
+        targets.push(Target {
+            upstream: label,
+            direct: Endpoint::open(demo_gateway.url.clone()),
+            gateway: Endpoint {
+                url: auth_gateway.url.clone(),
+                bearer: Some(bearer.clone()),
+            },
+            direct_tool: "demo__echo",
+            gateway_tool: "demo__echo",
+            arguments: json!({"text": "hello"}),
+            eras: vec![Era::Legacy, Era::Modern],
+        });
+    }
+
+    let costs = auth::in_process_costs(if args.short { 2_000 } else { 100_000 }).await?;
+    for c in &costs {
+        println!(
+            "in-process {:<34} p50 {:>7.2} µs  p99 {:>7.2} µs  ({} iterations)",
+            c.step, c.p50_us, c.p99_us, c.iterations
         );
     }
 
@@ -338,6 +417,7 @@ async fn main() -> anyhow::Result<()> {
     rows.push(row);
 
     let memory = demo_gateway
+        .proc
         .memory_kib()
         .map(|(rss, pss)| json!({"rss_kib": rss, "pss_kib": pss}));
     if let Some(m) = &memory {
@@ -354,6 +434,7 @@ async fn main() -> anyhow::Result<()> {
         "rounds": args.rounds,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "gateway_memory": memory,
+        "in_process_auth": costs,
         "rows": rows,
     });
     std::fs::write(&file, serde_json::to_string_pretty(&report)?)?;

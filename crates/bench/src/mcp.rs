@@ -29,8 +29,26 @@ const LEGACY: &str = "2025-11-25";
 pub struct McpClient {
     http: reqwest::Client,
     url: String,
+    bearer: Option<String>,
     era: Era,
     session: Option<String>,
+}
+
+/// Where load goes: an MCP URL and the credential to present there.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub url: String,
+    pub bearer: Option<String>,
+}
+
+impl Endpoint {
+    /// An endpoint without credential.
+    pub fn open(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            bearer: None,
+        }
+    }
 }
 
 fn meta() -> Value {
@@ -66,10 +84,15 @@ fn message(body: &str) -> anyhow::Result<Value> {
 
 impl McpClient {
     /// Connects; a legacy client performs the initialize handshake.
-    pub async fn connect(http: reqwest::Client, url: &str, era: Era) -> anyhow::Result<McpClient> {
+    pub async fn connect(
+        http: reqwest::Client,
+        endpoint: &Endpoint,
+        era: Era,
+    ) -> anyhow::Result<McpClient> {
         let mut client = McpClient {
             http,
-            url: url.to_owned(),
+            url: endpoint.url.clone(),
+            bearer: endpoint.bearer.clone(),
             era,
             session: None,
         };
@@ -99,6 +122,9 @@ impl McpClient {
             .post(&self.url)
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream");
+        if let Some(bearer) = &self.bearer {
+            request = request.bearer_auth(bearer);
+        }
         match self.era {
             Era::Legacy => {
                 request = request.header("mcp-protocol-version", LEGACY);

@@ -1,0 +1,263 @@
+//! The authentication scenarios: a gateway whose database holds one tenant, an API key and
+//! the gateway's own signing key, measured against the same gateway configuration without
+//! tenants (open mode); and the in-process cost of authentication, tenant resolution and the
+//! policy decision per request, from the snapshot (no network, no database).
+//!
+//! The store and auth crates are linked only to provision the database and to time the
+//! in-process path; the load scenarios still measure the shipped binary.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretBox};
+use serde::Serialize;
+use switchboard_auth::api_key::{self, HashingKey};
+use switchboard_auth::{
+    AuthOptions, Authenticator, GatewayIssuer, JwksCache, JwksOptions, RequestFacts,
+    SigningKeyMaterial, Snapshot, generate_signing_key,
+};
+use switchboard_domain::tenancy::{
+    ApiKeyRecord, Directory, Effect, Grant, Grantee, Identity, Item, ItemKind, KeyOwner,
+    Membership, Role, Target, Tenant, TenantDirectory, TenantId, UserId,
+};
+
+/// The key-hashing secret the benchmark gateway is given.
+pub const HASHING_SECRET: &str = "switchboard-bench-key-hashing-secret-0123456789";
+/// The benchmark's tenant and user.
+pub const TENANT: &str = "bench";
+pub const USER: &str = "bench@bench.local";
+
+fn hashing() -> HashingKey {
+    HashingKey::new(&SecretBox::from(HASHING_SECRET.as_bytes().to_vec()))
+        .expect("the bench secret is long enough")
+}
+
+/// Creates the tenant, a member and an API key in the database at `url`; returns the key.
+pub async fn provision(url: &str) -> anyhow::Result<String> {
+    let store = switchboard_store::Store::connect(url).await?;
+    let tenant = TenantId::new(TENANT)?;
+    store
+        .create_tenant(&Tenant::new(tenant.clone(), "Benchmark"))
+        .await?;
+    let scoped = store.tenant(&tenant);
+    let user = UserId::new(USER)?;
+    scoped.add_member(&user, Role::Member).await?;
+    scoped
+        .add_grant(&Grant {
+            grantee: Grantee::Role(Role::Member),
+            target: Target::everything(),
+            effect: Effect::Allow,
+        })
+        .await?;
+    let key = api_key::generate(&hashing());
+    scoped
+        .create_api_key(&ApiKeyRecord {
+            id: key.id.clone(),
+            tenant,
+            name: "bench".into(),
+            owner: KeyOwner::User(user),
+            hash: key.hash,
+            restrictions: Vec::new(),
+            expires_at: None,
+            revoked_at: None,
+            created_at: 0,
+        })
+        .await?;
+    Ok(key.text.expose_secret().to_owned())
+}
+
+/// Latency distribution of one in-process step, in microseconds.
+#[derive(Debug, Serialize)]
+pub struct Cost {
+    pub step: &'static str,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub iterations: usize,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p / 100.0).round() as usize;
+    sorted[i].as_secs_f64() * 1e6
+}
+
+async fn time<F, Fut>(step: &'static str, iterations: usize, mut f: F) -> Cost
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut samples = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let start = Instant::now();
+        f().await;
+        samples.push(start.elapsed());
+    }
+    samples.sort();
+    Cost {
+        step,
+        p50_us: percentile(&samples, 50.0),
+        p99_us: percentile(&samples, 99.0),
+        iterations,
+    }
+}
+
+/// Times authentication (API key; JWT from the verified-token cache; JWT verified every
+/// time, for reference) plus tenant resolution and one policy decision against a tenant
+/// with 50 grants.
+pub async fn in_process_costs(iterations: usize) -> anyhow::Result<Vec<Cost>> {
+    let tenant = TenantId::new(TENANT)?;
+    let user = UserId::new(USER)?;
+    let key = api_key::generate(&hashing());
+    let mut grants: Vec<Grant> = (0..49)
+        .map(|i| Grant {
+            grantee: Grantee::User(UserId::new(format!("u{i}@bench.local")).expect("valid")),
+            target: Target::parse(&format!("server-{i}/tool_*")).expect("valid"),
+            effect: Effect::Allow,
+        })
+        .collect();
+    grants.push(Grant {
+        grantee: Grantee::Role(Role::Member),
+        target: Target::parse("demo/echo").expect("valid"),
+        effect: Effect::Allow,
+    });
+    let directory = Directory {
+        revision: 1,
+        tenants: vec![TenantDirectory {
+            tenant: Tenant::new(tenant.clone(), "Benchmark"),
+            members: vec![Membership {
+                user: user.clone(),
+                role: Role::Member,
+            }],
+            groups: Vec::new(),
+            roles: Vec::new(),
+            grants,
+            api_keys: vec![ApiKeyRecord {
+                id: key.id.clone(),
+                tenant: tenant.clone(),
+                name: "bench".into(),
+                owner: KeyOwner::User(user.clone()),
+                hash: key.hash.clone(),
+                restrictions: Vec::new(),
+                expires_at: None,
+                revoked_at: None,
+                created_at: 0,
+            }],
+            clients: Vec::new(),
+            issuers: Vec::new(),
+            revoked_tokens: Vec::new(),
+        }],
+    };
+    let (kid, pkcs8, _) = generate_signing_key().map_err(anyhow::Error::msg)?;
+    let material = [SigningKeyMaterial {
+        kid,
+        pkcs8,
+        retired: false,
+    }];
+    let base = "http://127.0.0.1:8931";
+    let issuer = GatewayIssuer::new(base.into(), &material).map_err(anyhow::Error::msg)?;
+    let token = issuer
+        .issue(&tenant, &Identity::User(user), base, 3600, "")
+        .map_err(anyhow::Error::msg)?
+        .token;
+    let auth = Authenticator::new(
+        Snapshot::build(directory),
+        hashing(),
+        JwksCache::new(reqwest::Client::new(), JwksOptions::default()),
+        Some(issuer),
+        AuthOptions {
+            base_url: base.into(),
+            subdomain_base: None,
+        },
+    );
+    let key_text = key.text.expose_secret().to_owned();
+    let resource = format!("{base}/t/bench/mcp");
+    fn facts<'a>(bearer: &'a str, resource: &'a str) -> RequestFacts<'a> {
+        RequestFacts {
+            path_tenant: Some(TENANT),
+            bearer: Some(bearer),
+            resource,
+            ..Default::default()
+        }
+    }
+    let decide = |found: &switchboard_auth::Authenticated| {
+        let decision = found.tenant.policy.decide(
+            &found.principal,
+            Item {
+                kind: ItemKind::Tool,
+                server: "demo",
+                name: "echo",
+                arguments: None,
+            },
+        );
+        assert!(decision.allowed);
+    };
+    let mut costs = Vec::new();
+    costs.push(
+        time("api key + tenant + policy", iterations, || async {
+            let found = auth
+                .authenticate(&facts(&key_text, &resource))
+                .await
+                .expect("key accepted");
+            decide(&found);
+        })
+        .await,
+    );
+    costs.push(
+        time("jwt (cached) + tenant + policy", iterations, || async {
+            let found = auth
+                .authenticate(&facts(&token, &resource))
+                .await
+                .expect("token accepted");
+            decide(&found);
+        })
+        .await,
+    );
+    // Reference: the full ES256 verification a cache miss costs (a new snapshot each time
+    // empties the verified-token cache).
+    let uncached = iterations.min(2_000);
+    let mut n = 0u64;
+    costs.push(
+        time("jwt (verified, cache miss)", uncached, || {
+            // A resource seen for the first time is a cache miss (the cache key includes it).
+            n += 1;
+            let resource = format!("{base}/t/bench/mcp?{n}");
+            let auth = &auth;
+            let token = &token;
+            async move {
+                let facts = RequestFacts {
+                    path_tenant: Some(TENANT),
+                    bearer: Some(token),
+                    resource: &resource,
+                    ..Default::default()
+                };
+                let found = auth.authenticate(&facts).await.expect("token accepted");
+                decide(&found);
+            }
+        })
+        .await,
+    );
+    Ok(costs)
+}
+
+/// Issues a user token with the `switchboard token` CLI against the gateway's database.
+pub fn issue_token(
+    switchboard: &str,
+    database_url: &str,
+    public_url: &str,
+) -> anyhow::Result<String> {
+    let out = std::process::Command::new(switchboard)
+        .args([
+            "token", "issue", "--tenant", TENANT, "--user", USER, "--ttl", "1h",
+        ])
+        .env("SWITCHBOARD_DATABASE_URL", database_url)
+        .env("SWITCHBOARD_AUTH__PUBLIC_URL", public_url)
+        .env("SWITCHBOARD_AUTH__KEY_HASHING_SECRET", HASHING_SECRET)
+        .env("SWITCHBOARD_LOG", "warn")
+        .output()
+        .context("run switchboard token issue")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "switchboard token issue failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
