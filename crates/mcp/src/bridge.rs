@@ -20,6 +20,7 @@ use rmcp::model::{
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use switchboard_domain::tenancy::SessionOwner;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::catalog::Route;
@@ -69,10 +70,16 @@ impl InputSender {
     }
 }
 
+/// Whom a parked call belongs to: the upstream tool (a retry naming another tool cannot take
+/// it over) and the caller who started it (the tenant is part of the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallOwner {
+    pub route: Route,
+    pub caller: SessionOwner,
+}
+
 struct Parked {
-    /// The upstream and tool the call belongs to: a retry naming another tool cannot take
-    /// it over.
-    owner: Route,
+    owner: CallOwner,
     events: mpsc::Receiver<Event>,
     answers: HashMap<String, oneshot::Sender<Value>>,
     at: Instant,
@@ -104,7 +111,7 @@ impl Bridges {
     /// Starts `request` on a connection of its own to `upstream`, declaring `capabilities`.
     pub async fn start(
         &self,
-        owner: Route,
+        owner: CallOwner,
         upstream: Arc<Upstream>,
         request: ClientRequest,
         capabilities: ClientCapabilities,
@@ -145,7 +152,7 @@ impl Bridges {
     /// Resumes the call parked under `state` with the client's `responses`.
     pub async fn resume(
         &self,
-        owner: &Route,
+        owner: &CallOwner,
         state: &str,
         mut responses: InputResponses,
     ) -> Result<Outcome, ErrorData> {
@@ -176,7 +183,7 @@ impl Bridges {
 
     async fn drive(
         &self,
-        owner: Route,
+        owner: CallOwner,
         mut events: mpsc::Receiver<Event>,
     ) -> Result<Outcome, ErrorData> {
         let first = events.recv().await.ok_or_else(|| {

@@ -100,14 +100,6 @@ impl Hub {
         lock(&self.listeners).insert(id, (sink, tenant));
     }
 
-    /// Number of registered legacy sessions of one tenant.
-    pub fn tenant_session_count(&self, tenant: &TenantId) -> usize {
-        lock(&self.sessions)
-            .values()
-            .filter(|s| &s.tenant == tenant)
-            .count()
-    }
-
     /// Forgets a client and everything routed to it.
     pub fn remove_client(&self, id: ClientId) {
         lock(&self.sessions).remove(&id);

@@ -14,6 +14,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use switchboard_auth::{AuthError, Authenticated, RequestFacts};
+use switchboard_domain::tenancy::IdError;
 use switchboard_mcp::Caller;
 use switchboard_mcp::downstream::sse::EndpointQuery;
 use switchboard_mcp::error::codes;
@@ -130,12 +131,21 @@ pub async fn authenticate(
     let credential = header_bearer.or(query.clone());
     let host = host(&request);
     let resource = format!("{}{}", state.public_url, path);
+    let header_tenant = match request.headers().get("x-tenant-id").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => {
+            let err = AuthError::InvalidTenant(IdError::Invalid {
+                what: "tenant id",
+                shown: "(X-Tenant-ID is not ASCII)".into(),
+                rule: "use lowercase letters, digits and single '-', e.g. \"acme\"",
+            });
+            return refuse(&state, &path, err);
+        }
+    };
     let facts = RequestFacts {
         path_tenant: path_tenant(&path),
-        header_tenant: request
-            .headers()
-            .get("x-tenant-id")
-            .and_then(|v| v.to_str().ok()),
+        header_tenant,
         host: host.as_deref(),
         bearer: credential.as_deref(),
         resource: &resource,

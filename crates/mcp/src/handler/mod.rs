@@ -200,10 +200,15 @@ impl GatewayHandler {
     /// server-to-client requests); `None` means forward it normally.
     async fn bridge_call(
         &self,
+        caller: &Caller,
         route: &Route,
         request: &mut CallToolRequestParams,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<Option<Outcome>, ErrorData> {
+        let owner = bridge::CallOwner {
+            route: route.clone(),
+            caller: caller.principal.session_owner(),
+        };
         if let Some(state) = request
             .request_state
             .as_deref()
@@ -213,7 +218,7 @@ impl GatewayHandler {
             return self
                 .gateway
                 .bridges
-                .resume(route, state, responses)
+                .resume(&owner, state, responses)
                 .await
                 .map(Some);
         }
@@ -241,7 +246,7 @@ impl GatewayHandler {
         self.gateway
             .bridges
             .start(
-                route.clone(),
+                owner,
                 upstream.clone(),
                 upstream_request,
                 capabilities.unwrap_or_default(),

@@ -91,7 +91,11 @@ impl ServerHandler for GatewayHandler {
         request.name = route.name.to_string().into();
         request.meta = forwarded_meta(&context.meta);
         let legacy = is_legacy(&context);
-        if !legacy && let Some(outcome) = self.bridge_call(&route, &mut request, &context).await? {
+        if !legacy
+            && let Some(outcome) = self
+                .bridge_call(&caller, &route, &mut request, &context)
+                .await?
+        {
             return match outcome {
                 Outcome::InputRequired(r) => Ok(CallToolResponse::InputRequired(r)),
                 Outcome::Done(result) => match *result {
