@@ -311,20 +311,9 @@ impl Authenticator {
             .get(peeked.kid.as_deref())
             .ok_or_else(|| AuthError::InvalidToken("signed with an unknown gateway key".into()))?;
         let claims = jwt::verify(token, peeked, key, audiences)?;
-        let tenant_id = jwt::own_tenant(&claims)?;
-        let entry = snapshot
-            .tenant(&tenant_id)
-            .ok_or_else(|| AuthError::UnknownTenant(tenant_id.to_string()))?
-            .clone();
+        let entry = tenant_entry(snapshot, &jwt::own_tenant(&claims)?)?;
         let principal = jwt::principal_from_own(&entry, &claims, &peeked.iss)?;
-        let exp = claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
-        Ok((
-            Authenticated {
-                principal: Arc::new(principal),
-                tenant: entry,
-            },
-            exp,
-        ))
+        Ok(verified(principal, entry, &claims))
     }
 
     async fn foreign_token(
@@ -376,20 +365,33 @@ impl Authenticator {
             configured.as_slice()
         };
         let claims = jwt::verify(token, peeked, &key, audiences)?;
-        let entry = snapshot
-            .tenant(&chosen.config.tenant)
-            .ok_or_else(|| AuthError::UnknownTenant(chosen.config.tenant.to_string()))?
-            .clone();
+        let entry = tenant_entry(snapshot, &chosen.config.tenant)?;
         let principal = jwt::principal_from_issuer(chosen, &entry, &claims)?;
-        let exp = claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
-        Ok((
-            Authenticated {
-                principal: Arc::new(principal),
-                tenant: entry,
-            },
-            exp,
-        ))
+        Ok(verified(principal, entry, &claims))
     }
+}
+
+fn tenant_entry(snapshot: &Snapshot, id: &TenantId) -> Result<Arc<TenantEntry>, AuthError> {
+    snapshot
+        .tenant(id)
+        .cloned()
+        .ok_or_else(|| AuthError::UnknownTenant(id.to_string()))
+}
+
+/// A verified token's outcome and until when it may be cached (its `exp`).
+fn verified(
+    principal: Principal,
+    tenant: Arc<TenantEntry>,
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> (Authenticated, i64) {
+    let exp = claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
+    (
+        Authenticated {
+            principal: Arc::new(principal),
+            tenant,
+        },
+        exp,
+    )
 }
 
 /// The anonymous owner of the built-in `default` tenant (open mode, local stdio bridge).

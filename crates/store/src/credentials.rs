@@ -121,25 +121,13 @@ impl TenantStore<'_> {
 
     /// Revokes an API key of this tenant.
     pub async fn revoke_api_key(&self, id: &str, at: i64) -> Result<()> {
-        let mut tx = self.tx().await?;
-        let n = sqlx::query(
+        let query = sqlx::query(
             "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
         )
-        .bind(self.id())
-        .bind(id)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound {
-                what: "API key",
-                id: id.to_owned(),
-            });
-        }
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        .bind(self.id().to_owned())
+        .bind(id.to_owned())
+        .bind(at);
+        self.change(query, "API key", id).await
     }
 
     /// The tenant's API keys, newest first.
@@ -182,25 +170,13 @@ impl TenantStore<'_> {
 
     /// Disables or re-enables a service client.
     pub async fn set_client_disabled(&self, id: &ClientId, disabled: bool) -> Result<()> {
-        let mut tx = self.tx().await?;
-        let n = sqlx::query(
+        let query = sqlx::query(
             "UPDATE service_clients SET disabled = $3 WHERE tenant_id = $1 AND client_id = $2",
         )
-        .bind(self.id())
-        .bind(id.as_str())
-        .bind(i64::from(disabled))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound {
-                what: "service client",
-                id: id.to_string(),
-            });
-        }
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        .bind(self.id().to_owned())
+        .bind(id.as_str().to_owned())
+        .bind(i64::from(disabled));
+        self.change(query, "service client", id.as_str()).await
     }
 
     /// The tenant's service clients.
@@ -242,22 +218,10 @@ impl TenantStore<'_> {
 
     /// Stops trusting an issuer.
     pub async fn remove_issuer(&self, issuer: &str) -> Result<()> {
-        let mut tx = self.tx().await?;
-        let n = sqlx::query("DELETE FROM issuers WHERE tenant_id = $1 AND issuer = $2")
-            .bind(self.id())
-            .bind(issuer)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound {
-                what: "issuer",
-                id: issuer.to_owned(),
-            });
-        }
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        let query = sqlx::query("DELETE FROM issuers WHERE tenant_id = $1 AND issuer = $2")
+            .bind(self.id().to_owned())
+            .bind(issuer.to_owned());
+        self.change(query, "issuer", issuer).await
     }
 
     /// The issuers the tenant trusts.

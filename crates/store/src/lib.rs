@@ -198,9 +198,53 @@ pub struct TenantStore<'a> {
     tenant: TenantId,
 }
 
+/// A query with its bound arguments.
+pub(crate) type Bound<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
+
+/// Runs `query`, which must change at least one row (else `NotFound { what, id }`), and
+/// records the change, in `tx`.
+async fn change_one(
+    mut tx: Transaction<'static, Any>,
+    query: Bound<'_>,
+    what: &'static str,
+    id: &str,
+) -> Result<()> {
+    if query.execute(&mut *tx).await?.rows_affected() == 0 {
+        return Err(StoreError::NotFound {
+            what,
+            id: id.to_owned(),
+        });
+    }
+    bump(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+impl Store {
+    /// A platform change that must touch a row.
+    pub(crate) async fn change_platform(
+        &self,
+        query: Bound<'_>,
+        what: &'static str,
+        id: &str,
+    ) -> Result<()> {
+        change_one(self.platform_tx().await?, query, what, id).await
+    }
+}
+
 impl TenantStore<'_> {
     async fn tx(&self) -> Result<Transaction<'static, Any>> {
         self.store.tenant_tx(&self.tenant).await
+    }
+
+    /// A change of this tenant that must touch a row (another tenant's row is not found).
+    pub(crate) async fn change(
+        &self,
+        query: Bound<'_>,
+        what: &'static str,
+        id: &str,
+    ) -> Result<()> {
+        change_one(self.tx().await?, query, what, id).await
     }
 
     fn id(&self) -> &str {

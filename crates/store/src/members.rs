@@ -89,13 +89,12 @@ impl TenantStore<'_> {
 
     /// Changes a member's role.
     pub async fn set_member_role(&self, user: &UserId, role: Role) -> Result<()> {
-        self.change(
-            "UPDATE memberships SET role = $3 WHERE tenant_id = $1 AND email = $2",
-            user.as_str(),
-            Some(role.as_str()),
-            "member",
-        )
-        .await
+        let query =
+            sqlx::query("UPDATE memberships SET role = $3 WHERE tenant_id = $1 AND email = $2")
+                .bind(self.id().to_owned())
+                .bind(user.as_str().to_owned())
+                .bind(role.as_str().to_owned());
+        self.change(query, "member", user.as_str()).await
     }
 
     /// Removes a member (and their group memberships in this tenant).
@@ -139,28 +138,6 @@ impl TenantStore<'_> {
             .collect()
     }
 
-    /// Runs a one-row change `sql` with `$1` = tenant, `$2` = id, `$3` = value.
-    async fn change(
-        &self,
-        sql: &'static str,
-        id: &str,
-        value: Option<&str>,
-        what: &'static str,
-    ) -> Result<()> {
-        let mut tx = self.tx().await?;
-        let mut query = sqlx::query(sql).bind(self.id()).bind(id);
-        if let Some(value) = value {
-            query = query.bind(value.to_owned());
-        }
-        let n = query.execute(&mut *tx).await?.rows_affected();
-        if n == 0 {
-            return Err(not_found(what, id));
-        }
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Creates a group.
     pub async fn create_group(&self, name: &GroupName, description: &str) -> Result<()> {
         let mut tx = self.tx().await?;
@@ -178,13 +155,10 @@ impl TenantStore<'_> {
 
     /// Deletes a group and its memberships.
     pub async fn delete_group(&self, name: &GroupName) -> Result<()> {
-        self.change(
-            "DELETE FROM tenant_groups WHERE tenant_id = $1 AND name = $2",
-            name.as_str(),
-            None,
-            "group",
-        )
-        .await
+        let query = sqlx::query("DELETE FROM tenant_groups WHERE tenant_id = $1 AND name = $2")
+            .bind(self.id().to_owned())
+            .bind(name.as_str().to_owned());
+        self.change(query, "group", name.as_str()).await
     }
 
     /// Adds a member of the tenant to a group of the tenant.
@@ -222,22 +196,13 @@ impl TenantStore<'_> {
 
     /// Removes a user from a group.
     pub async fn remove_group_member(&self, group: &GroupName, member: &UserId) -> Result<()> {
-        let mut tx = self.tx().await?;
-        let n = sqlx::query(
+        let query = sqlx::query(
             "DELETE FROM group_members WHERE tenant_id = $1 AND group_name = $2 AND email = $3",
         )
-        .bind(self.id())
-        .bind(group.as_str())
-        .bind(member.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Err(not_found("group member", member));
-        }
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        .bind(self.id().to_owned())
+        .bind(group.as_str().to_owned())
+        .bind(member.as_str().to_owned());
+        self.change(query, "group member", member.as_str()).await
     }
 
     /// Groups with their members.
@@ -287,13 +252,10 @@ impl TenantStore<'_> {
 
     /// Deletes a custom role.
     pub async fn delete_role(&self, name: &str) -> Result<()> {
-        self.change(
-            "DELETE FROM custom_roles WHERE tenant_id = $1 AND name = $2",
-            name,
-            None,
-            "role",
-        )
-        .await
+        let query = sqlx::query("DELETE FROM custom_roles WHERE tenant_id = $1 AND name = $2")
+            .bind(self.id().to_owned())
+            .bind(name.to_owned());
+        self.change(query, "role", name).await
     }
 
     /// Custom roles, by name.
@@ -335,13 +297,10 @@ impl TenantStore<'_> {
 
     /// Removes a grant.
     pub async fn remove_grant(&self, id: &str) -> Result<()> {
-        self.change(
-            "DELETE FROM grants WHERE tenant_id = $1 AND id = $2",
-            id,
-            None,
-            "grant",
-        )
-        .await
+        let query = sqlx::query("DELETE FROM grants WHERE tenant_id = $1 AND id = $2")
+            .bind(self.id().to_owned())
+            .bind(id.to_owned());
+        self.change(query, "grant", id).await
     }
 
     /// Grants with their ids, oldest first.

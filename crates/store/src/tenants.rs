@@ -172,44 +172,19 @@ impl Store {
 
     /// Suspends, resumes or marks a tenant as trial.
     pub async fn set_tenant_status(&self, id: &TenantId, status: TenantStatus) -> Result<()> {
-        let mut tx = self.platform_tx().await?;
-        let updated = sqlx::query(
+        let query = sqlx::query(
             "UPDATE tenants SET status = $1, updated_at = $2, version = version + 1 WHERE id = $3",
         )
         .bind(status.as_str())
         .bind(now())
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Err(StoreError::NotFound {
-                what: WHAT,
-                id: id.to_string(),
-            });
-        }
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        .bind(id.as_str().to_owned());
+        self.change_platform(query, WHAT, id.as_str()).await
     }
 
     /// Deletes a tenant and everything it owns.
     pub async fn delete_tenant(&self, id: &TenantId) -> Result<()> {
-        let mut tx = self.platform_tx().await?;
-        let deleted = sqlx::query("DELETE FROM tenants WHERE id = $1")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if deleted == 0 {
-            return Err(StoreError::NotFound {
-                what: WHAT,
-                id: id.to_string(),
-            });
-        }
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        let query = sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id.as_str().to_owned());
+        self.change_platform(query, WHAT, id.as_str()).await
     }
 
     /// The tenant owning a host name.
