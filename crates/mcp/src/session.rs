@@ -21,6 +21,7 @@ use rmcp::model::{
     ResourceUpdatedNotificationParam, ServerCapabilities,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext, RoleClient, RoleServer};
+use switchboard_domain::tenancy::TenantId;
 use switchboard_domain::{Isolation, exposed_uri};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -70,6 +71,7 @@ impl SessionLinks {
     /// cannot be reached are left to the shared connection (and logged).
     pub async fn open(
         upstreams: &[Arc<Upstream>],
+        tenant: &TenantId,
         downstream: &Peer<RoleServer>,
         http: &reqwest::Client,
         permits: &Arc<Semaphore>,
@@ -81,7 +83,8 @@ impl SessionLinks {
             .unwrap_or_default();
         let opening = upstreams
             .iter()
-            .filter(|u| u.def().isolation == Isolation::PerSession)
+            // Only servers the session's tenant may use get a connection of its own.
+            .filter(|u| u.def().isolation == Isolation::PerSession && u.def().available_to(tenant))
             .map(|upstream| {
                 let mut info = client_info();
                 info.capabilities = capabilities.clone();

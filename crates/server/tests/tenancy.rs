@@ -432,3 +432,30 @@ async fn sessions_are_bounded_per_user() {
     );
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn per_session_connections_only_for_servers_of_the_sessions_tenant() {
+    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let store = switchboard_store::Store::connect(&db.url).await.unwrap();
+    let org = provision(&store).await;
+    let dir = support::temp_dir("per-session");
+    let upstreams = stdio_demo(
+        "alpha",
+        Some(&dir),
+        "tenants = [\"acme\"]\nisolation = \"per-session\"",
+    );
+    let mut gw = TestGateway::start("", &format!("{}{upstreams}", db.toml())).await;
+    let shared_only = support::processes_in(&dir).len();
+    assert_eq!(shared_only, 1, "the shared connection's child");
+    // A globex session lists and calls, but alpha is not globex's: no child for it.
+    let (gus, _) = connect_as(&format!("{}/t/globex/mcp", gw.base), Era::Legacy, &org.gus).await;
+    assert!(tool_names(&gus).await.is_empty());
+    assert_eq!(support::processes_in(&dir).len(), shared_only);
+    // An acme session gets its own child.
+    let (ada, _) = connect_as(&format!("{}/t/acme/mcp", gw.base), Era::Legacy, &org.ada).await;
+    assert!(!tool_names(&ada).await.is_empty());
+    assert_eq!(support::processes_in(&dir).len(), shared_only + 1);
+    drop((gus, ada));
+    gw.stop().await;
+    db.cleanup().await;
+}

@@ -21,7 +21,7 @@ use rmcp::model::{
     ReadResourceRequest, ReadResourceRequestParams, RequestMetaObject, ResultType, ServerResult,
 };
 use rmcp::service::{Peer, RequestContext, RoleServer};
-use switchboard_domain::tenancy::ItemKind;
+use switchboard_domain::tenancy::{ItemKind, TenantId};
 use switchboard_domain::{Isolation, ListKind};
 use tracing::Instrument;
 
@@ -168,9 +168,15 @@ impl GatewayHandler {
         &self.gateway.upstreams[route.upstream]
     }
 
-    /// The session's own upstream connections, opened on first use. Only legacy sessions
-    /// get them: a 2026-07-28 request is stateless and has no session to own a connection.
-    async fn links(&self, peer: &Peer<RoleServer>, legacy: bool) -> Option<Arc<SessionLinks>> {
+    /// The session's own upstream connections, opened on first use, to the per-session
+    /// upstreams its tenant may use. Only legacy sessions get them: a 2026-07-28 request is
+    /// stateless and has no session to own a connection.
+    async fn links(
+        &self,
+        peer: &Peer<RoleServer>,
+        legacy: bool,
+        tenant: &TenantId,
+    ) -> Option<Arc<SessionLinks>> {
         if !self.gateway.has_per_session || !legacy || peer.peer_info().is_none() {
             return None;
         }
@@ -180,6 +186,7 @@ impl GatewayHandler {
             .get_or_init(|| async {
                 let links = SessionLinks::open(
                     &self.gateway.upstreams,
+                    tenant,
                     peer,
                     http,
                     &self.gateway.session_connections,
@@ -192,7 +199,8 @@ impl GatewayHandler {
     }
 
     async fn links_for(&self, ctx: &RequestContext<RoleServer>) -> Option<Arc<SessionLinks>> {
-        self.links(&ctx.peer, is_legacy(ctx)).await
+        let caller = self.caller(&ctx.extensions).ok()?;
+        self.links(&ctx.peer, is_legacy(ctx), caller.tenant()).await
     }
 
     /// Runs a 2026-07-28 `tools/call` through the bridge when it must (a retry carrying one of

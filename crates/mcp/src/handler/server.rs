@@ -29,7 +29,7 @@ impl ServerHandler for GatewayHandler {
         let Ok(caller) = self.caller(&context.extensions) else {
             return;
         };
-        let _ = self.links(&context.peer, true).await;
+        let _ = self.links(&context.peer, true, caller.tenant()).await;
         self.client.register();
         self.gateway
             .hub
