@@ -459,3 +459,54 @@ async fn per_session_connections_only_for_servers_of_the_sessions_tenant() {
     gw.stop().await;
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn progress_of_a_shared_upstream_reaches_only_its_own_caller() {
+    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let (mut gw, org) = start(&db).await;
+    let (root, root_seen) =
+        connect_as(&format!("{}/t/acme/mcp", gw.base), Era::Legacy, &org.root).await;
+    let (gus, gus_seen) =
+        connect_as(&format!("{}/t/globex/mcp", gw.base), Era::Legacy, &org.gus).await;
+    // Both tenants call the same tool on the same shared connection at once.
+    let root_call = support::start_call(
+        &root,
+        call("shared__slow_count", json!({"steps": 5, "delay_ms": 10})),
+    )
+    .await;
+    let gus_call = support::start_call(
+        &gus,
+        call("shared__slow_count", json!({"steps": 3, "delay_ms": 10})),
+    )
+    .await;
+    let (root_token, gus_token) = (
+        root_call.progress_token.clone(),
+        gus_call.progress_token.clone(),
+    );
+    root_call.await_response().await.unwrap();
+    gus_call.await_response().await.unwrap();
+    let settled = support::eventually(Duration::from_secs(2), || {
+        root_seen.progress.lock().unwrap().len() == 5
+            && gus_seen.progress.lock().unwrap().len() == 3
+    })
+    .await;
+    assert!(settled, "each caller gets exactly its own progress");
+    assert!(
+        root_seen
+            .progress
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|p| p.progress_token == root_token)
+    );
+    assert!(
+        gus_seen
+            .progress
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|p| p.progress_token == gus_token)
+    );
+    gw.stop().await;
+    db.cleanup().await;
+}
