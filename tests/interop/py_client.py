@@ -7,12 +7,14 @@ roots, progress) through whatever sits in between (normally the Switchboard gate
 
     py_client.py --url http://127.0.0.1:8080/mcp --mode auto \\
         --header 'Authorization: Bearer t0k' \\
-        --expect-tool echo --call echo --args '{"text":"hi"}' --expect-text hi
+        --expect-tool echo --expect-absent other__echo \\
+        --call echo --args '{"text":"hi"}' --expect-text hi
 
     py_client.py --url http://127.0.0.1:8080/mcp --mode legacy --everything-fidelity
 
 Tool names are matched exactly or by suffix, because the gateway exposes upstream tools as
-`<server>__<tool>` (so `--call echo` finds `fixture__echo`). On success one JSON line is
+`<server>__<tool>` (so `--call echo` finds `fixture__echo`); `--expect-absent` names are
+matched exactly (give the exposed name, e.g. `beta__echo`). On success one JSON line is
 printed on stdout and the exit code is 0; any failure prints `py_client: FAIL: ...` on
 stderr and exits 1 (2 for usage errors).
 
@@ -246,6 +248,9 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
         for wanted in opts.expect_tool:
             if find_tool(names, wanted) is None:
                 raise ProbeError(f"expected tool {wanted!r} not listed; tools: {names}")
+        for unwanted in opts.expect_absent:
+            if unwanted in names:
+                raise ProbeError(f"tool {unwanted!r} is listed but must not be; tools: {names}")
 
         if opts.call:
             name = find_tool(names, opts.call)
@@ -273,6 +278,9 @@ def main() -> int:
     parser.add_argument("--transport", choices=["streamable", "sse"], default="streamable")
     parser.add_argument("--header", action="append", default=[], help="'Name: value', repeatable")
     parser.add_argument("--expect-tool", action="append", default=[], help="tool that must be listed, repeatable")
+    parser.add_argument(
+        "--expect-absent", action="append", default=[], help="exact tool name that must not be listed, repeatable"
+    )
     parser.add_argument("--call", help="tool to call")
     parser.add_argument("--args", default="{}", help="JSON object of arguments for --call")
     parser.add_argument("--expect-text", help="substring a text content of the --call result must contain")
@@ -283,8 +291,8 @@ def main() -> int:
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, seconds")
     opts = parser.parse_args()
-    if not (opts.call or opts.expect_tool or opts.everything_fidelity):
-        parser.error("nothing to check: give --expect-tool, --call and/or --everything-fidelity")
+    if not (opts.call or opts.expect_tool or opts.expect_absent or opts.everything_fidelity):
+        parser.error("nothing to check: give --expect-tool, --expect-absent, --call and/or --everything-fidelity")
 
     try:
         summary = anyio.run(_bounded, opts)

@@ -6,13 +6,15 @@
 //
 //   node tests/interop/ts_client.mjs --sdk v2 --url http://127.0.0.1:8080/mcp --mode auto \
 //       --header 'Authorization: Bearer t0k' \
-//       --expect-tool echo --call echo --args '{"text":"hi"}' --expect-text hi
+//       --expect-tool echo --expect-absent other__echo \
+//       --call echo --args '{"text":"hi"}' --expect-text hi
 //   node tests/interop/ts_client.mjs --sdk legacy --transport sse --url http://127.0.0.1:8080/sse \
 //       --everything-fidelity
 //
 // Same CLI shape as py_client.py. Tool names match exactly or by suffix (the gateway exposes
-// `<server>__<tool>`). Success: one JSON line on stdout, exit 0. Failure: `ts_client: FAIL: ...`
-// on stderr, exit 1 (2 for usage errors).
+// `<server>__<tool>`); --expect-absent names match exactly (give the exposed name, e.g.
+// `beta__echo`). Success: one JSON line on stdout, exit 0. Failure: `ts_client: FAIL: ...` on
+// stderr, exit 1 (2 for usage errors).
 //
 // Module resolution: ESM `import` ignores NODE_PATH, so the SDKs are loaded with
 // createRequire() from a node_modules folder: --modules DIR, else the first NODE_PATH entry,
@@ -42,6 +44,7 @@ function parseCli(argv) {
       transport: { type: 'string', default: 'streamable' },
       header: { type: 'string', multiple: true, default: [] },
       'expect-tool': { type: 'string', multiple: true, default: [] },
+      'expect-absent': { type: 'string', multiple: true, default: [] },
       call: { type: 'string' },
       args: { type: 'string', default: '{}' },
       'expect-text': { type: 'string' },
@@ -56,6 +59,7 @@ function parseCli(argv) {
     process.stdout.write(
       'usage: ts_client.mjs --sdk legacy|v2 --url URL [--mode legacy|auto|2026-07-28]\n' +
         '       [--transport streamable|sse] [--header "Name: value"]... [--expect-tool NAME]...\n' +
+        '       [--expect-absent EXACT_NAME]...\n' +
         '       [--call NAME --args JSON --expect-text SUBSTRING] [--everything-fidelity]\n' +
         '       [--timeout SECONDS] [--modules NODE_MODULES_DIR]\n',
     );
@@ -69,8 +73,13 @@ function parseCli(argv) {
   if (values.sdk === 'legacy' && values.mode !== 'legacy') {
     throw new UsageError('@modelcontextprotocol/sdk 1.32.2 is legacy-era only: use --mode legacy or --sdk v2');
   }
-  if (!values.call && values['expect-tool'].length === 0 && !values['everything-fidelity']) {
-    throw new UsageError('nothing to check: give --expect-tool, --call and/or --everything-fidelity');
+  if (
+    !values.call &&
+    values['expect-tool'].length === 0 &&
+    values['expect-absent'].length === 0 &&
+    !values['everything-fidelity']
+  ) {
+    throw new UsageError('nothing to check: give --expect-tool, --expect-absent, --call and/or --everything-fidelity');
   }
   const headers = {};
   for (const h of values.header) {
@@ -270,6 +279,11 @@ async function run(opts) {
 
     for (const wanted of opts['expect-tool']) {
       if (!findTool(names, wanted)) throw new ProbeError(`expected tool ${JSON.stringify(wanted)} not listed; tools: ${names.join(', ')}`);
+    }
+    for (const unwanted of opts['expect-absent']) {
+      if (names.includes(unwanted)) {
+        throw new ProbeError(`tool ${JSON.stringify(unwanted)} is listed but must not be; tools: ${names.join(', ')}`);
+      }
     }
 
     if (opts.call) {

@@ -34,7 +34,7 @@ pub enum AuthError {
     #[error("unknown tenant {0:?}")]
     UnknownTenant(String),
     #[error(
-        "the credential belongs to tenant {credential:?} but the request names tenant {requested:?}; use the endpoint of the credential's tenant"
+        "the credential belongs to tenant \"{credential}\" but the request names tenant \"{requested}\"; use the endpoint of the credential's tenant"
     )]
     TenantMismatch {
         credential: TenantId,
@@ -42,9 +42,9 @@ pub enum AuthError {
     },
     #[error("the request names two different tenants ({first:?} and {second:?}); name one")]
     ConflictingTenants { first: String, second: String },
-    #[error("tenant {0:?} is suspended; its administrators must contact the gateway operator")]
+    #[error("tenant \"{0}\" is suspended; its administrators must contact the gateway operator")]
     Suspended(TenantId),
-    #[error("{0} is not a member of tenant {1:?}; a tenant admin must add them")]
+    #[error("{0} is not a member of tenant \"{1}\"; a tenant admin must add them")]
     NotAMember(String, TenantId),
     #[error("the token lacks the required scope(s): {}", .0.join(" "))]
     InsufficientScope(Vec<String>),

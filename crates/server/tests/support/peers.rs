@@ -57,6 +57,78 @@ pub fn peers(test: &str) -> Option<Peers> {
     }
 }
 
+/// One way of connecting a real client: which program, which arguments (without `--url`),
+/// and which endpoint path.
+pub struct ClientKind {
+    pub label: &'static str,
+    pub program: String,
+    pub args: Vec<String>,
+    pub path: &'static str,
+}
+
+/// Every client × era × transport combination the interop suite drives.
+pub fn client_kinds(peers: &Peers) -> Vec<ClientKind> {
+    let root = repo_root();
+    let py = root
+        .join("tests/interop/py_client.py")
+        .display()
+        .to_string();
+    let ts = root
+        .join("tests/interop/ts_client.mjs")
+        .display()
+        .to_string();
+    let modules = peers.node_modules.display().to_string();
+    let python = |label, mode: &str, sse: bool| {
+        let mut args = vec![py.clone(), "--mode".into(), mode.into()];
+        if sse {
+            args.extend(["--transport".into(), "sse".into()]);
+        }
+        ClientKind {
+            label,
+            program: peers.python.clone(),
+            args,
+            path: if sse { "/sse" } else { "/mcp" },
+        }
+    };
+    let node = |label, sdk: &str, mode: &str, sse: bool| {
+        let mut args = vec![
+            ts.clone(),
+            "--modules".into(),
+            modules.clone(),
+            "--sdk".into(),
+            sdk.into(),
+            "--mode".into(),
+            mode.into(),
+        ];
+        if sse {
+            args.extend(["--transport".into(), "sse".into()]);
+        }
+        ClientKind {
+            label,
+            program: "node".into(),
+            args,
+            path: if sse { "/sse" } else { "/mcp" },
+        }
+    };
+    vec![
+        python("python legacy streamable", "legacy", false),
+        python("python auto streamable", "auto", false),
+        python("python 2026-07-28 streamable", "2026-07-28", false),
+        python("python legacy sse", "legacy", true),
+        python("python auto sse", "auto", true),
+        node("ts sdk-1.32.2 legacy streamable", "legacy", "legacy", false),
+        node("ts sdk-1.32.2 legacy sse", "legacy", "legacy", true),
+        node("ts client-2.4.0 legacy streamable", "v2", "legacy", false),
+        node("ts client-2.4.0 auto streamable", "v2", "auto", false),
+        node(
+            "ts client-2.4.0 2026-07-28 streamable",
+            "v2",
+            "2026-07-28",
+            false,
+        ),
+    ]
+}
+
 /// A child process killed (with its process group) when dropped.
 pub struct PeerProcess {
     child: Child,
