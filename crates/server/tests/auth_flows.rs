@@ -294,9 +294,14 @@ async fn token_cli_issues_inspects_and_revokes() {
 
 #[tokio::test]
 async fn without_tenants_the_default_tenant_is_open() {
-    let gw = TestGateway::start("", &stdio_demo("demo", None, "")).await;
+    let gw = TestGateway::start("max_sessions_per_user = 2", &stdio_demo("demo", None, "")).await;
     let (client, _) = connect(&gw.mcp_url(), Era::Legacy).await;
     assert!(tools(&client).await.iter().any(|t| t == "demo__echo"));
+    // Every open-mode client is the same anonymous caller: the per-user limit does not
+    // apply (it would cap the whole gateway), only `max_sessions` does.
+    let (_second, _) = connect(&gw.mcp_url(), Era::Legacy).await;
+    let (third, _) = connect(&gw.mcp_url(), Era::Legacy).await;
+    assert!(tools(&third).await.iter().any(|t| t == "demo__echo"));
     let (scoped, _) = connect(&format!("{}/t/default/mcp", gw.base), Era::Modern).await;
     assert!(tools(&scoped).await.iter().any(|t| t == "demo__echo"));
     assert!(

@@ -22,7 +22,7 @@ use rmcp::model::{ClientJsonRpcMessage, GetExtensions, ServerJsonRpcMessage};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use switchboard_domain::tenancy::SessionOwner;
+use switchboard_domain::tenancy::{Identity, SessionOwner};
 
 use super::streamable::HttpOptions;
 use crate::caller::Caller;
@@ -129,7 +129,9 @@ pub async fn open_stream(State(state): State<Arc<SseState>>, request: Request) -
         .values()
         .filter(|s| s.owner == owner)
         .count();
-    if held >= per_user {
+    // Without tenants every client is the same anonymous caller: only the gateway's own
+    // limit applies then.
+    if owner.identity != Identity::Anonymous && held >= per_user {
         return json_error(
             StatusCode::TOO_MANY_REQUESTS,
             codes::TOO_MANY_SESSIONS.into(),

@@ -17,7 +17,7 @@ use rmcp::transport::streamable_http_server::session::local::{LocalSessionManage
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use switchboard_domain::tenancy::SessionOwner;
+use switchboard_domain::tenancy::{Identity, SessionOwner};
 
 use crate::caller::Caller;
 use crate::error::codes;
@@ -169,7 +169,10 @@ pub async fn limit_sessions(
     let per_user = caller
         .max_sessions_per_user
         .map_or(limit.max_per_user, |n| n as usize);
-    if mine >= per_user {
+    // Without tenants every client is the same anonymous caller: only the gateway's own
+    // limit applies then.
+    let anonymous = owner.identity == Identity::Anonymous;
+    if !anonymous && mine >= per_user {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
             codes::TOO_MANY_SESSIONS,
