@@ -1,5 +1,4 @@
-//! API keys, service clients, trusted issuers and revoked tokens of one tenant, and the
-//! gateway's own signing keys.
+//! API keys, service clients, trusted issuers and revoked tokens of one tenant.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -8,31 +7,8 @@ use switchboard_domain::tenancy::{
 };
 
 use crate::members::{role, user};
-use crate::{Result, Store, StoreError, TenantStore, bump, now};
-
-/// One signing key of the gateway's issuer.
-#[derive(Clone)]
-pub struct SigningKeyRow {
-    pub kid: String,
-    pub algorithm: String,
-    /// PKCS#8 DER.
-    pub private_key: Vec<u8>,
-    pub public_jwk: String,
-    pub created_at: i64,
-    pub retired_at: Option<i64>,
-}
-
-impl std::fmt::Debug for SigningKeyRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKeyRow")
-            .field("kid", &self.kid)
-            .field("algorithm", &self.algorithm)
-            .field("private_key", &"<redacted>")
-            .field("created_at", &self.created_at)
-            .field("retired_at", &self.retired_at)
-            .finish()
-    }
-}
+use crate::tx::commit_write;
+use crate::{Result, StoreError, TenantStore, now};
 
 pub(crate) fn api_key_from_row(row: &AnyRow) -> Result<ApiKeyRecord> {
     let corrupt = |m: String| StoreError::corrupt("api key", m);
@@ -96,7 +72,10 @@ impl TenantStore<'_> {
             KeyOwner::Client(c) => ("client", c.as_str()),
         };
         let restrictions: Vec<String> = key.restrictions.iter().map(|t| t.to_string()).collect();
-        let mut tx = self.tx().await?;
+        // Never fall back to "[]": an empty list would lift every restriction.
+        let restrictions =
+            serde_json::to_string(&restrictions).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, tenant_id, name, owner_type, owner_id, hash, restrictions, expires_at, revoked_at, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -107,32 +86,47 @@ impl TenantStore<'_> {
         .bind(owner_type)
         .bind(owner_id)
         .bind(key.hash.clone())
-        .bind(serde_json::to_string(&restrictions).unwrap_or_else(|_| "[]".into()))
+        .bind(restrictions)
         .bind(key.expires_at)
         .bind(key.revoked_at)
         .bind(if key.created_at > 0 { key.created_at } else { now() })
         .execute(&mut *tx)
         .await
-        .map_err(|e| StoreError::db(e, "API key", &key.id))?;
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        .map_err(|e| self.write_error(e, "API key", &key.id))?;
+        commit_write(tx).await
     }
 
-    /// Revokes an API key of this tenant.
+    /// Revokes an API key of this tenant at `at`. Revoking a revoked key changes nothing
+    /// (the first revocation time stands); another tenant's key is `NotFound`.
     pub async fn revoke_api_key(&self, id: &str, at: i64) -> Result<()> {
-        let query = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
-        )
-        .bind(self.id().to_owned())
-        .bind(id.to_owned())
-        .bind(at);
-        self.change(query, "API key", id).await
+        let mut tx = self.write().await?;
+        let revoked_at: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT revoked_at FROM api_keys WHERE tenant_id = $1 AND id = $2")
+                .bind(self.id())
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match revoked_at {
+            None => Err(StoreError::NotFound {
+                what: "API key",
+                id: id.to_owned(),
+            }),
+            Some(Some(_)) => Ok(()),
+            Some(None) => {
+                sqlx::query("UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(self.id())
+                    .bind(id)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                commit_write(tx).await
+            }
+        }
     }
 
     /// The tenant's API keys, newest first.
     pub async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.read().await?;
         let rows =
             sqlx::query("SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id")
                 .bind(self.id())
@@ -150,7 +144,7 @@ impl TenantStore<'_> {
                 client.id, client.tenant, self.tenant
             )));
         }
-        let mut tx = self.tx().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO service_clients (tenant_id, client_id, name, role, secret_hash, disabled) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -162,10 +156,8 @@ impl TenantStore<'_> {
         .bind(i64::from(client.disabled))
         .execute(&mut *tx)
         .await
-        .map_err(|e| StoreError::db(e, "service client", client.id.as_str()))?;
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        .map_err(|e| self.write_error(e, "service client", client.id.as_str()))?;
+        commit_write(tx).await
     }
 
     /// Disables or re-enables a service client.
@@ -181,7 +173,7 @@ impl TenantStore<'_> {
 
     /// The tenant's service clients.
     pub async fn clients(&self) -> Result<Vec<ServiceClient>> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.read().await?;
         let rows =
             sqlx::query("SELECT * FROM service_clients WHERE tenant_id = $1 ORDER BY client_id")
                 .bind(self.id())
@@ -201,7 +193,7 @@ impl TenantStore<'_> {
         }
         let config =
             serde_json::to_string(issuer).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let mut tx = self.tx().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO issuers (tenant_id, issuer, config) VALUES ($1, $2, $3) \
              ON CONFLICT (tenant_id, issuer) DO UPDATE SET config = excluded.config",
@@ -210,10 +202,9 @@ impl TenantStore<'_> {
         .bind(&issuer.issuer)
         .bind(config)
         .execute(&mut *tx)
-        .await?;
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        .await
+        .map_err(|e| self.write_error(e, "issuer", &issuer.issuer))?;
+        commit_write(tx).await
     }
 
     /// Stops trusting an issuer.
@@ -226,7 +217,7 @@ impl TenantStore<'_> {
 
     /// The issuers the tenant trusts.
     pub async fn issuers(&self) -> Result<Vec<IssuerConfig>> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.read().await?;
         let rows = sqlx::query("SELECT config FROM issuers WHERE tenant_id = $1 ORDER BY issuer")
             .bind(self.id())
             .fetch_all(&mut *tx)
@@ -237,7 +228,7 @@ impl TenantStore<'_> {
 
     /// Revokes a token this gateway issued (kept until it would have expired).
     pub async fn revoke_token(&self, jti: &str, expires_at: i64) -> Result<()> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO revoked_tokens (tenant_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, jti) DO NOTHING",
         )
@@ -245,78 +236,14 @@ impl TenantStore<'_> {
         .bind(jti)
         .bind(expires_at)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(|e| self.write_error(e, "revoked token", jti))?;
         // Expired revocations are useless: the token is refused anyway.
         sqlx::query("DELETE FROM revoked_tokens WHERE tenant_id = $1 AND expires_at < $2")
             .bind(self.id())
             .bind(now() - 3600)
             .execute(&mut *tx)
             .await?;
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-}
-
-impl Store {
-    /// Adds a signing key of the gateway's issuer.
-    pub async fn add_signing_key(&self, key: &SigningKeyRow) -> Result<()> {
-        let mut tx = self.platform_tx().await?;
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, private_key, public_jwk, created_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&key.kid)
-        .bind(&key.algorithm)
-        .bind(key.private_key.clone())
-        .bind(&key.public_jwk)
-        .bind(key.created_at)
-        .bind(key.retired_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::db(e, "signing key", &key.kid))?;
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// All signing keys, oldest first.
-    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>> {
-        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SigningKeyRow {
-                    kid: r.try_get("kid")?,
-                    algorithm: r.try_get("algorithm")?,
-                    private_key: r.try_get("private_key")?,
-                    public_jwk: r.try_get("public_jwk")?,
-                    created_at: r.try_get("created_at")?,
-                    retired_at: r.try_get("retired_at")?,
-                })
-            })
-            .collect()
-    }
-
-    /// Retires a signing key: it verifies tokens until they expire but signs no more.
-    pub async fn retire_signing_key(&self, kid: &str) -> Result<()> {
-        let mut tx = self.platform_tx().await?;
-        let n = sqlx::query(
-            "UPDATE signing_keys SET retired_at = $2 WHERE kid = $1 AND retired_at IS NULL",
-        )
-        .bind(kid)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound {
-                what: "signing key",
-                id: kid.to_owned(),
-            });
-        }
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        commit_write(tx).await
     }
 }

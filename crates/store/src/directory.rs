@@ -12,7 +12,8 @@ use switchboard_domain::tenancy::{
 use crate::credentials::{api_key_from_row, client_from_row, issuer_from_row};
 use crate::members::{grant_from, group_name, role, user};
 use crate::tenants::tenant_from_row;
-use crate::{Backend, Result, Store, StoreError, now};
+use crate::tx::{Access, Scope};
+use crate::{Result, Store, StoreError, now};
 
 pub(crate) fn role_from_row(row: &AnyRow) -> Result<RoleDef> {
     let permissions: Vec<Permission> =
@@ -48,7 +49,7 @@ pub(crate) fn assemble_groups(groups: &[AnyRow], members: &[AnyRow]) -> Result<V
 }
 
 /// Groups rows by their `tenant_id` column.
-fn by_tenant(rows: Vec<AnyRow>) -> Result<HashMap<String, Vec<AnyRow>>> {
+pub(crate) fn by_tenant(rows: Vec<AnyRow>) -> Result<HashMap<String, Vec<AnyRow>>> {
     let mut out: HashMap<String, Vec<AnyRow>> = HashMap::new();
     for row in rows {
         out.entry(row.try_get("tenant_id")?).or_default().push(row);
@@ -60,15 +61,10 @@ impl Store {
     /// Every tenant with everything authentication and policy need, and the revision the
     /// read saw, from one consistent snapshot of the database.
     pub async fn load_directory(&self) -> Result<Directory> {
-        let mut tx = self.pool.begin().await?;
-        if self.backend == Backend::Postgres {
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("SELECT set_config('switchboard.scope', 'platform', true)")
-                .execute(&mut *tx)
-                .await?;
-        }
+        // REPEATABLE READ on PostgreSQL (one read transaction on SQLite): the revision and
+        // every table below come from the same snapshot, so a reader that stores this
+        // revision never misses a write made after it.
+        let mut tx = self.begin(Scope::Platform, Access::Snapshot).await?;
         let revision: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'revision'")
             .fetch_one(&mut *tx)
             .await?;

@@ -3,18 +3,26 @@
 /// A repository failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// No such object (in this tenant: another tenant's object is reported the same way).
     #[error("{what} {id:?} not found")]
     NotFound { what: &'static str, id: String },
+    /// The id is taken (detected from the database's unique-violation kind).
     #[error("{what} {id:?} already exists")]
     Conflict { what: &'static str, id: String },
+    /// Optimistic concurrency: the object changed since the caller read `expected`.
     #[error(
         "the {what} was changed by someone else (version {expected} is stale); reload and retry"
     )]
     VersionMismatch { what: &'static str, expected: i64 },
+    /// A stored value fails domain validation (edited behind the store's back, or written by
+    /// an incompatible version).
     #[error("stored {what} is invalid: {message}")]
     Corrupt { what: &'static str, message: String },
+    /// The caller's input cannot be stored (bad URL, domain, reserved role name, a record
+    /// naming another tenant).
     #[error("{0}")]
     Invalid(String),
+    /// The database failed or is unreachable.
     #[error("database error: {0}")]
     Database(String),
 }

@@ -1,34 +1,40 @@
 //! Switchboard's repositories on SQLite (the embedded default) and PostgreSQL.
 //!
-//! One [`Store`] over an `sqlx::AnyPool`: the same runtime queries (`$1` placeholders, which
-//! both backends accept) serve both databases, so the repository test suite exercises one
-//! code path on two engines; the schema is the only per-backend part (`migrations/sqlite`,
-//! `migrations/postgres`, embedded in the binary). Column types are kept to what both share
-//! (TEXT, BIGINT, BLOB/BYTEA; JSON as TEXT).
+//! **One pool type.** [`Store`] holds an `sqlx::AnyPool` rather than an enum over
+//! `SqlitePool`/`PgPool`: the queries are runtime strings with `$1` placeholders, which both
+//! engines accept, so one set of repository functions serves both and the repository test
+//! suite exercises one code path on two engines. An enum would need every function written
+//! twice (or generic over `sqlx::Database` with a thicket of `Encode`/`Decode` bounds). The
+//! price is that column types stay within what `Any` maps on both sides (TEXT, BIGINT,
+//! BLOB/BYTEA; JSON as TEXT; booleans as BIGINT 0/1), which is all this schema needs. The
+//! schema is the only per-backend part (`migrations/sqlite`, `migrations/postgres`, embedded
+//! in the binary).
 //!
 //! **Tenant walls.** Tenant-owned operations go through [`Store::tenant`], whose every query
 //! filters by the tenant id; on PostgreSQL each of its transactions also sets
-//! `switchboard.tenant`, and row-level security policies refuse rows of any other tenant.
-//! Platform operations (tenants, the whole directory) set `switchboard.scope = platform`.
+//! `switchboard.tenant`, and row-level security policies refuse rows of any other tenant
+//! (SQLite has no RLS: there the filter is the only wall). Platform operations (tenants, the
+//! whole directory, signing keys) set `switchboard.scope = platform`.
 //!
 //! **Change detection.** Every write bumps `meta.revision` in its own transaction; readers
 //! in other processes or replicas poll [`Store::revision`] and reload when it moves.
 
+mod connect;
 mod credentials;
 mod directory;
 mod error;
 mod members;
 mod schema;
+mod signing;
 mod tenants;
+mod tx;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{Any, AnyPool, Transaction};
+use sqlx::AnyPool;
 use switchboard_domain::tenancy::TenantId;
 
-pub use credentials::SigningKeyRow;
+pub use connect::redact_url;
 pub use error::StoreError;
+pub use signing::SigningKeyRow;
 
 /// Result of store operations.
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -41,7 +47,7 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The engine's name.
+    /// The engine's name (`sqlite`, `postgres`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sqlite => "sqlite",
@@ -50,7 +56,8 @@ impl Backend {
     }
 }
 
-/// The repositories.
+/// The repositories: platform operations directly, tenant-owned ones through
+/// [`Store::tenant`]. Cheap to clone (the pool is shared).
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
@@ -65,114 +72,18 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// `url` with any password replaced, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// Unix seconds now.
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 impl Store {
-    /// Connects to `sqlite://PATH` (created if missing), `sqlite::memory:` or
-    /// `postgres://…`, and runs the migrations.
-    pub async fn connect(url: &str) -> Result<Store> {
-        install_default_drivers();
-        let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
-            let url = if rest.contains("memory") || rest.contains("mode=") {
-                url.to_owned()
-            } else if rest.contains('?') {
-                format!("{url}&mode=rwc")
-            } else {
-                format!("{url}?mode=rwc")
-            };
-            (Backend::Sqlite, url)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Backend::Postgres, url.to_owned())
-        } else {
-            let scheme = url.split(':').next().unwrap_or("");
-            return Err(StoreError::Invalid(format!(
-                "unsupported database URL scheme {scheme:?}; use sqlite://PATH or postgres://…"
-            )));
-        };
-        let memory = url.contains(":memory:") || url.contains("mode=memory");
-        let options = AnyPoolOptions::new()
-            // One connection keeps an in-memory SQLite database alive and shared.
-            .max_connections(if memory { 1 } else { 8 })
-            // Fail start-up (and requests for a connection) within seconds when the database
-            // is unreachable, instead of sqlx's 30 s default.
-            .acquire_timeout(std::time::Duration::from_secs(5))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        use sqlx::Executor;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute("PRAGMA busy_timeout = 5000").await?;
-                        if !memory {
-                            conn.execute("PRAGMA journal_mode = WAL").await?;
-                        }
-                    }
-                    Ok(())
-                })
-            });
-        let pool = options.connect(&url).await.map_err(|e| {
-            StoreError::Database(format!(
-                "cannot open {} database at {}: {e}",
-                backend.as_str(),
-                redact_url(&url)
-            ))
-        })?;
-        let store = Store { pool, backend };
-        schema::migrate(&store).await?;
-        Ok(store)
-    }
-
     /// The engine behind the store.
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
-    /// The change counter.
+    /// The change counter: moves on every write, never on a read.
     pub async fn revision(&self) -> Result<i64> {
         let value: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'revision'")
             .fetch_one(&self.pool)
             .await?;
         Ok(value)
-    }
-
-    /// A transaction for platform operations (all tenants).
-    pub(crate) async fn platform_tx(&self) -> Result<Transaction<'static, Any>> {
-        let mut tx = self.pool.begin().await?;
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT set_config('switchboard.scope', 'platform', true)")
-                .execute(&mut *tx)
-                .await?;
-        }
-        Ok(tx)
-    }
-
-    /// A transaction confined to one tenant.
-    pub(crate) async fn tenant_tx(&self, tenant: &TenantId) -> Result<Transaction<'static, Any>> {
-        let mut tx = self.pool.begin().await?;
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT set_config('switchboard.tenant', $1, true)")
-                .bind(tenant.as_str())
-                .execute(&mut *tx)
-                .await?;
-        }
-        Ok(tx)
     }
 
     /// The repositories of one tenant.
@@ -184,70 +95,41 @@ impl Store {
     }
 }
 
-/// Bumps the change counter inside a write transaction.
-pub(crate) async fn bump(tx: &mut Transaction<'static, Any>) -> Result<()> {
-    sqlx::query("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// Repositories scoped to one tenant: every query filters by it.
+/// Repositories scoped to one tenant: every query filters by it, and on PostgreSQL runs
+/// with `switchboard.tenant` set to it. Another tenant's object is indistinguishable from a
+/// missing one.
 pub struct TenantStore<'a> {
     store: &'a Store,
     tenant: TenantId,
 }
 
-/// A query with its bound arguments.
-pub(crate) type Bound<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
-
-/// Runs `query`, which must change at least one row (else `NotFound { what, id }`), and
-/// records the change, in `tx`.
-async fn change_one(
-    mut tx: Transaction<'static, Any>,
-    query: Bound<'_>,
-    what: &'static str,
-    id: &str,
-) -> Result<()> {
-    if query.execute(&mut *tx).await?.rows_affected() == 0 {
-        return Err(StoreError::NotFound {
-            what,
-            id: id.to_owned(),
-        });
-    }
-    bump(&mut tx).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-impl Store {
-    /// A platform change that must touch a row.
-    pub(crate) async fn change_platform(
-        &self,
-        query: Bound<'_>,
-        what: &'static str,
-        id: &str,
-    ) -> Result<()> {
-        change_one(self.platform_tx().await?, query, what, id).await
-    }
-}
-
 impl TenantStore<'_> {
-    async fn tx(&self) -> Result<Transaction<'static, Any>> {
-        self.store.tenant_tx(&self.tenant).await
-    }
-
-    /// A change of this tenant that must touch a row (another tenant's row is not found).
-    pub(crate) async fn change(
-        &self,
-        query: Bound<'_>,
-        what: &'static str,
-        id: &str,
-    ) -> Result<()> {
-        change_one(self.tx().await?, query, what, id).await
+    /// The tenant this scope is confined to.
+    pub fn tenant_id(&self) -> &TenantId {
+        &self.tenant
     }
 
     fn id(&self) -> &str {
         self.tenant.as_str()
     }
+
+    /// Maps a failed insert of this tenant: a duplicate is a `Conflict` on `what`/`id`, and a
+    /// broken reference to `tenants` means this tenant does not exist.
+    fn write_error(&self, err: sqlx::Error, what: &'static str, id: &str) -> StoreError {
+        match &err {
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound {
+                what: "tenant",
+                id: self.tenant.to_string(),
+            },
+            _ => StoreError::db(err, what, id),
+        }
+    }
+}
+
+/// Unix seconds now.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

@@ -5,7 +5,8 @@ use switchboard_domain::tenancy::{
     ClientId, Effect, Grant, Grantee, Group, GroupName, Membership, Role, RoleDef, Target, UserId,
 };
 
-use crate::{Result, StoreError, TenantStore, bump, now};
+use crate::tx::commit_write;
+use crate::{Result, StoreError, TenantStore, now};
 
 pub(crate) fn role(value: &str) -> Result<Role> {
     Role::parse(value).map_err(|e| StoreError::corrupt("role", e))
@@ -64,7 +65,7 @@ fn not_found(what: &'static str, id: impl std::fmt::Display) -> StoreError {
 impl TenantStore<'_> {
     /// Adds `user` (created if new) with `role`.
     pub async fn add_member(&self, user: &UserId, role: Role) -> Result<()> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO users (email, name, created_at) VALUES ($1, '', $2) ON CONFLICT (email) DO NOTHING",
         )
@@ -81,10 +82,8 @@ impl TenantStore<'_> {
         .bind(now())
         .execute(&mut *tx)
         .await
-        .map_err(|e| StoreError::db(e, "member", user.as_str()))?;
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        .map_err(|e| self.write_error(e, "member", user.as_str()))?;
+        commit_write(tx).await
     }
 
     /// Changes a member's role.
@@ -99,7 +98,7 @@ impl TenantStore<'_> {
 
     /// Removes a member (and their group memberships in this tenant).
     pub async fn remove_member(&self, user: &UserId) -> Result<()> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write().await?;
         sqlx::query("DELETE FROM group_members WHERE tenant_id = $1 AND email = $2")
             .bind(self.id())
             .bind(user.as_str())
@@ -114,14 +113,12 @@ impl TenantStore<'_> {
         if n == 0 {
             return Err(not_found("member", user));
         }
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        commit_write(tx).await
     }
 
     /// Members and their roles, by email.
     pub async fn members(&self) -> Result<Vec<Membership>> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.read().await?;
         let rows =
             sqlx::query("SELECT email, role FROM memberships WHERE tenant_id = $1 ORDER BY email")
                 .bind(self.id())
@@ -140,17 +137,15 @@ impl TenantStore<'_> {
 
     /// Creates a group.
     pub async fn create_group(&self, name: &GroupName, description: &str) -> Result<()> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write().await?;
         sqlx::query("INSERT INTO tenant_groups (tenant_id, name, description) VALUES ($1, $2, $3)")
             .bind(self.id())
             .bind(name.as_str())
             .bind(description)
             .execute(&mut *tx)
             .await
-            .map_err(|e| StoreError::db(e, "group", name.as_str()))?;
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+            .map_err(|e| self.write_error(e, "group", name.as_str()))?;
+        commit_write(tx).await
     }
 
     /// Deletes a group and its memberships.
@@ -163,7 +158,7 @@ impl TenantStore<'_> {
 
     /// Adds a member of the tenant to a group of the tenant.
     pub async fn add_group_member(&self, group: &GroupName, member: &UserId) -> Result<()> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write().await?;
         let group_exists: Option<String> =
             sqlx::query_scalar("SELECT name FROM tenant_groups WHERE tenant_id = $1 AND name = $2")
                 .bind(self.id())
@@ -188,10 +183,8 @@ impl TenantStore<'_> {
             .bind(member.as_str())
             .execute(&mut *tx)
             .await
-            .map_err(|e| StoreError::db(e, "group member", member.as_str()))?;
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+            .map_err(|e| self.write_error(e, "group member", member.as_str()))?;
+        commit_write(tx).await
     }
 
     /// Removes a user from a group.
@@ -207,7 +200,7 @@ impl TenantStore<'_> {
 
     /// Groups with their members.
     pub async fn groups(&self) -> Result<Vec<Group>> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.read().await?;
         let groups = sqlx::query(
             "SELECT name, description FROM tenant_groups WHERE tenant_id = $1 ORDER BY name",
         )
@@ -234,7 +227,7 @@ impl TenantStore<'_> {
         }
         let permissions = serde_json::to_string(&def.permissions)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let mut tx = self.tx().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO custom_roles (tenant_id, name, description, permissions) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tenant_id, name) DO UPDATE SET description = excluded.description, permissions = excluded.permissions",
@@ -244,10 +237,9 @@ impl TenantStore<'_> {
         .bind(&def.description)
         .bind(permissions)
         .execute(&mut *tx)
-        .await?;
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        .await
+        .map_err(|e| self.write_error(e, "role", &def.name))?;
+        commit_write(tx).await
     }
 
     /// Deletes a custom role.
@@ -260,7 +252,7 @@ impl TenantStore<'_> {
 
     /// Custom roles, by name.
     pub async fn roles(&self) -> Result<Vec<RoleDef>> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.read().await?;
         let rows = sqlx::query(
             "SELECT name, description, permissions FROM custom_roles WHERE tenant_id = $1 ORDER BY name",
         )
@@ -275,7 +267,7 @@ impl TenantStore<'_> {
     pub async fn add_grant(&self, grant: &Grant) -> Result<String> {
         let id = format!("g_{}", uuid::Uuid::new_v4().simple());
         let (kind, grantee) = grantee_parts(&grant.grantee);
-        let mut tx = self.tx().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO grants (tenant_id, id, grantee_type, grantee_id, target, effect, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -289,9 +281,8 @@ impl TenantStore<'_> {
         .bind(now())
         .execute(&mut *tx)
         .await
-        .map_err(|e| StoreError::db(e, "grant", &id))?;
-        bump(&mut tx).await?;
-        tx.commit().await?;
+        .map_err(|e| self.write_error(e, "grant", &id))?;
+        commit_write(tx).await?;
         Ok(id)
     }
 
@@ -305,7 +296,7 @@ impl TenantStore<'_> {
 
     /// Grants with their ids, oldest first.
     pub async fn grants(&self) -> Result<Vec<(String, Grant)>> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.read().await?;
         let rows = sqlx::query(
             "SELECT id, grantee_type, grantee_id, target, effect FROM grants WHERE tenant_id = $1 ORDER BY created_at, id",
         )

@@ -4,7 +4,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use switchboard_domain::tenancy::{Plan, Tenant, TenantId, TenantSettings, TenantStatus, UserId};
 
-use crate::{Result, Store, StoreError, bump, now};
+use crate::tx::{Access, Scope, commit_write};
+use crate::{Result, Store, StoreError, now};
 
 const WHAT: &str = "tenant";
 
@@ -57,7 +58,7 @@ impl Store {
     /// Creates a tenant (version 1).
     pub async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
         let domains = check_domains(tenant)?;
-        let mut tx = self.platform_tx().await?;
+        let mut tx = self.begin(Scope::Platform, Access::Write).await?;
         let at = now();
         sqlx::query(
             "INSERT INTO tenants (id, name, status, plan, settings, created_at, updated_at, version) \
@@ -80,14 +81,12 @@ impl Store {
                 .await
                 .map_err(|e| StoreError::db(e, "domain", domain))?;
         }
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        commit_write(tx).await
     }
 
     /// A tenant with its domains and version.
     pub async fn get_tenant_versioned(&self, id: &TenantId) -> Result<Option<(Tenant, i64)>> {
-        let mut tx = self.platform_tx().await?;
+        let mut tx = self.begin(Scope::Platform, Access::Read).await?;
         let Some(row) = sqlx::query("SELECT * FROM tenants WHERE id = $1")
             .bind(id.as_str())
             .fetch_optional(&mut *tx)
@@ -111,17 +110,36 @@ impl Store {
         Ok(self.get_tenant_versioned(id).await?.map(|(t, _)| t))
     }
 
-    /// All tenants, by id.
+    /// All tenants with their domains, by id.
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>> {
-        let directory = self.load_directory().await?;
-        Ok(directory.tenants.into_iter().map(|t| t.tenant).collect())
+        let mut tx = self.begin(Scope::Platform, Access::Read).await?;
+        let rows = sqlx::query("SELECT * FROM tenants ORDER BY id")
+            .fetch_all(&mut *tx)
+            .await?;
+        let domains = sqlx::query("SELECT tenant_id, domain FROM tenant_domains ORDER BY domain")
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut by_tenant = crate::directory::by_tenant(domains)?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                let domains = by_tenant
+                    .remove(&id)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|r| r.try_get::<String, _>("domain"))
+                    .collect::<std::result::Result<_, _>>()?;
+                tenant_from_row(row, domains)
+            })
+            .collect()
     }
 
     /// Replaces a tenant's name, status, plan, domains and settings if its version is still
     /// `expected_version`; returns the new version.
     pub async fn update_tenant(&self, tenant: &Tenant, expected_version: i64) -> Result<i64> {
         let domains = check_domains(tenant)?;
-        let mut tx = self.platform_tx().await?;
+        let mut tx = self.begin(Scope::Platform, Access::Write).await?;
         let updated = sqlx::query(
             "UPDATE tenants SET name = $1, status = $2, plan = $3, settings = $4, updated_at = $5, \
              version = version + 1 WHERE id = $6 AND version = $7",
@@ -165,8 +183,7 @@ impl Store {
                 .await
                 .map_err(|e| StoreError::db(e, "domain", domain))?;
         }
-        bump(&mut tx).await?;
-        tx.commit().await?;
+        commit_write(tx).await?;
         Ok(expected_version + 1)
     }
 
@@ -189,7 +206,7 @@ impl Store {
 
     /// The tenant owning a host name.
     pub async fn tenant_by_domain(&self, domain: &str) -> Result<Option<TenantId>> {
-        let mut tx = self.platform_tx().await?;
+        let mut tx = self.begin(Scope::Platform, Access::Read).await?;
         let id: Option<String> =
             sqlx::query_scalar("SELECT tenant_id FROM tenant_domains WHERE domain = $1")
                 .bind(domain.to_ascii_lowercase())
@@ -202,7 +219,7 @@ impl Store {
 
     /// Creates or renames a user.
     pub async fn upsert_user(&self, user: &UserId, name: &str) -> Result<()> {
-        let mut tx = self.platform_tx().await?;
+        let mut tx = self.begin(Scope::Platform, Access::Write).await?;
         sqlx::query(
             "INSERT INTO users (email, name, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (email) DO UPDATE SET name = excluded.name",
@@ -212,8 +229,6 @@ impl Store {
         .bind(now())
         .execute(&mut *tx)
         .await?;
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        commit_write(tx).await
     }
 }
