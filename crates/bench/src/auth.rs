@@ -36,9 +36,10 @@ fn hashing() -> HashingKey {
 pub async fn provision(url: &str) -> anyhow::Result<String> {
     let store = switchboard_store::Store::connect(url).await?;
     let tenant = TenantId::new(TENANT)?;
-    store
-        .create_tenant(&Tenant::new(tenant.clone(), "Benchmark"))
-        .await?;
+    let mut bench_tenant = Tenant::new(tenant.clone(), "Benchmark");
+    // One user drives every load phase (each worker holds a session): lift the per-user cap.
+    bench_tenant.settings.max_sessions_per_user = Some(100_000);
+    store.create_tenant(&bench_tenant).await?;
     let scoped = store.tenant(&tenant);
     let user = UserId::new(USER)?;
     scoped.add_member(&user, Role::Member).await?;
