@@ -10,6 +10,7 @@
 mod auth;
 mod load;
 mod mcp;
+mod memory;
 mod procs;
 
 use std::path::PathBuf;
@@ -39,6 +40,9 @@ struct Args {
     /// Interleaved rounds per scenario.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Idle legacy sessions opened to measure their memory (default: 1000, 50 with --short).
+    #[arg(long)]
+    sessions: Option<usize>,
     /// Folder for the JSON results.
     #[arg(long, default_value = "results")]
     out: PathBuf,
@@ -416,6 +420,21 @@ async fn main() -> anyhow::Result<()> {
     print_row(&row);
     rows.push(row);
 
+    let sessions = memory::idle_sessions(
+        &switchboard,
+        &demo_url,
+        args.sessions.unwrap_or(if args.short { 50 } else { 1000 }),
+    )
+    .await?;
+    println!(
+        "fresh gateway: idle RSS {} KiB, PSS {} KiB; {} idle legacy sessions: +{:.0} KiB RSS, +{:.0} KiB PSS per 1,000",
+        sessions.idle_rss_kib,
+        sessions.idle_pss_kib,
+        sessions.sessions,
+        sessions.rss_per_1000_sessions_kib,
+        sessions.pss_per_1000_sessions_kib
+    );
+
     let memory = demo_gateway
         .proc
         .memory_kib()
@@ -435,6 +454,7 @@ async fn main() -> anyhow::Result<()> {
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "gateway_memory": memory,
         "in_process_auth": costs,
+        "idle_sessions": sessions,
         "rows": rows,
     });
     std::fs::write(&file, serde_json::to_string_pretty(&report)?)?;
