@@ -27,14 +27,7 @@ async fn tools_of_all_upstreams_are_listed_with_prefixes_in_both_eras() {
     let (gw, _upstream) = two_upstream_gateway("").await;
     for era in [Era::Legacy, Era::Modern] {
         let (client, _) = connect(&gw.mcp_url(), era).await;
-        let mut names: Vec<String> = client
-            .list_all_tools()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|t| t.name.to_string())
-            .collect();
-        names.sort();
+        let names = tool_names(&client).await;
         let expected: Vec<String> = ["local", "remote"]
             .iter()
             .flat_map(|p| DEMO_TOOLS.iter().map(move |t| format!("{p}__{t}")))

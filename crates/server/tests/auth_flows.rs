@@ -8,7 +8,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::SecretBox;
 use serde_json::json;
 use support::tenancy::{Backend, HASHING_SECRET, TestDb, provision, tenant, user};
-use support::{Era, TestGateway, connect, connect_as, stdio_demo, try_connect};
+use support::{Era, TestGateway, connect, connect_as, stdio_demo, tool_names, try_connect};
 use switchboard_auth::api_key::HashingKey;
 use switchboard_auth::generate_signing_key;
 use switchboard_domain::tenancy::{ClientId, IssuerConfig, Role, ServiceClient};
@@ -27,16 +27,6 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-async fn tools(client: &support::Client) -> Vec<String> {
-    client
-        .list_all_tools()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect()
 }
 
 #[tokio::test]
@@ -88,7 +78,7 @@ async fn trusted_issuer_tokens_and_client_credentials() {
         "email": "ada@acme.com", "scope": "mcp openid"}),
     );
     let (client, _) = connect_as(&url, Era::Legacy, &good).await;
-    assert!(tools(&client).await.iter().any(|t| t == "alpha__echo"));
+    assert!(tool_names(&client).await.iter().any(|t| t == "alpha__echo"));
 
     // Missing scope: 403 insufficient_scope with the scope named in the challenge.
     let narrow = sign(
@@ -143,7 +133,10 @@ async fn trusted_issuer_tokens_and_client_credentials() {
     assert_eq!(body["token_type"], "Bearer");
     let (ci, _) = connect_as(&url, Era::Modern, &token).await;
     assert!(
-        tools(&ci).await.iter().any(|t| t == "alpha__slow_count"),
+        tool_names(&ci)
+            .await
+            .iter()
+            .any(|t| t == "alpha__slow_count"),
         "admin role"
     );
     // The same token on globex's endpoint is a cross-tenant attempt.
@@ -245,7 +238,7 @@ async fn token_cli_issues_inspects_and_revokes() {
     );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let (client, _) = connect_as(&url, Era::Legacy, &token).await;
-    assert!(tools(&client).await.iter().any(|t| t == "alpha__echo"));
+    assert!(tool_names(&client).await.iter().any(|t| t == "alpha__echo"));
 
     let out = cli(&["token", "inspect", &token], &db, &gw.base);
     assert!(
@@ -296,14 +289,14 @@ async fn token_cli_issues_inspects_and_revokes() {
 async fn without_tenants_the_default_tenant_is_open() {
     let gw = TestGateway::start("max_sessions_per_user = 2", &stdio_demo("demo", None, "")).await;
     let (client, _) = connect(&gw.mcp_url(), Era::Legacy).await;
-    assert!(tools(&client).await.iter().any(|t| t == "demo__echo"));
+    assert!(tool_names(&client).await.iter().any(|t| t == "demo__echo"));
     // Every open-mode client is the same anonymous caller: the per-user limit does not
     // apply (it would cap the whole gateway), only `max_sessions` does.
     let (_second, _) = connect(&gw.mcp_url(), Era::Legacy).await;
     let (third, _) = connect(&gw.mcp_url(), Era::Legacy).await;
-    assert!(tools(&third).await.iter().any(|t| t == "demo__echo"));
+    assert!(tool_names(&third).await.iter().any(|t| t == "demo__echo"));
     let (scoped, _) = connect(&format!("{}/t/default/mcp", gw.base), Era::Modern).await;
-    assert!(tools(&scoped).await.iter().any(|t| t == "demo__echo"));
+    assert!(tool_names(&scoped).await.iter().any(|t| t == "demo__echo"));
     assert!(
         try_connect(&format!("{}/t/acme/mcp", gw.base), Era::Legacy, None)
             .await

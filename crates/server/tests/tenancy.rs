@@ -12,7 +12,9 @@ use std::time::Duration;
 use rmcp::model::{ReadResourceRequestParams, SubscribeRequestParams};
 use serde_json::json;
 use support::tenancy::{Backend, Org, TestDb, provision, tenant};
-use support::{Era, TestGateway, call, connect_as, mcp_error, stdio_demo, text, try_connect};
+use support::{
+    Era, TestGateway, call, connect_as, mcp_error, stdio_demo, text, tool_names, try_connect,
+};
 
 fn upstreams() -> String {
     format!(
@@ -29,18 +31,6 @@ async fn start(db: &TestDb) -> (TestGateway, Org) {
     let org = provision(&store).await;
     let gw = TestGateway::start("", &format!("{}{}", db.toml(), upstreams())).await;
     (gw, org)
-}
-
-async fn tool_names(client: &support::Client) -> Vec<String> {
-    let mut names: Vec<String> = client
-        .list_all_tools()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect();
-    names.sort();
-    names
 }
 
 fn raw_post(url: &str, bearer: Option<&str>) -> reqwest::RequestBuilder {

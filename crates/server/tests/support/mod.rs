@@ -230,6 +230,19 @@ pub async fn try_connect(
     Ok((client, seen))
 }
 
+/// The names of every tool `client` lists (all pages), sorted.
+pub async fn tool_names(client: &Client) -> Vec<String> {
+    let mut names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .expect("tools/list succeeds")
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    names.sort();
+    names
+}
+
 /// The JSON-RPC error of a failed rmcp call.
 pub fn mcp_error(err: rmcp::ServiceError) -> ErrorData {
     match err {
