@@ -295,8 +295,17 @@ async fn main() -> anyhow::Result<()> {
             let config = load_config(Some(&config), db)?;
             println!("configuration OK: listen {}", config.listen);
             for def in &config.upstreams {
+                let tenants = if def.tenants.is_empty() {
+                    "all tenants".to_owned()
+                } else {
+                    def.tenants
+                        .iter()
+                        .map(|t| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
                 println!(
-                    "  upstream {:<20} {:<16} prefix {:?}",
+                    "  upstream {:<20} {:<16} prefix {:?}  for {tenants}",
                     def.name.as_str(),
                     def.transport.kind(),
                     def.prefix
