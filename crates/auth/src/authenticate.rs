@@ -14,6 +14,7 @@ use switchboard_domain::tenancy::{Principal, TenantId};
 
 use crate::api_key::{self, HashingKey};
 use crate::error::AuthError;
+use crate::events::{AuthEventSink, LogAuthEvents, Refusal};
 use crate::issuer::{GatewayIssuer, now};
 use crate::jwks::JwksCache;
 use crate::jwt;
@@ -72,6 +73,7 @@ pub struct Authenticator {
     tokens: Mutex<HashMap<[u8; 32], CachedToken>>,
     /// The answer of open mode, built once.
     open: Authenticated,
+    events: std::sync::OnceLock<Arc<dyn AuthEventSink>>,
 }
 
 impl Authenticator {
@@ -91,6 +93,7 @@ impl Authenticator {
             options,
             tokens: Mutex::new(HashMap::new()),
             open: open_principal(),
+            events: std::sync::OnceLock::new(),
         }
     }
 
@@ -160,6 +163,37 @@ impl Authenticator {
 
     /// Authenticates one request.
     pub async fn authenticate(&self, facts: &RequestFacts<'_>) -> Result<Authenticated, AuthError> {
+        let result = self.decide(facts).await;
+        if let Err(error) = &result {
+            self.report(error, facts);
+        }
+        result
+    }
+
+    /// Hands a refusal to the event sink (also for refusals decided before authentication,
+    /// such as a malformed header).
+    pub fn report(&self, error: &AuthError, facts: &RequestFacts<'_>) {
+        let key_id = facts
+            .bearer
+            .and_then(api_key::parse)
+            .map(|presented| presented.id);
+        let refusal = Refusal {
+            error,
+            resource: facts.resource,
+            key_id,
+        };
+        match self.events.get() {
+            Some(sink) => sink.refused(&refusal),
+            None => LogAuthEvents.refused(&refusal),
+        }
+    }
+
+    /// Sets where refusals are reported (once; later calls are ignored).
+    pub fn set_event_sink(&self, sink: Arc<dyn AuthEventSink>) {
+        let _ = self.events.set(sink);
+    }
+
+    async fn decide(&self, facts: &RequestFacts<'_>) -> Result<Authenticated, AuthError> {
         let snapshot = self.snapshot.load_full();
         let requested = self.requested_tenant(&snapshot, facts)?;
         if snapshot.is_open() {

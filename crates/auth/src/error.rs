@@ -92,9 +92,13 @@ impl AuthError {
         }
     }
 
-    /// Whether the request tried to use one tenant's credential on another tenant: recorded
-    /// as a cross-tenant attempt.
+    /// Whether the request named tenants that disagree — a credential of one tenant on
+    /// another's endpoint, or two different tenants in path, header or host: recorded as a
+    /// cross-tenant attempt.
     pub fn is_cross_tenant(&self) -> bool {
-        matches!(self, Self::TenantMismatch { .. })
+        matches!(
+            self,
+            Self::TenantMismatch { .. } | Self::ConflictingTenants { .. }
+        )
     }
 }

@@ -6,7 +6,8 @@
 //!   cached, rotating JWKS), with `alg` pinned by the key;
 //! - `issuer` — the gateway's own ES256 issuer (client-credentials and user tokens);
 //! - `snapshot` — the compiled directory the hot path reads;
-//! - `authenticate` — tenant resolution and the checks, in order.
+//! - `authenticate` — tenant resolution and the checks, in order;
+//! - `events` — where refusals (and cross-tenant attempts) are reported.
 //!
 //! *Must not:* touch the database or HTTP routing; the server wires the store's directory
 //! into snapshots and maps `AuthError` onto responses.
@@ -14,6 +15,7 @@
 pub mod api_key;
 pub mod authenticate;
 pub mod error;
+pub mod events;
 pub mod issuer;
 pub mod jwks;
 pub mod jwt;
@@ -22,6 +24,7 @@ pub mod snapshot;
 
 pub use authenticate::{AuthOptions, Authenticated, Authenticator, RequestFacts, open_principal};
 pub use error::AuthError;
+pub use events::{AuthEventSink, LogAuthEvents, Refusal};
 pub use issuer::{GatewayIssuer, IssuedToken, SigningKeyMaterial, generate_signing_key};
 pub use jwks::{JwksCache, JwksOptions};
 pub use snapshot::{Snapshot, TenantEntry};

@@ -118,6 +118,16 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_owned();
+    let resource = format!("{}{}", state.public_url, path);
+    // Refusals decided before authentication are reported like the others.
+    let early = |err: AuthError| {
+        let facts = RequestFacts {
+            resource: &resource,
+            ..Default::default()
+        };
+        state.tenancy.auth.report(&err, &facts);
+        refuse(&state, &path, err)
+    };
     let via_query = state.sse_query_token && is_sse_path(&path);
     let query = if via_query {
         query_token(&request)
@@ -126,11 +136,10 @@ pub async fn authenticate(
     };
     let header_bearer = match bearer(&request) {
         Ok(b) => b.map(str::to_owned),
-        Err(err) => return refuse(&state, &path, err),
+        Err(err) => return early(err),
     };
     let credential = header_bearer.or(query.clone());
     let host = host(&request);
-    let resource = format!("{}{}", state.public_url, path);
     let header_tenant = match request.headers().get("x-tenant-id").map(|v| v.to_str()) {
         None => None,
         Some(Ok(v)) => Some(v),
@@ -140,7 +149,7 @@ pub async fn authenticate(
                 shown: "(X-Tenant-ID is not ASCII)".into(),
                 rule: "use lowercase letters, digits and single '-', e.g. \"acme\"",
             });
-            return refuse(&state, &path, err);
+            return early(err);
         }
     };
     let facts = RequestFacts {
@@ -162,6 +171,7 @@ pub async fn authenticate(
             }
             next.run(request).await
         }
+        // Already reported by the authenticator.
         Err(err) => refuse(&state, &path, err),
     }
 }
@@ -210,11 +220,6 @@ pub fn refuse(state: &AuthState, path: &str, err: AuthError) -> Response {
         400 => codes::BAD_TENANT,
         _ => codes::AUTH_UNAVAILABLE,
     };
-    if err.is_cross_tenant() {
-        tracing::warn!(reason = %err, path, "cross-tenant attempt refused");
-    } else {
-        tracing::debug!(reason = %err, path, "request not authenticated");
-    }
     let message = err.to_string();
     let body = serde_json::json!({
         "jsonrpc": "2.0",

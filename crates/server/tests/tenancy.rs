@@ -7,7 +7,10 @@
 
 mod support;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use switchboard_auth::{AuthEventSink, Refusal};
 
 use rmcp::model::{ReadResourceRequestParams, SubscribeRequestParams};
 use serde_json::json;
@@ -45,6 +48,20 @@ fn raw_post(url: &str, bearer: Option<&str>) -> reqwest::RequestBuilder {
     req
 }
 
+/// Records refusals: (cross-tenant?, resource, key id).
+#[derive(Default)]
+struct Recorded(Mutex<Vec<(bool, String, Option<String>)>>);
+
+impl AuthEventSink for Recorded {
+    fn refused(&self, r: &Refusal<'_>) {
+        self.0.lock().unwrap().push((
+            r.error.is_cross_tenant(),
+            r.resource.to_owned(),
+            r.key_id.map(str::to_owned),
+        ));
+    }
+}
+
 async fn isolation(backend: Backend) {
     let Some(db) = TestDb::create(backend).await else {
         return;
@@ -52,6 +69,8 @@ async fn isolation(backend: Backend) {
     let (mut gw, org) = start(&db).await;
     let acme = format!("{}/t/acme/mcp", gw.base);
     let globex = format!("{}/t/globex/mcp", gw.base);
+    let refusals = Arc::new(Recorded::default());
+    gw.tenancy().auth.set_event_sink(refusals.clone());
 
     // A member sees exactly what grants allow: alpha (minus the denied slow_count) through
     // group eng, shared/echo through role member — never globex's beta.
@@ -198,6 +217,20 @@ async fn isolation(backend: Backend) {
             body["error"]["code"],
             if status == 403 { -32021 } else { -32023 }
         );
+    }
+
+    // Both attempts were reported as cross-tenant, with the key's public id, not its secret.
+    {
+        let seen = refusals.0.lock().unwrap();
+        let cross: Vec<_> = seen.iter().filter(|(cross, ..)| *cross).collect();
+        assert_eq!(cross.len(), 2, "{seen:?}");
+        assert!(
+            cross
+                .iter()
+                .all(|(_, _, key)| key.as_deref() == Some(org.ada_key_id.as_str()))
+        );
+        assert!(cross[0].1.ends_with("/t/globex/mcp"), "{seen:?}");
+        assert!(seen.iter().all(|(_, text, _)| !text.contains(&org.ada)));
     }
 
     // acme's session id presented with globex's credential is an unknown session.
