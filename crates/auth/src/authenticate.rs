@@ -34,6 +34,8 @@ pub struct RequestFacts<'a> {
     /// The full URI of the endpoint (`https://gw.example.com/t/acme/mcp`): an accepted token
     /// audience besides the gateway's base URL.
     pub resource: &'a str,
+    /// The client's address (the TCP peer), checked against the tenant's IP allowlist.
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 /// An authenticated request.
@@ -227,6 +229,7 @@ impl Authenticator {
         if !found.tenant.tenant.is_usable() {
             return Err(AuthError::Suspended(found.tenant.tenant.id.clone()));
         }
+        found.tenant.admits(facts.client_ip)?;
         Ok(found)
     }
 

@@ -46,6 +46,14 @@ pub enum AuthError {
     Suspended(TenantId),
     #[error("{0} is not a member of tenant \"{1}\"; a tenant admin must add them")]
     NotAMember(String, TenantId),
+    #[error(
+        "client address {address} is not in tenant \"{tenant}\"'s IP allowlist (settings ipAllowlist); a tenant admin must add it"
+    )]
+    AddressNotAllowed { address: String, tenant: TenantId },
+    #[error(
+        "tenant \"{tenant}\"'s IP allowlist entry {entry:?} is not a CIDR range (e.g. 10.0.0.0/8); requests are refused until an admin fixes it"
+    )]
+    InvalidAllowlist { tenant: TenantId, entry: String },
     #[error("the token lacks the required scope(s): {}", .0.join(" "))]
     InsufficientScope(Vec<String>),
     #[error(
@@ -77,6 +85,8 @@ impl AuthError {
             Self::TenantMismatch { .. }
             | Self::Suspended(_)
             | Self::NotAMember(..)
+            | Self::AddressNotAllowed { .. }
+            | Self::InvalidAllowlist { .. }
             | Self::InsufficientScope(_) => 403,
             Self::Unavailable(_) => 503,
         }

@@ -4,7 +4,10 @@
 //! touches the database.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
+
+use ipnet::IpNet;
 
 use switchboard_domain::tenancy::{
     ApiKeyRecord, ClientId, Credential, CredentialKind, Directory, GroupName, Identity,
@@ -25,6 +28,9 @@ pub struct TrustedIssuer {
 pub struct TenantEntry {
     pub tenant: Tenant,
     pub policy: Arc<Policy>,
+    /// The tenant's client address ranges (empty admits every address); `Err` holds an entry
+    /// that does not parse, which refuses every request (fail closed).
+    allowlist: Result<Vec<IpNet>, String>,
     members: HashMap<UserId, Role>,
     groups_of: HashMap<UserId, Vec<GroupName>>,
     clients: HashMap<ClientId, ServiceClient>,
@@ -32,6 +38,28 @@ pub struct TenantEntry {
 }
 
 impl TenantEntry {
+    /// Whether a request from `address` may reach this tenant.
+    pub fn admits(&self, address: Option<IpAddr>) -> Result<(), AuthError> {
+        let ranges = self
+            .allowlist
+            .as_ref()
+            .map_err(|entry| AuthError::InvalidAllowlist {
+                tenant: self.tenant.id.clone(),
+                entry: entry.clone(),
+            })?;
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        match address {
+            // An IPv4 client on a dual-stack socket arrives as ::ffff:a.b.c.d.
+            Some(ip) if ranges.iter().any(|r| r.contains(&ip.to_canonical())) => Ok(()),
+            _ => Err(AuthError::AddressNotAllowed {
+                address: address.map_or_else(|| "(unknown)".into(), |ip| ip.to_string()),
+                tenant: self.tenant.id.clone(),
+            }),
+        }
+    }
+
     /// A service client of the tenant.
     pub fn client(&self, id: &ClientId) -> Option<&ServiceClient> {
         self.clients.get(id)
@@ -135,7 +163,15 @@ impl Snapshot {
                         .push(group.name.clone());
                 }
             }
+            let allowlist = dir
+                .tenant
+                .settings
+                .ip_allowlist
+                .iter()
+                .map(|entry| entry.trim().parse::<IpNet>().map_err(|_| entry.clone()))
+                .collect();
             let entry = Arc::new(TenantEntry {
+                allowlist,
                 policy: Arc::new(Policy::new(id.clone(), dir.grants, dir.roles)),
                 members: dir.members.into_iter().map(|m| (m.user, m.role)).collect(),
                 groups_of,

@@ -152,12 +152,17 @@ pub async fn authenticate(
             return early(err);
         }
     };
+    let client_ip = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
     let facts = RequestFacts {
         path_tenant: path_tenant(&path),
         header_tenant,
         host: host.as_deref(),
         bearer: credential.as_deref(),
         resource: &resource,
+        client_ip,
     };
     match state.tenancy.auth.authenticate(&facts).await {
         Ok(found) => {

@@ -533,3 +533,59 @@ async fn progress_of_a_shared_upstream_reaches_only_its_own_caller() {
     gw.stop().await;
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_tenant_ip_allowlist_refuses_other_addresses() {
+    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let (gw, org) = start(&db).await;
+    let acme_url = format!("{}/t/acme/mcp", gw.base);
+    let tenancy = gw.tenancy().clone();
+    let set_allowlist = |ranges: &'static [&'static str]| {
+        let tenancy = tenancy.clone();
+        async move {
+            let (mut acme, version) = tenancy
+                .store
+                .get_tenant_versioned(&tenant("acme"))
+                .await
+                .unwrap()
+                .unwrap();
+            acme.settings.ip_allowlist = ranges.iter().map(|r| r.to_string()).collect();
+            tenancy.store.update_tenant(&acme, version).await.unwrap();
+            tenancy.reload().await.unwrap();
+        }
+    };
+    let ping = |bearer: String| {
+        let url = acme_url.clone();
+        async move {
+            let resp = raw_post(&url, Some(&bearer))
+                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            (
+                status,
+                body["error"]["message"].as_str().unwrap_or("").to_owned(),
+            )
+        }
+    };
+    set_allowlist(&["10.0.0.0/8"]).await;
+    let (status, message) = ping(org.ada.clone()).await;
+    assert_eq!(status, 403);
+    assert!(
+        message.contains("127.0.0.1") && message.contains("ipAllowlist"),
+        "{message}"
+    );
+    // globex has no allowlist and is unaffected.
+    let (client, _) = connect_as(&format!("{}/t/globex/mcp", gw.base), Era::Legacy, &org.gus).await;
+    assert!(!tool_names(&client).await.is_empty());
+    // A range that holds the client admits it; a broken entry refuses everyone (fail closed).
+    set_allowlist(&["10.0.0.0/8", "127.0.0.0/8"]).await;
+    legacy_session(&acme_url, &org.ada).await;
+    set_allowlist(&["127.0.0.0/33"]).await;
+    let (status, message) = ping(org.ada.clone()).await;
+    assert_eq!(status, 403);
+    assert!(message.contains("127.0.0.0/33"), "{message}");
+    db.cleanup().await;
+}
