@@ -126,14 +126,11 @@ impl TenantStore<'_> {
 
     /// The tenant's API keys, newest first.
     pub async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
-        let mut tx = self.read().await?;
-        let rows =
-            sqlx::query("SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id")
-                .bind(self.id())
-                .fetch_all(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        rows.iter().map(api_key_from_row).collect()
+        self.rows("SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id")
+            .await?
+            .iter()
+            .map(api_key_from_row)
+            .collect()
     }
 
     /// Stores a new service client.
@@ -173,14 +170,11 @@ impl TenantStore<'_> {
 
     /// The tenant's service clients.
     pub async fn clients(&self) -> Result<Vec<ServiceClient>> {
-        let mut tx = self.read().await?;
-        let rows =
-            sqlx::query("SELECT * FROM service_clients WHERE tenant_id = $1 ORDER BY client_id")
-                .bind(self.id())
-                .fetch_all(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        rows.iter().map(client_from_row).collect()
+        self.rows("SELECT * FROM service_clients WHERE tenant_id = $1 ORDER BY client_id")
+            .await?
+            .iter()
+            .map(client_from_row)
+            .collect()
     }
 
     /// Trusts an issuer (or replaces its configuration).
@@ -217,13 +211,11 @@ impl TenantStore<'_> {
 
     /// The issuers the tenant trusts.
     pub async fn issuers(&self) -> Result<Vec<IssuerConfig>> {
-        let mut tx = self.read().await?;
-        let rows = sqlx::query("SELECT config FROM issuers WHERE tenant_id = $1 ORDER BY issuer")
-            .bind(self.id())
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        rows.iter().map(issuer_from_row).collect()
+        self.rows("SELECT config FROM issuers WHERE tenant_id = $1 ORDER BY issuer")
+            .await?
+            .iter()
+            .map(issuer_from_row)
+            .collect()
     }
 
     /// Revokes a token this gateway issued (kept until it would have expired).

@@ -5,12 +5,10 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use switchboard_domain::tenancy::{
-    Directory, Group, Membership, Permission, RoleDef, TenantDirectory,
-};
+use switchboard_domain::tenancy::{Directory, Group, Permission, RoleDef, TenantDirectory};
 
 use crate::credentials::{api_key_from_row, client_from_row, issuer_from_row};
-use crate::members::{grant_from, group_name, role, user};
+use crate::members::{grant_from_row, group_name, membership_from_row, user};
 use crate::tenants::tenant_from_row;
 use crate::tx::{Access, Scope};
 use crate::{Result, Store, StoreError, now};
@@ -57,6 +55,40 @@ pub(crate) fn by_tenant(rows: Vec<AnyRow>) -> Result<HashMap<String, Vec<AnyRow>
     Ok(out)
 }
 
+/// The tenant-owned tables the directory reads, in the order of [`TABLES`].
+#[derive(Clone, Copy)]
+enum Table {
+    Domains,
+    Members,
+    Groups,
+    GroupMembers,
+    Roles,
+    Grants,
+    ApiKeys,
+    Clients,
+    Issuers,
+    Revoked,
+}
+
+/// One query per [`Table`]; each may use `$1` = now (only revocations do: expired ones are
+/// useless and not loaded).
+const TABLES: [&str; 10] = [
+    "SELECT tenant_id, domain FROM tenant_domains ORDER BY domain",
+    "SELECT tenant_id, email, role FROM memberships ORDER BY email",
+    "SELECT tenant_id, name, description FROM tenant_groups ORDER BY name",
+    "SELECT tenant_id, group_name, email FROM group_members ORDER BY email",
+    "SELECT tenant_id, name, description, permissions FROM custom_roles ORDER BY name",
+    "SELECT tenant_id, grantee_type, grantee_id, target, effect FROM grants ORDER BY created_at, id",
+    "SELECT * FROM api_keys ORDER BY id",
+    "SELECT * FROM service_clients ORDER BY client_id",
+    "SELECT tenant_id, config FROM issuers ORDER BY issuer",
+    "SELECT tenant_id, jti FROM revoked_tokens WHERE expires_at >= $1 ORDER BY jti",
+];
+
+fn convert<T>(rows: Vec<AnyRow>, f: impl Fn(&AnyRow) -> Result<T>) -> Result<Vec<T>> {
+    rows.iter().map(f).collect()
+}
+
 impl Store {
     /// Every tenant with everything authentication and policy need, and the revision the
     /// read saw, from one consistent snapshot of the database.
@@ -71,114 +103,40 @@ impl Store {
         let tenants = sqlx::query("SELECT * FROM tenants ORDER BY id")
             .fetch_all(&mut *tx)
             .await?;
-        let fetch = |sql: &'static str| sqlx::query(sql);
-        let domains = by_tenant(
-            fetch("SELECT tenant_id, domain FROM tenant_domains ORDER BY domain")
-                .fetch_all(&mut *tx)
-                .await?,
-        )?;
-        let members = by_tenant(
-            fetch("SELECT tenant_id, email, role FROM memberships ORDER BY email")
-                .fetch_all(&mut *tx)
-                .await?,
-        )?;
-        let groups = by_tenant(
-            fetch("SELECT tenant_id, name, description FROM tenant_groups ORDER BY name")
-                .fetch_all(&mut *tx)
-                .await?,
-        )?;
-        let group_members = by_tenant(
-            fetch("SELECT tenant_id, group_name, email FROM group_members ORDER BY email")
-                .fetch_all(&mut *tx)
-                .await?,
-        )?;
-        let roles = by_tenant(
-            fetch(
-                "SELECT tenant_id, name, description, permissions FROM custom_roles ORDER BY name",
-            )
-            .fetch_all(&mut *tx)
-            .await?,
-        )?;
-        let grants = by_tenant(fetch("SELECT tenant_id, grantee_type, grantee_id, target, effect FROM grants ORDER BY created_at, id").fetch_all(&mut *tx).await?)?;
-        let keys = by_tenant(
-            fetch("SELECT * FROM api_keys ORDER BY id")
-                .fetch_all(&mut *tx)
-                .await?,
-        )?;
-        let clients = by_tenant(
-            fetch("SELECT * FROM service_clients ORDER BY client_id")
-                .fetch_all(&mut *tx)
-                .await?,
-        )?;
-        let issuers = by_tenant(
-            fetch("SELECT tenant_id, config FROM issuers ORDER BY issuer")
-                .fetch_all(&mut *tx)
-                .await?,
-        )?;
-        let revoked = by_tenant(
-            sqlx::query(
-                "SELECT tenant_id, jti FROM revoked_tokens WHERE expires_at >= $1 ORDER BY jti",
-            )
-            .bind(now())
-            .fetch_all(&mut *tx)
-            .await?,
-        )?;
+        // Every tenant-owned table, read whole and grouped by tenant. The order of this list is
+        // the order of `Table`.
+        let mut tables = Vec::with_capacity(TABLES.len());
+        for sql in TABLES {
+            let query = sqlx::query(sql);
+            let query = if sql.contains("$1") {
+                query.bind(now())
+            } else {
+                query
+            };
+            let rows = query.fetch_all(&mut *tx).await?;
+            tables.push(by_tenant(rows)?);
+        }
         tx.commit().await?;
 
-        let take = |map: &HashMap<String, Vec<AnyRow>>, id: &str| -> Vec<AnyRow> {
-            map.get(id).cloned().unwrap_or_default()
-        };
         let mut out = Vec::with_capacity(tenants.len());
         for row in &tenants {
             let id: String = row.try_get("id")?;
-            let tenant_domains = take(&domains, &id)
+            let mut take = |table: Table| tables[table as usize].remove(&id).unwrap_or_default();
+            let domains = take(Table::Domains)
                 .iter()
                 .map(|r| r.try_get::<String, _>("domain"))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            let tenant = tenant_from_row(row, tenant_domains)?;
+            let (groups, group_members) = (take(Table::Groups), take(Table::GroupMembers));
             out.push(TenantDirectory {
-                members: take(&members, &id)
-                    .iter()
-                    .map(|r| {
-                        Ok(Membership {
-                            user: user(r.try_get("email")?)?,
-                            role: role(&r.try_get::<String, _>("role")?)?,
-                        })
-                    })
-                    .collect::<Result<_>>()?,
-                groups: assemble_groups(&take(&groups, &id), &take(&group_members, &id))?,
-                roles: take(&roles, &id)
-                    .iter()
-                    .map(role_from_row)
-                    .collect::<Result<_>>()?,
-                grants: take(&grants, &id)
-                    .iter()
-                    .map(|r| {
-                        grant_from(
-                            &r.try_get::<String, _>("grantee_type")?,
-                            r.try_get("grantee_id")?,
-                            &r.try_get::<String, _>("target")?,
-                            &r.try_get::<String, _>("effect")?,
-                        )
-                    })
-                    .collect::<Result<_>>()?,
-                api_keys: take(&keys, &id)
-                    .iter()
-                    .map(api_key_from_row)
-                    .collect::<Result<_>>()?,
-                clients: take(&clients, &id)
-                    .iter()
-                    .map(client_from_row)
-                    .collect::<Result<_>>()?,
-                issuers: take(&issuers, &id)
-                    .iter()
-                    .map(issuer_from_row)
-                    .collect::<Result<_>>()?,
-                revoked_tokens: take(&revoked, &id)
-                    .iter()
-                    .map(|r| r.try_get::<String, _>("jti"))
-                    .collect::<std::result::Result<_, _>>()?,
-                tenant,
+                tenant: tenant_from_row(row, domains)?,
+                members: convert(take(Table::Members), membership_from_row)?,
+                groups: assemble_groups(&groups, &group_members)?,
+                roles: convert(take(Table::Roles), role_from_row)?,
+                grants: convert(take(Table::Grants), grant_from_row)?,
+                api_keys: convert(take(Table::ApiKeys), api_key_from_row)?,
+                clients: convert(take(Table::Clients), client_from_row)?,
+                issuers: convert(take(Table::Issuers), issuer_from_row)?,
+                revoked_tokens: convert(take(Table::Revoked), |r| Ok(r.try_get("jti")?))?,
             });
         }
         Ok(Directory {

@@ -1,6 +1,7 @@
 //! Members, groups, custom roles and grants of one tenant.
 
 use sqlx::Row;
+use sqlx::any::AnyRow;
 use switchboard_domain::tenancy::{
     ClientId, Effect, Grant, Grantee, Group, GroupName, Membership, Role, RoleDef, Target, UserId,
 };
@@ -20,12 +21,25 @@ pub(crate) fn group_name(value: String) -> Result<GroupName> {
     GroupName::new(value).map_err(|e| StoreError::corrupt("group", e))
 }
 
-pub(crate) fn grant_from(
-    grantee_type: &str,
-    grantee_id: String,
-    target: &str,
-    effect: &str,
-) -> Result<Grant> {
+/// A membership from a row with `email` and `role`.
+pub(crate) fn membership_from_row(row: &AnyRow) -> Result<Membership> {
+    Ok(Membership {
+        user: user(row.try_get("email")?)?,
+        role: role(&row.try_get::<String, _>("role")?)?,
+    })
+}
+
+/// A grant from a row with `grantee_type`, `grantee_id`, `target` and `effect`.
+pub(crate) fn grant_from_row(row: &AnyRow) -> Result<Grant> {
+    grant_from(
+        &row.try_get::<String, _>("grantee_type")?,
+        row.try_get("grantee_id")?,
+        &row.try_get::<String, _>("target")?,
+        &row.try_get::<String, _>("effect")?,
+    )
+}
+
+fn grant_from(grantee_type: &str, grantee_id: String, target: &str, effect: &str) -> Result<Grant> {
     let corrupt = |m: String| StoreError::corrupt("grant", m);
     let grantee = match grantee_type {
         "user" => Grantee::User(user(grantee_id)?),
@@ -118,20 +132,10 @@ impl TenantStore<'_> {
 
     /// Members and their roles, by email.
     pub async fn members(&self) -> Result<Vec<Membership>> {
-        let mut tx = self.read().await?;
-        let rows =
-            sqlx::query("SELECT email, role FROM memberships WHERE tenant_id = $1 ORDER BY email")
-                .bind(self.id())
-                .fetch_all(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Membership {
-                    user: user(r.try_get("email")?)?,
-                    role: role(&r.try_get::<String, _>("role")?)?,
-                })
-            })
+        self.rows("SELECT email, role FROM memberships WHERE tenant_id = $1 ORDER BY email")
+            .await?
+            .iter()
+            .map(membership_from_row)
             .collect()
     }
 
@@ -252,15 +256,13 @@ impl TenantStore<'_> {
 
     /// Custom roles, by name.
     pub async fn roles(&self) -> Result<Vec<RoleDef>> {
-        let mut tx = self.read().await?;
-        let rows = sqlx::query(
+        self.rows(
             "SELECT name, description, permissions FROM custom_roles WHERE tenant_id = $1 ORDER BY name",
         )
-        .bind(self.id())
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        rows.iter().map(crate::directory::role_from_row).collect()
+        .await?
+        .iter()
+        .map(crate::directory::role_from_row)
+        .collect()
     }
 
     /// Adds a grant; returns its id.
@@ -296,24 +298,12 @@ impl TenantStore<'_> {
 
     /// Grants with their ids, oldest first.
     pub async fn grants(&self) -> Result<Vec<(String, Grant)>> {
-        let mut tx = self.read().await?;
-        let rows = sqlx::query(
+        self.rows(
             "SELECT id, grantee_type, grantee_id, target, effect FROM grants WHERE tenant_id = $1 ORDER BY created_at, id",
         )
-        .bind(self.id())
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        rows.iter()
-            .map(|r| {
-                let grant = grant_from(
-                    &r.try_get::<String, _>("grantee_type")?,
-                    r.try_get("grantee_id")?,
-                    &r.try_get::<String, _>("target")?,
-                    &r.try_get::<String, _>("effect")?,
-                )?;
-                Ok((r.try_get("id")?, grant))
-            })
-            .collect()
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("id")?, grant_from_row(r)?)))
+        .collect()
     }
 }

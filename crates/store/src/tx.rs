@@ -90,6 +90,17 @@ impl TenantStore<'_> {
             .await
     }
 
+    /// The rows of one read of this tenant: `sql` takes the tenant id as `$1`.
+    pub(crate) async fn rows(&self, sql: &'static str) -> Result<Vec<sqlx::any::AnyRow>> {
+        let mut tx = self.read().await?;
+        let rows = sqlx::query(sql)
+            .bind(self.tenant.as_str().to_owned())
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
     /// A write transaction of this tenant; commit it with [`commit_write`].
     pub(crate) async fn write(&self) -> Result<Tx> {
         self.store
