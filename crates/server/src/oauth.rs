@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::Form;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
@@ -137,8 +138,18 @@ pub async fn token(
     State(state): State<OAuthState>,
     tenant: Option<Path<String>>,
     headers: HeaderMap,
-    Form(form): Form<TokenRequest>,
+    form: Result<Form<TokenRequest>, FormRejection>,
 ) -> Response {
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(err) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &format!("send the parameters as application/x-www-form-urlencoded: {err}"),
+            );
+        }
+    };
     if form.grant_type.as_deref() != Some("client_credentials") {
         return oauth_error(
             StatusCode::BAD_REQUEST,

@@ -172,6 +172,17 @@ async fn trusted_issuer_tokens_and_client_credentials() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
+    // A body that is not a form gets an RFC 6749 error too, not a framework message.
+    let resp = http
+        .post(format!("{}/oauth/token", gw.base))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
 
     // The published metadata and keys verify the token.
     let meta: serde_json::Value = reqwest::get(format!(

@@ -5,7 +5,7 @@
 //! (`Mcp-Session-Id`, GET stream, DELETE, 404 for unknown sessions). Switchboard supplies the
 //! handler factory and its own limits.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -88,16 +88,9 @@ impl SessionLimit {
 
     /// Forgets ended sessions; returns how many open ones `owner` and its tenant hold.
     async fn held_by(&self, owner: &SessionOwner) -> (usize, usize) {
-        let live: HashSet<String> = self
-            .sessions
-            .sessions
-            .read()
-            .await
-            .keys()
-            .map(|id| id.to_string())
-            .collect();
+        let live = self.sessions.sessions.read().await;
         let mut owners = self.owners();
-        owners.retain(|id, _| live.contains(id));
+        owners.retain(|id, _| live.contains_key(id.as_str()));
         owners.values().fold((0, 0), |(user, tenant), o| {
             (
                 user + usize::from(o == owner),
