@@ -2,10 +2,11 @@
 //!
 //! Everything here is plain data and pure functions: how upstream servers are described, how
 //! their tools, prompts and resources are named towards clients, and how list cursors are
-//! encoded, and the tenancy model with its policy decision. No I/O, no async runtime, no protocol library: the adapters (`switchboard-mcp`,
+//! encoded, the tenancy model with its policy decision, and rate-limit arithmetic. No I/O, no async runtime, no protocol library: the adapters (`switchboard-mcp`,
 //! `switchboard-server`) depend on this crate, never the other way round.
 
 pub mod cursor;
+pub mod limits;
 pub mod names;
 pub mod tenancy;
 pub mod upstream;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::ids::TenantId;
+use crate::limits::RateLimits;
 
 /// Whether a tenant may use the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -86,19 +87,20 @@ pub struct TenantSettings {
     /// governance.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ip_allowlist: Vec<String>,
-    /// Call quotas (enforced with governance).
+    /// Rate limits over the plan's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimits>,
+    /// Persisted call quotas (accepted and stored; enforced once quotas land).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quotas: Option<Quotas>,
 }
 
-/// Call quotas of a tenant.
+/// Call quotas of a tenant: calls per calendar day and month, counted durably.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Quotas {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requests_per_minute: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requests_per_day: Option<u64>,
+    pub calls_per_day: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls_per_month: Option<u64>,
 }

@@ -1,0 +1,194 @@
+//! The in-process limit store: one TAT per key in sharded maps.
+//!
+//! Written by hand rather than with `governor`: governor's keyed limiter fixes one quota per
+//! limiter, while here every tenant may have its own rates (changed at run time), several
+//! keys must be decided together (a refused request consumes no budget anywhere), and the
+//! arithmetic must be exactly the one the Redis script uses (`switchboard_domain::limits`).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use switchboard_domain::limits::{Verdict, gcra};
+
+use super::{Check, LimitError};
+
+const SHARDS: usize = 64;
+/// Checks between two sweeps of a shard's expired keys.
+const SWEEP_EVERY: u32 = 4096;
+
+#[derive(Default)]
+struct Shard {
+    /// Key → theoretical arrival time (µs since the store's epoch).
+    tats: HashMap<String, u64>,
+    checks: u32,
+}
+
+impl Shard {
+    /// Drops keys whose budget is whole again: they hold nothing a new key would not.
+    fn sweep(&mut self, now: u64) {
+        self.tats.retain(|_, tat| *tat > now);
+        self.checks = 0;
+    }
+}
+
+/// Sharded GCRA state, bounded in keys.
+pub struct LocalStore {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+    epoch: Instant,
+    max_keys_per_shard: usize,
+}
+
+impl LocalStore {
+    /// A store holding at most about `max_keys` keys at once.
+    pub fn new(max_keys: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
+            epoch: Instant::now(),
+            max_keys_per_shard: max_keys.div_ceil(SHARDS).max(1),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        // Starts at one second so that "0" (a new key) is always in the past.
+        1_000_000 + u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX / 2)
+    }
+
+    fn shard_of(&self, key: &str) -> usize {
+        (self.hasher.hash_one(key) % SHARDS as u64) as usize
+    }
+
+    /// Decides all `checks` together: each gets its verdict, and their budgets are consumed
+    /// only when every one admits.
+    pub fn check(&self, checks: &[Check]) -> Result<Vec<Verdict>, LimitError> {
+        let mut order: Vec<usize> = checks.iter().map(|c| self.shard_of(&c.key)).collect();
+        let of_check = order.clone();
+        order.sort_unstable();
+        order.dedup();
+        // Locks in ascending shard order, so two checks never wait on each other.
+        let mut guards: Vec<(usize, MutexGuard<'_, Shard>)> = order
+            .iter()
+            .map(|&i| (i, self.shards[i].lock().unwrap_or_else(|e| e.into_inner())))
+            .collect();
+        let now = self.now();
+        let guard_of = |shard: usize| order.binary_search(&shard).expect("locked");
+        let mut verdicts = Vec::with_capacity(checks.len());
+        let mut next = Vec::with_capacity(checks.len());
+        for (check, &shard) in checks.iter().zip(&of_check) {
+            let (_, guard) = &mut guards[guard_of(shard)];
+            guard.checks += 1;
+            if guard.checks >= SWEEP_EVERY {
+                guard.sweep(now);
+            }
+            let tat = guard.tats.get(check.key.as_str()).copied().unwrap_or(0);
+            if tat == 0 && guard.tats.len() >= self.max_keys_per_shard {
+                guard.sweep(now);
+                if guard.tats.len() >= self.max_keys_per_shard {
+                    return Err(LimitError::Full);
+                }
+            }
+            let (verdict, tat) = gcra(tat, now, check.rate);
+            verdicts.push(verdict);
+            next.push(tat);
+        }
+        if verdicts.iter().all(|v| v.allowed) {
+            for ((check, &shard), tat) in checks.iter().zip(&of_check).zip(next) {
+                let (_, guard) = &mut guards[guard_of(shard)];
+                match guard.tats.get_mut(check.key.as_str()) {
+                    Some(stored) => *stored = tat,
+                    None => {
+                        guard.tats.insert(check.key.clone(), tat);
+                    }
+                }
+            }
+        }
+        Ok(verdicts)
+    }
+
+    /// Keys currently held.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).tats.len())
+            .sum()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_domain::limits::{LimitScope, Rate};
+
+    use super::*;
+
+    fn check(key: &str, rate: &str) -> Check {
+        Check {
+            scope: LimitScope::User,
+            key: key.into(),
+            rate: rate.parse::<Rate>().unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_refused_request_consumes_no_budget_of_the_other_keys() {
+        let store = LocalStore::new(1000);
+        let tenant = check("t", "100/min");
+        let user = check("u", "2/min");
+        for _ in 0..2 {
+            assert!(
+                store
+                    .check(&[tenant.clone(), user.clone()])
+                    .unwrap()
+                    .iter()
+                    .all(|v| v.allowed)
+            );
+        }
+        let verdicts = store.check(&[tenant.clone(), user]).unwrap();
+        assert!(verdicts[0].allowed && !verdicts[1].allowed);
+        // The tenant key was charged twice, not three times.
+        assert_eq!(store.check(&[tenant]).unwrap()[0].remaining, 97);
+    }
+
+    #[test]
+    fn keys_are_independent() {
+        let store = LocalStore::new(1000);
+        assert!(store.check(&[check("a", "1/min")]).unwrap()[0].allowed);
+        assert!(!store.check(&[check("a", "1/min")]).unwrap()[0].allowed);
+        assert!(store.check(&[check("b", "1/min")]).unwrap()[0].allowed);
+    }
+
+    #[test]
+    fn the_key_table_is_bounded_and_fails_closed_when_full() {
+        let store = LocalStore::new(SHARDS); // one key per shard
+        let mut full = false;
+        for i in 0..10 * SHARDS {
+            match store.check(&[check(&format!("k{i}"), "1/day")]) {
+                Ok(_) => {}
+                Err(LimitError::Full) => full = true,
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert!(full);
+        assert!(store.len() <= SHARDS);
+    }
+
+    #[test]
+    fn expired_keys_are_swept() {
+        let store = LocalStore::new(SHARDS);
+        // A rate so fast that the key's TAT is in the past by the next check.
+        for i in 0..10 * SHARDS {
+            store
+                .check(&[check(&format!("k{i}"), "1000000/s")])
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_micros(2));
+        }
+        assert!(store.len() <= SHARDS);
+    }
+}

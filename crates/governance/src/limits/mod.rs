@@ -1,0 +1,356 @@
+//! Rate limits per client address, tenant, user, credential and tool.
+//!
+//! The [`Limiter`] turns "who is asking" into a few keys — each with the tenant in it — and
+//! asks its store to decide them together: in-process by default, or Redis when configured so
+//! that every replica shares one budget. If Redis cannot answer, the limiter either refuses
+//! (fail closed, the default) or decides in-process, as configured; both are logged and
+//! counted.
+
+mod local;
+mod redis;
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use switchboard_domain::limits::{LimitScope, Rate, RateLimits, Verdict};
+use switchboard_domain::tenancy::{CredentialKind, Identity, Plan, Principal, Tenant, TenantId};
+
+pub use local::LocalStore;
+pub use redis::RedisStore;
+
+/// A limiter failure.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LimitError {
+    #[error("rate limits cannot be checked: Redis is unavailable ({0})")]
+    Unavailable(String),
+    #[error(
+        "rate limits cannot be checked: the in-process limiter holds its maximum number of keys; raise limits.max_local_keys"
+    )]
+    Full,
+    #[error("{0}")]
+    Config(String),
+}
+
+/// One key to charge.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub scope: LimitScope,
+    pub key: String,
+    pub rate: Rate,
+}
+
+/// What to do when Redis cannot answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnRedisError {
+    /// Refuse the request (fail closed).
+    #[default]
+    Deny,
+    /// Decide in this process alone (each replica then admits up to the whole limit).
+    Local,
+}
+
+/// Rate limits of each plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanLimits {
+    pub free: RateLimits,
+    pub pro: RateLimits,
+    pub enterprise: RateLimits,
+}
+
+impl PlanLimits {
+    /// The defaults of `plan`.
+    pub fn of(&self, plan: Plan) -> &RateLimits {
+        match plan {
+            Plan::Free => &self.free,
+            Plan::Pro => &self.pro,
+            Plan::Enterprise => &self.enterprise,
+        }
+    }
+}
+
+/// The limiter's settings.
+#[derive(Debug, Clone)]
+pub struct LimitsOptions {
+    pub plans: PlanLimits,
+    /// Requests per client address before authentication, over all tenants.
+    pub address: Option<Rate>,
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key.
+    pub redis_prefix: String,
+    pub redis_timeout: Duration,
+    pub on_redis_error: OnRedisError,
+    /// Most keys the in-process store holds at once.
+    pub max_local_keys: usize,
+}
+
+impl Default for LimitsOptions {
+    fn default() -> Self {
+        Self {
+            plans: PlanLimits::default(),
+            address: None,
+            redis_url: None,
+            redis_prefix: "sb:rl:".into(),
+            redis_timeout: Duration::from_millis(500),
+            on_redis_error: OnRedisError::Deny,
+            max_local_keys: 1_000_000,
+        }
+    }
+}
+
+/// The decision on one request: the refusing limit, or — when admitted — the limit closest
+/// to refusing (what `RateLimit-*` headers report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub scope: LimitScope,
+    pub rate: Rate,
+    pub verdict: Verdict,
+}
+
+impl Outcome {
+    pub fn allowed(&self) -> bool {
+        self.verdict.allowed
+    }
+
+    /// Seconds to wait before retrying, rounded up (at least 1).
+    pub fn retry_after_secs(&self) -> u64 {
+        self.verdict.retry_after_us.div_ceil(1_000_000).max(1)
+    }
+
+    /// Seconds until the budget is whole, rounded up.
+    pub fn reset_secs(&self) -> u64 {
+        self.verdict.reset_us.div_ceil(1_000_000)
+    }
+}
+
+/// Counters shown in `/readyz`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitStats {
+    pub refused: u64,
+    pub redis_errors: u64,
+    pub local_fallbacks: u64,
+}
+
+/// The limiter.
+pub struct Limiter {
+    options: LimitsOptions,
+    local: LocalStore,
+    redis: Option<RedisStore>,
+    refused: AtomicU64,
+    redis_errors: AtomicU64,
+    local_fallbacks: AtomicU64,
+    /// Unix second of the last Redis error logged (errors are logged at most every 10 s).
+    last_error_log: AtomicU64,
+}
+
+impl Limiter {
+    /// A limiter; fails only on an invalid Redis URL (Redis itself is reached lazily).
+    pub fn new(options: LimitsOptions) -> Result<Self, LimitError> {
+        let redis = match &options.redis_url {
+            Some(url) => Some(RedisStore::new(url, options.redis_timeout)?),
+            None => None,
+        };
+        Ok(Self {
+            local: LocalStore::new(options.max_local_keys),
+            redis,
+            options,
+            refused: AtomicU64::new(0),
+            redis_errors: AtomicU64::new(0),
+            local_fallbacks: AtomicU64::new(0),
+            last_error_log: AtomicU64::new(0),
+        })
+    }
+
+    /// Whether limits are shared through Redis.
+    pub fn shared(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// `tenant`'s limits: its own settings over its plan's defaults.
+    pub fn effective(&self, tenant: &Tenant) -> RateLimits {
+        let plan = self.options.plans.of(tenant.plan);
+        tenant
+            .settings
+            .rate_limits
+            .as_ref()
+            .map_or(*plan, |own| own.over(plan))
+    }
+
+    fn tenant_key(&self, tenant: &TenantId, rest: std::fmt::Arguments<'_>) -> String {
+        // `{tenant}` is a Redis Cluster hash tag: one request's keys live on one node.
+        format!("{}{{{tenant}}}:{rest}", self.options.redis_prefix)
+    }
+
+    /// The platform-wide limit per client address, checked before authentication.
+    pub async fn check_address(&self, address: IpAddr) -> Result<Option<Outcome>, LimitError> {
+        let Some(rate) = self.options.address else {
+            return Ok(None);
+        };
+        let key = format!("{}ip:{address}", self.options.redis_prefix);
+        self.decide(&[Check {
+            scope: LimitScope::Address,
+            key,
+            rate,
+        }])
+        .await
+    }
+
+    /// The limits of one authenticated request: tenant, user, credential and address.
+    pub async fn check_request(
+        &self,
+        limits: &RateLimits,
+        principal: &Principal,
+        address: Option<IpAddr>,
+    ) -> Result<Option<Outcome>, LimitError> {
+        let tenant = &principal.tenant;
+        let mut checks = Vec::with_capacity(4);
+        if let Some(rate) = limits.rate(LimitScope::Tenant) {
+            let key = self.tenant_key(tenant, format_args!("t"));
+            checks.push(Check {
+                scope: LimitScope::Tenant,
+                key,
+                rate,
+            });
+        }
+        if let Some(rate) = limits.rate(LimitScope::User)
+            && !matches!(principal.identity, Identity::Anonymous)
+        {
+            let key = self.tenant_key(tenant, format_args!("u:{}", principal.identity));
+            checks.push(Check {
+                scope: LimitScope::User,
+                key,
+                rate,
+            });
+        }
+        if let Some(rate) = limits.rate(LimitScope::Key)
+            && principal.credential.kind != CredentialKind::None
+        {
+            let key = self.tenant_key(tenant, format_args!("k:{}", principal.credential.id));
+            checks.push(Check {
+                scope: LimitScope::Key,
+                key,
+                rate,
+            });
+        }
+        if let (Some(rate), Some(address)) = (limits.rate(LimitScope::Address), address) {
+            let key = self.tenant_key(tenant, format_args!("a:{address}"));
+            checks.push(Check {
+                scope: LimitScope::Address,
+                key,
+                rate,
+            });
+        }
+        self.decide(&checks).await
+    }
+
+    /// The limit on calls of `tool` (its name as clients see it) by `tenant`.
+    pub async fn check_tool(
+        &self,
+        limits: &RateLimits,
+        tenant: &TenantId,
+        tool: &str,
+    ) -> Result<Option<Outcome>, LimitError> {
+        let Some(rate) = limits.rate(LimitScope::Tool) else {
+            return Ok(None);
+        };
+        let key = self.tenant_key(tenant, format_args!("tool:{tool}"));
+        self.decide(&[Check {
+            scope: LimitScope::Tool,
+            key,
+            rate,
+        }])
+        .await
+    }
+
+    async fn decide(&self, checks: &[Check]) -> Result<Option<Outcome>, LimitError> {
+        if checks.is_empty() {
+            return Ok(None);
+        }
+        let verdicts = match &self.redis {
+            None => self.local.check(checks)?,
+            Some(redis) => match redis.check(checks).await {
+                Ok(verdicts) => verdicts,
+                Err(err) => {
+                    self.redis_errors.fetch_add(1, Ordering::Relaxed);
+                    self.log_redis_error(&err);
+                    match self.options.on_redis_error {
+                        OnRedisError::Deny => return Err(err),
+                        OnRedisError::Local => {
+                            self.local_fallbacks.fetch_add(1, Ordering::Relaxed);
+                            self.local.check(checks)?
+                        }
+                    }
+                }
+            },
+        };
+        let outcome = summarize(checks, &verdicts);
+        if !outcome.allowed() {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Some(outcome))
+    }
+
+    fn log_redis_error(&self, err: &LimitError) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.last_error_log.load(Ordering::Relaxed);
+        if now >= last + 10
+            && self
+                .last_error_log
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let fallback = match self.options.on_redis_error {
+                OnRedisError::Deny => "refusing requests (limits.on_redis_error = \"deny\")",
+                OnRedisError::Local => "deciding in-process (limits.on_redis_error = \"local\")",
+            };
+            tracing::warn!(error = %err, errors = self.redis_errors.load(Ordering::Relaxed), "rate-limit store unreachable; {fallback}");
+        }
+    }
+
+    /// Whether the shared store answers (`Ok` without Redis).
+    pub async fn health(&self) -> Result<(), LimitError> {
+        match &self.redis {
+            Some(redis) => redis.ping().await,
+            None => Ok(()),
+        }
+    }
+
+    /// What happens when Redis is down.
+    pub fn on_redis_error(&self) -> OnRedisError {
+        self.options.on_redis_error
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> LimitStats {
+        LimitStats {
+            refused: self.refused.load(Ordering::Relaxed),
+            redis_errors: self.redis_errors.load(Ordering::Relaxed),
+            local_fallbacks: self.local_fallbacks.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The refusal that lasts longest, or the admitting limit with the fewest requests left.
+fn summarize(checks: &[Check], verdicts: &[Verdict]) -> Outcome {
+    let pick = |i: usize| Outcome {
+        scope: checks[i].scope,
+        rate: checks[i].rate,
+        verdict: verdicts[i],
+    };
+    let refused = (0..checks.len())
+        .filter(|&i| !verdicts[i].allowed)
+        .max_by_key(|&i| verdicts[i].retry_after_us);
+    match refused {
+        Some(i) => pick(i),
+        None => pick(
+            (0..checks.len())
+                .min_by_key(|&i| verdicts[i].remaining)
+                .unwrap_or(0),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;
