@@ -8,8 +8,10 @@
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 use switchboard_domain::UpstreamDef;
+use switchboard_domain::limits::RateLimits;
 use switchboard_domain::tenancy::{Decision, Item, ItemKind, Policy, Principal, TenantId};
 
 /// The authenticated caller of one request.
@@ -21,6 +23,8 @@ pub struct Caller {
     pub max_sessions_per_user: Option<u32>,
     /// The tenant's cap on legacy sessions.
     pub max_sessions: Option<u32>,
+    /// The tenant's rate limits (its settings over its plan's defaults); none in open mode.
+    pub limits: RateLimits,
 }
 
 impl Caller {
@@ -36,6 +40,7 @@ impl Caller {
             )),
             max_sessions_per_user: None,
             max_sessions: None,
+            limits: RateLimits::default(),
         }
     }
 
@@ -93,4 +98,19 @@ impl DecisionSink for LogDecisions {
             tracing::info!(tenant = %r.principal.tenant, principal = %r.principal.identity, credential = %r.principal.credential.id, kind = r.kind.as_str(), server = r.server, name = r.name, reason = %r.decision.reason, "denied");
         }
     }
+}
+
+/// Admits or refuses each tool call before it goes upstream; the governance layer's rate
+/// limiter implements it.
+pub trait CallGate: Send + Sync {
+    /// `Ok` to go ahead; an error ([`GatewayError::RateLimited`],
+    /// [`GatewayError::LimitsUnavailable`]) is the call's answer.
+    ///
+    /// [`GatewayError::RateLimited`]: crate::error::GatewayError::RateLimited
+    /// [`GatewayError::LimitsUnavailable`]: crate::error::GatewayError::LimitsUnavailable
+    fn admit<'a>(
+        &'a self,
+        caller: &'a Caller,
+        tool: &'a str,
+    ) -> BoxFuture<'a, Result<(), crate::error::GatewayError>>;
 }

@@ -32,6 +32,10 @@ pub mod codes {
     pub const AUTH_UNAVAILABLE: i32 = -32024;
     /// Too many sessions for this user or tenant (HTTP 429).
     pub const TOO_MANY_SESSIONS: i32 = -32025;
+    /// A rate limit refused the request; `data.retryAfterMs` says when to retry (HTTP 429).
+    pub const RATE_LIMITED: i32 = -32026;
+    /// Rate limits cannot be checked (the shared store is down; fail closed, HTTP 503).
+    pub const LIMITS_UNAVAILABLE: i32 = -32027;
 }
 
 /// A data-plane failure.
@@ -58,6 +62,18 @@ pub enum GatewayError {
     Cancelled,
     #[error("the request carries no authenticated caller")]
     Unauthenticated,
+    /// A rate limit refused the call.
+    #[error("rate limit exceeded: this {scope} limit is {rate}; retry in {} s", retry_after.as_millis().div_ceil(1000).max(1))]
+    RateLimited {
+        /// Which limit: `tool`, `user`, `tenant`, `key`, `address`.
+        scope: &'static str,
+        /// The limit, e.g. `60/min`.
+        rate: String,
+        retry_after: Duration,
+    },
+    /// Rate limits could not be checked; the call is refused (fail closed).
+    #[error("{0}")]
+    LimitsUnavailable(String),
     /// An error the upstream itself returned: passed through unchanged.
     #[error("{0:?}")]
     Upstream(ErrorData),
@@ -81,6 +97,18 @@ impl From<GatewayError> for ErrorData {
             GatewayError::Cancelled => ErrorData::new(ErrorCode::INTERNAL_ERROR, message, None),
             GatewayError::Unauthenticated => {
                 ErrorData::new(ErrorCode(codes::UNAUTHENTICATED), message, None)
+            }
+            GatewayError::RateLimited {
+                scope, retry_after, ..
+            } => {
+                let data = serde_json::json!({
+                    "limit": scope,
+                    "retryAfterMs": u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+                });
+                ErrorData::new(ErrorCode(codes::RATE_LIMITED), message, Some(data))
+            }
+            GatewayError::LimitsUnavailable(_) => {
+                ErrorData::new(ErrorCode(codes::LIMITS_UNAVAILABLE), message, None)
             }
             GatewayError::Upstream(data) => data,
         }

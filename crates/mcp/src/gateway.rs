@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::bridge::Bridges;
-use crate::caller::{Caller, DecisionSink, LogDecisions};
+use crate::caller::{CallGate, Caller, DecisionSink, LogDecisions};
 use crate::catalog::Catalog;
 use crate::handler::GatewayHandler;
 use crate::hub::Hub;
@@ -64,6 +64,8 @@ pub struct Gateway {
     pub(crate) session_connections: Arc<Semaphore>,
     /// Where call decisions go (the audit log, once governance is wired in).
     decisions: std::sync::OnceLock<Arc<dyn DecisionSink>>,
+    /// What admits each tool call (the rate limiter), when set.
+    call_gate: std::sync::OnceLock<Arc<dyn CallGate>>,
 }
 
 /// Counts one upstream request in flight while alive.
@@ -118,6 +120,7 @@ impl Gateway {
             tasks: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
             decisions: std::sync::OnceLock::new(),
+            call_gate: std::sync::OnceLock::new(),
         });
         tasks.push(tokio::spawn(rebuild_catalog(gateway.clone(), dirty)));
         *gateway.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
@@ -178,6 +181,15 @@ impl Gateway {
     /// Sets where call decisions are recorded (once; later calls are ignored).
     pub fn set_decision_sink(&self, sink: Arc<dyn DecisionSink>) {
         let _ = self.decisions.set(sink);
+    }
+
+    /// Sets what admits each tool call (once; later calls are ignored).
+    pub fn set_call_gate(&self, gate: Arc<dyn CallGate>) {
+        let _ = self.call_gate.set(gate);
+    }
+
+    pub(crate) fn call_gate(&self) -> Option<&dyn CallGate> {
+        self.call_gate.get().map(|gate| gate.as_ref())
     }
 
     pub(crate) fn decisions(&self) -> &dyn DecisionSink {

@@ -27,7 +27,7 @@ pub mod mrtr;
 pub mod session;
 pub mod upstream;
 
-pub use caller::{Caller, DecisionRecord, DecisionSink, LogDecisions};
+pub use caller::{CallGate, Caller, DecisionRecord, DecisionSink, LogDecisions};
 pub use gateway::{Gateway, GatewayConfig};
 pub use handler::GatewayHandler;
 

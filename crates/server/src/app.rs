@@ -1,8 +1,9 @@
 //! Wiring and lifecycle: the HTTP router, the listener, and graceful shutdown.
 //!
 //! Request path: TCP (TCP_NODELAY) → axum router → [`origin_guard`] (legacy SSE) →
-//! [`authn`](crate::authn) (credential → tenant → `Caller`) → session binding and limits
-//! (`/mcp`) → rmcp (Host/Origin, headers, sessions) → [`switchboard_mcp::GatewayHandler`]
+//! [`limits`](crate::limits) (per client address) → [`authn`](crate::authn) (credential →
+//! tenant → `Caller`) → [`limits`](crate::limits) (tenant, user, credential) → session binding
+//! and caps (`/mcp`) → rmcp (Host/Origin, headers, sessions) → [`switchboard_mcp::GatewayHandler`]
 //! (policy per item) → upstream.
 //!
 //! Shutdown: stop accepting → wait (bounded) until no upstream request is in flight → end
@@ -21,6 +22,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use serde_json::json;
+use switchboard_governance::{Limiter, OnRedisError};
 use switchboard_mcp::Gateway;
 use switchboard_mcp::downstream::{sse, streamable};
 use tokio::task::JoinHandle;
@@ -28,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::authn::{self, AuthState};
 use crate::config::Config;
+use crate::limits;
 use crate::oauth::{self, OAuthState};
 use crate::origin_guard::{self, OriginPolicy};
 use crate::tenancy::Tenancy;
@@ -36,6 +39,7 @@ use crate::tenancy::Tenancy;
 struct AppState {
     gateway: Arc<Gateway>,
     tenancy: Arc<Tenancy>,
+    limiter: Arc<Limiter>,
     stopping: Arc<AtomicBool>,
 }
 
@@ -72,6 +76,7 @@ impl Running {
 fn router(
     gateway: Arc<Gateway>,
     tenancy: Arc<Tenancy>,
+    limiter: Arc<Limiter>,
     config: &Config,
     sessions_ct: CancellationToken,
     stopping: Arc<AtomicBool>,
@@ -84,12 +89,18 @@ fn router(
     let public_url: Arc<str> = config.public_url().into();
     let auth_state = AuthState {
         tenancy: tenancy.clone(),
+        limiter: limiter.clone(),
         public_url: public_url.clone(),
         sse_query_token: config.auth.sse_query_token,
     };
     let authenticate = axum::middleware::from_fn_with_state(auth_state, authn::authenticate);
+    let limit_address =
+        axum::middleware::from_fn_with_state(limiter.clone(), limits::limit_address);
+    let limit_request =
+        axum::middleware::from_fn_with_state(limiter.clone(), limits::limit_request);
     let (mcp, session_limit) = streamable::service(gateway.clone(), &options, sessions_ct.clone());
-    // Layers run outside-in: authentication first, then the session binding and limits.
+    // Layers run outside-in (the last added runs first): the address limit, authentication,
+    // the caller's rate limits, then the session binding and session caps.
     let streamable = Router::new()
         .route_service("/mcp", mcp.clone())
         .route_service("/t/{tenant}/mcp", mcp)
@@ -97,7 +108,9 @@ fn router(
             session_limit,
             streamable::limit_sessions,
         ))
-        .layer(authenticate.clone());
+        .layer(limit_request.clone())
+        .layer(authenticate.clone())
+        .layer(limit_address.clone());
     let sse_state = sse::SseState::new(gateway.clone(), options, sessions_ct);
     let legacy = Router::new()
         .route("/sse", get(sse::open_stream))
@@ -105,7 +118,9 @@ fn router(
         .route("/t/{tenant}/sse", get(sse::open_stream))
         .route("/t/{tenant}/messages", post(sse::post_message))
         .with_state(sse_state)
+        .layer(limit_request)
         .layer(authenticate)
+        .layer(limit_address.clone())
         .layer(axum::middleware::from_fn_with_state(
             policy,
             origin_guard::check,
@@ -129,8 +144,14 @@ fn router(
             get(oauth::authorization_server),
         )
         .route("/oauth/jwks.json", get(oauth::jwks))
-        .route("/oauth/token", post(oauth::token))
-        .route("/t/{tenant}/oauth/token", post(oauth::token))
+        .route(
+            "/oauth/token",
+            post(oauth::token).layer(limit_address.clone()),
+        )
+        .route(
+            "/t/{tenant}/oauth/token",
+            post(oauth::token).layer(limit_address),
+        )
         .with_state(oauth_state);
     Router::new()
         .merge(streamable)
@@ -142,6 +163,7 @@ fn router(
         .with_state(AppState {
             gateway,
             tenancy,
+            limiter,
             stopping,
         })
 }
@@ -167,17 +189,42 @@ async fn readyz(State(state): State<AppState>) -> Response {
         .collect();
     let stopping = state.stopping.load(Ordering::Relaxed);
     let database = state.tenancy.store_healthy();
-    // Without the database, revocations and changes made elsewhere are not seen: not ready.
-    let (status, word) = match (stopping, database) {
-        (true, _) => (StatusCode::SERVICE_UNAVAILABLE, "stopping"),
-        (false, false) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
-        (false, true) => (StatusCode::OK, "ready"),
+    let limiter = &state.limiter;
+    let redis = match limiter.shared() {
+        true => Some(limiter.health().await),
+        false => None,
     };
+    // Shared limits that fail closed refuse every request while Redis is down.
+    let limits_down =
+        matches!(&redis, Some(Err(_))) && limiter.on_redis_error() == OnRedisError::Deny;
+    // Without the database, revocations and changes made elsewhere are not seen: not ready.
+    let (status, word) = match (stopping, database, limits_down) {
+        (true, _, _) => (StatusCode::SERVICE_UNAVAILABLE, "stopping"),
+        (false, false, _) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
+        (false, true, true) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "rate-limit store unreachable",
+        ),
+        (false, true, false) => (StatusCode::OK, "ready"),
+    };
+    let stats = limiter.stats();
+    let limits = json!({
+        "backend": if limiter.shared() { "redis" } else { "in-process" },
+        "redis": redis.map(|r| match r {
+            Ok(()) => json!({"reachable": true}),
+            Err(err) => json!({"reachable": false, "error": err.to_string()}),
+        }),
+        "on_redis_error": match limiter.on_redis_error() { OnRedisError::Deny => "deny", OnRedisError::Local => "local" },
+        "refused": stats.refused,
+        "redis_errors": stats.redis_errors,
+        "local_fallbacks": stats.local_fallbacks,
+    });
     let snapshot = state.tenancy.auth.snapshot();
     let body = json!({
         "status": word,
         "database": {"reachable": database, "backend": state.tenancy.store.backend().as_str(), "revision": snapshot.revision},
         "tenants": snapshot.tenants().count(),
+        "limits": limits,
         "open_mode": snapshot.is_open(),
         "sessions": state.gateway.hub().session_count(),
         "in_flight": state.gateway.in_flight(),
@@ -207,7 +254,11 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
             "no tenants configured: every request is served as tenant `default` without credentials; create a tenant to require them"
         );
     }
+    let limiter = Arc::new(
+        Limiter::new(config.limits_options()).context("cannot set up rate limits ([limits])")?,
+    );
     let gateway = Gateway::start(config.upstreams.clone(), config.gateway_config());
+    gateway.set_call_gate(Arc::new(limits::ToolGate(limiter.clone())));
     gateway
         .wait_started(Duration::from_millis(config.server.startup_wait_ms))
         .await;
@@ -221,6 +272,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     let app = router(
         gateway.clone(),
         tenancy.clone(),
+        limiter,
         &config,
         sessions_ct.clone(),
         stopping.clone(),

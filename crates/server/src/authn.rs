@@ -14,7 +14,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use switchboard_auth::{AuthError, Authenticated, RequestFacts};
-use switchboard_domain::tenancy::IdError;
+use switchboard_domain::limits::RateLimits;
+use switchboard_domain::tenancy::{IdError, Identity};
+use switchboard_governance::Limiter;
 use switchboard_mcp::Caller;
 use switchboard_mcp::downstream::sse::EndpointQuery;
 use switchboard_mcp::error::codes;
@@ -25,6 +27,7 @@ use crate::tenancy::Tenancy;
 #[derive(Clone)]
 pub struct AuthState {
     pub tenancy: Arc<Tenancy>,
+    pub limiter: Arc<Limiter>,
     pub public_url: Arc<str>,
     pub sse_query_token: bool,
 }
@@ -139,7 +142,7 @@ pub async fn authenticate(
     };
     match state.tenancy.auth.authenticate(&facts).await {
         Ok(found) => {
-            let caller = caller(&found);
+            let caller = caller(&found, &state.limiter);
             request.extensions_mut().insert(Arc::new(caller));
             if let Some(token) = query.filter(|_| path.ends_with("/sse")) {
                 // A client that authenticates by query must be able to post the same way.
@@ -159,13 +162,19 @@ fn percent_encode(value: &str) -> String {
 }
 
 /// The data plane's view of an authenticated request.
-pub fn caller(found: &Authenticated) -> Caller {
-    let settings = &found.tenant.tenant.settings;
+pub fn caller(found: &Authenticated, limiter: &Limiter) -> Caller {
+    let tenant = &found.tenant.tenant;
+    // Open mode (the anonymous owner of `default`) has no tenant limits.
+    let limits = match found.principal.identity {
+        Identity::Anonymous => RateLimits::default(),
+        _ => limiter.effective(tenant),
+    };
     Caller {
         principal: found.principal.clone(),
         policy: found.tenant.policy.clone(),
-        max_sessions_per_user: settings.max_sessions_per_user,
-        max_sessions: settings.max_sessions,
+        max_sessions_per_user: tenant.settings.max_sessions_per_user,
+        max_sessions: tenant.settings.max_sessions,
+        limits,
     }
 }
 

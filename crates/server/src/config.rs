@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use switchboard_domain::limits::{Limit, RateLimits};
 use switchboard_domain::{RawUpstream, UpstreamDef};
+use switchboard_governance::{LimitsOptions, OnRedisError, PlanLimits};
 use switchboard_mcp::GatewayConfig;
 use switchboard_mcp::downstream::streamable::HttpOptions;
 
@@ -141,6 +143,81 @@ impl Default for AuthSection {
     }
 }
 
+/// `[limits]`: rate limits, in this process or shared through Redis.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// `redis://host:port[/db]`: share limits across replicas. Default: in-process.
+    pub redis_url: Option<SecretString>,
+    /// Prefix of every Redis key (several gateways may share one Redis).
+    pub redis_prefix: String,
+    /// Longest wait for Redis before `on_redis_error` applies.
+    pub redis_timeout_ms: u64,
+    /// `deny` (fail closed) or `local` (decide in this process) while Redis is unreachable.
+    pub on_redis_error: OnRedisErrorSetting,
+    /// Requests per client address before authentication, over all tenants (e.g.
+    /// `"1000/min"`). Default: none.
+    pub address: Option<Limit>,
+    /// Most keys the in-process limiter holds at once; beyond it requests are refused.
+    pub max_local_keys: usize,
+    /// Each plan's default limits; a tenant's `rateLimits` setting overrides them.
+    pub plans: PlansSection,
+}
+
+/// `limits.on_redis_error`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnRedisErrorSetting {
+    #[default]
+    Deny,
+    Local,
+}
+
+/// `[limits.plans.*]`: a plan table written here replaces that plan's built-in defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlansSection {
+    pub free: RateLimits,
+    pub pro: RateLimits,
+    pub enterprise: RateLimits,
+}
+
+fn rate(text: &str) -> Option<Limit> {
+    Some(text.parse().expect("built-in rate"))
+}
+
+impl Default for PlansSection {
+    fn default() -> Self {
+        Self {
+            free: RateLimits {
+                tenant: rate("6000/min"),
+                user: rate("600/min"),
+                ..Default::default()
+            },
+            pro: RateLimits {
+                tenant: rate("60000/min"),
+                user: rate("6000/min"),
+                ..Default::default()
+            },
+            enterprise: RateLimits::default(),
+        }
+    }
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            redis_prefix: "sb:rl:".into(),
+            redis_timeout_ms: 500,
+            on_redis_error: OnRedisErrorSetting::Deny,
+            address: None,
+            max_local_keys: 1_000_000,
+            plans: PlansSection::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -151,6 +228,8 @@ struct RawConfig {
     #[serde(default)]
     auth: AuthSection,
     #[serde(default)]
+    limits: LimitsSection,
+    #[serde(default)]
     upstreams: BTreeMap<String, RawUpstream>,
 }
 
@@ -160,6 +239,7 @@ pub struct Config {
     pub server: ServerSection,
     pub database: DatabaseSection,
     pub auth: AuthSection,
+    pub limits: LimitsSection,
     pub listen: SocketAddr,
     pub upstreams: Vec<UpstreamDef>,
 }
@@ -306,6 +386,27 @@ impl Config {
                 "must be between 60 and 86400".into(),
             ));
         }
+        if let Some(url) = &raw.limits.redis_url {
+            let url = url.expose_secret();
+            if !url.starts_with("redis://") {
+                return Err(invalid(
+                    "limits.redis_url",
+                    "must start with redis:// (e.g. \"redis://127.0.0.1:6379\"); TLS (rediss://) is not built in".into(),
+                ));
+            }
+        }
+        if !(10..=10_000).contains(&raw.limits.redis_timeout_ms) {
+            return Err(invalid(
+                "limits.redis_timeout_ms",
+                "must be between 10 and 10000".into(),
+            ));
+        }
+        if raw.limits.max_local_keys < 1_000 {
+            return Err(invalid(
+                "limits.max_local_keys",
+                "must be at least 1000".into(),
+            ));
+        }
         if raw.server.max_sessions_per_user == 0 {
             return Err(invalid(
                 "server.max_sessions_per_user",
@@ -316,9 +417,34 @@ impl Config {
             server: raw.server,
             database: raw.database,
             auth: raw.auth,
+            limits: raw.limits,
             listen,
             upstreams,
         })
+    }
+
+    /// The rate limiter's settings derived from `[limits]`.
+    pub fn limits_options(&self) -> LimitsOptions {
+        let limits = &self.limits;
+        LimitsOptions {
+            plans: PlanLimits {
+                free: limits.plans.free,
+                pro: limits.plans.pro,
+                enterprise: limits.plans.enterprise,
+            },
+            address: limits.address.and_then(Limit::rate),
+            redis_url: limits
+                .redis_url
+                .as_ref()
+                .map(|url| url.expose_secret().to_owned()),
+            redis_prefix: limits.redis_prefix.clone(),
+            redis_timeout: Duration::from_millis(limits.redis_timeout_ms),
+            on_redis_error: match limits.on_redis_error {
+                OnRedisErrorSetting::Deny => OnRedisError::Deny,
+                OnRedisErrorSetting::Local => OnRedisError::Local,
+            },
+            max_local_keys: limits.max_local_keys,
+        }
     }
 
     /// The downstream HTTP options derived from `[server]`.

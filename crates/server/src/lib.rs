@@ -6,6 +6,7 @@ pub mod authn;
 pub mod config;
 pub mod connect;
 pub mod demo;
+pub mod limits;
 pub mod oauth;
 pub mod origin_guard;
 pub mod tenancy;

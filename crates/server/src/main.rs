@@ -34,6 +34,15 @@ struct Cli {
         global = true
     )]
     database_url: Option<String>,
+    /// Redis URL (`redis://host:port`) to share rate limits across replicas; overrides
+    /// `limits.redis_url`.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_REDIS_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    redis_url: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -280,20 +289,40 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log, &cli.log_format);
     let db = &cli.database_url;
+    let redis = &cli.redis_url;
     let with_db = |mut config: Config| {
         if let Some(url) = db {
             config.database.url = Some(url.clone().into());
+        }
+        if let Some(url) = redis {
+            config.limits.redis_url = Some(url.clone().into());
         }
         config
     };
     match cli.command {
         None => serve(with_db(demo_config(DEFAULT_PORT)?), true).await,
         Some(Command::Demo { port }) => serve(with_db(demo_config(port)?), true).await,
-        Some(Command::Serve { config }) => serve(load_config(Some(&config), db)?, false).await,
+        Some(Command::Serve { config }) => {
+            serve(with_db(load_config(Some(&config), db)?), false).await
+        }
         Some(Command::Token { action }) => token(action, db).await,
         Some(Command::CheckConfig { config }) => {
-            let config = load_config(Some(&config), db)?;
+            let config = with_db(load_config(Some(&config), db)?);
             println!("configuration OK: listen {}", config.listen);
+            let limits = &config.limits;
+            let store = match &limits.redis_url {
+                Some(_) => format!("shared through Redis (keys {}*)", limits.redis_prefix),
+                None => "in-process".to_owned(),
+            };
+            let address = limits.address.map_or("none".into(), |l| l.to_string());
+            println!("  rate limits: {store}; per client address before authentication: {address}");
+            for (plan, defaults) in [
+                ("free", &limits.plans.free),
+                ("pro", &limits.plans.pro),
+                ("enterprise", &limits.plans.enterprise),
+            ] {
+                println!("    plan {plan}: {}", serde_json::to_string(defaults)?);
+            }
             for def in &config.upstreams {
                 let tenants = if def.tenants.is_empty() {
                     "all tenants".to_owned()

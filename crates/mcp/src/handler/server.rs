@@ -88,6 +88,10 @@ impl ServerHandler for GatewayHandler {
             ),
             unknown,
         )?;
+        // Authorized first: a refused tool answers "unknown", never "rate limited".
+        if let Some(gate) = self.gateway.call_gate() {
+            gate.admit(&caller, &request.name).await?;
+        }
         request.name = route.name.to_string().into();
         request.meta = forwarded_meta(&context.meta);
         let legacy = is_legacy(&context);

@@ -1,0 +1,211 @@
+//! Rate limits at the HTTP edge and on each tool call.
+//!
+//! Two layers around the MCP endpoints: before authentication, the platform-wide limit per
+//! client address (so floods of bad credentials are cut before any verification); after it,
+//! the tenant's limits on the tenant, the user, the credential and the address. An admitted
+//! response carries `RateLimit-Limit`/`-Remaining`/`-Reset` and `RateLimit-Policy` for the
+//! limit closest to refusing; a refusal is HTTP 429 with `Retry-After` and a JSON-RPC error
+//! (`-32026`, `data.retryAfterMs`). Tool calls are limited inside the MCP stream by
+//! [`ToolGate`], whose refusal is the call's JSON-RPC error. When the shared store is down and
+//! the limiter fails closed, requests get 503 (`-32027`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
+use serde_json::json;
+use switchboard_domain::limits::LimitScope;
+use switchboard_governance::{LimitError, Limiter, Outcome};
+use switchboard_mcp::error::{GatewayError, codes};
+use switchboard_mcp::{CallGate, Caller};
+
+fn client_ip(request: &Request) -> Option<IpAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
+/// Before authentication: the platform-wide limit per client address.
+pub async fn limit_address(
+    State(limiter): State<Arc<Limiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(address) = client_ip(&request) else {
+        return next.run(request).await;
+    };
+    answer(limiter.check_address(address).await, request, next).await
+}
+
+/// After authentication: the caller's tenant, user, credential and address limits.
+pub async fn limit_request(
+    State(limiter): State<Arc<Limiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(caller) = request.extensions().get::<Arc<Caller>>().cloned() else {
+        return next.run(request).await;
+    };
+    let address = client_ip(&request);
+    let decided = limiter
+        .check_request(&caller.limits, &caller.principal, address)
+        .await;
+    answer(decided, request, next).await
+}
+
+async fn answer(
+    decided: Result<Option<Outcome>, LimitError>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match decided {
+        Ok(None) => next.run(request).await,
+        Ok(Some(outcome)) if outcome.allowed() => {
+            let mut response = next.run(request).await;
+            // An inner layer's (more specific) figures win.
+            if !response.headers().contains_key("ratelimit-limit") {
+                describe(response.headers_mut(), &outcome);
+            }
+            response
+        }
+        Ok(Some(outcome)) => too_many(&outcome),
+        Err(err) => unavailable(&err),
+    }
+}
+
+/// `RateLimit-*` headers (draft-ietf-httpapi-ratelimit-headers) for `outcome`.
+fn describe(headers: &mut HeaderMap, outcome: &Outcome) {
+    let period = outcome.rate.period_us() / 1_000_000;
+    let values = [
+        ("ratelimit-limit", outcome.rate.count().to_string()),
+        ("ratelimit-remaining", outcome.verdict.remaining.to_string()),
+        ("ratelimit-reset", outcome.reset_secs().to_string()),
+        (
+            "ratelimit-policy",
+            format!("{};w={period}", outcome.rate.count()),
+        ),
+    ];
+    for (name, value) in values {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// What a client reads in a refusal: which limit, and when to retry.
+fn refusal_message(outcome: &Outcome) -> String {
+    let whose = match outcome.scope {
+        LimitScope::Tenant => "this tenant's",
+        LimitScope::User => "your",
+        LimitScope::Key => "this credential's",
+        LimitScope::Address => "this client address's",
+        LimitScope::Tool => "this tool's",
+    };
+    format!(
+        "rate limit exceeded: {whose} {} limit is {}; retry in {} s",
+        outcome.scope.as_str(),
+        outcome.rate,
+        outcome.retry_after_secs()
+    )
+}
+
+fn too_many(outcome: &Outcome) -> Response {
+    let retry_ms = outcome.verdict.retry_after_us.div_ceil(1000);
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {
+            "code": codes::RATE_LIMITED,
+            "message": refusal_message(outcome),
+            "data": {"limit": outcome.scope.as_str(), "retryAfterMs": retry_ms},
+        },
+    });
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    describe(headers, outcome);
+    headers.insert(header::RETRY_AFTER, outcome.retry_after_secs().into());
+    response
+}
+
+fn unavailable(err: &LimitError) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": codes::LIMITS_UNAVAILABLE, "message": err.to_string()},
+    });
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// The per-tool limit, asked by the MCP handler before a call goes upstream.
+pub struct ToolGate(pub Arc<Limiter>);
+
+impl CallGate for ToolGate {
+    fn admit<'a>(
+        &'a self,
+        caller: &'a Caller,
+        tool: &'a str,
+    ) -> BoxFuture<'a, Result<(), GatewayError>> {
+        Box::pin(async move {
+            match self
+                .0
+                .check_tool(&caller.limits, caller.tenant(), tool)
+                .await
+            {
+                Ok(Some(outcome)) if !outcome.allowed() => Err(GatewayError::RateLimited {
+                    scope: outcome.scope.as_str(),
+                    rate: outcome.rate.to_string(),
+                    retry_after: Duration::from_micros(outcome.verdict.retry_after_us),
+                }),
+                Ok(_) => Ok(()),
+                Err(err) => Err(GatewayError::LimitsUnavailable(err.to_string())),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_domain::limits::{Rate, Verdict};
+
+    use super::*;
+
+    fn refused(scope: LimitScope) -> Outcome {
+        Outcome {
+            scope,
+            rate: "100/min".parse::<Rate>().unwrap(),
+            verdict: Verdict {
+                allowed: false,
+                remaining: 0,
+                reset_us: 60_000_000,
+                retry_after_us: 1_200_001,
+            },
+        }
+    }
+
+    #[test]
+    fn a_refusal_says_which_limit_and_when() {
+        let message = refusal_message(&refused(LimitScope::User));
+        assert_eq!(
+            message,
+            "rate limit exceeded: your user limit is 100/min; retry in 2 s"
+        );
+        let response = too_many(&refused(LimitScope::Tenant));
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let headers = response.headers();
+        assert_eq!(headers[header::RETRY_AFTER], "2");
+        assert_eq!(headers["ratelimit-limit"], "100");
+        assert_eq!(headers["ratelimit-remaining"], "0");
+        assert_eq!(headers["ratelimit-reset"], "60");
+        assert_eq!(headers["ratelimit-policy"], "100;w=60");
+    }
+}
