@@ -16,10 +16,12 @@ use switchboard_auth::{
     AuthOptions, Authenticator, GatewayIssuer, JwksCache, JwksOptions, RequestFacts,
     SigningKeyMaterial, Snapshot, generate_signing_key,
 };
+use switchboard_domain::limits::{Limit, RateLimits};
 use switchboard_domain::tenancy::{
     ApiKeyRecord, Directory, Effect, Grant, Grantee, Identity, Item, ItemKind, KeyOwner,
-    Membership, Role, Target, Tenant, TenantDirectory, TenantId, UserId,
+    Membership, Plan, Role, Target, Tenant, TenantDirectory, TenantId, UserId,
 };
+use switchboard_governance::{Limiter, LimitsOptions};
 
 /// The key-hashing secret the benchmark gateway is given.
 pub const HASHING_SECRET: &str = "switchboard-bench-key-hashing-secret-0123456789";
@@ -39,6 +41,8 @@ pub async fn provision(url: &str) -> anyhow::Result<String> {
     let mut bench_tenant = Tenant::new(tenant.clone(), "Benchmark");
     // One user drives every load phase (each worker holds a session): lift the per-user cap.
     bench_tenant.settings.max_sessions_per_user = Some(100_000);
+    // No rate limits by default (the `limits:*` scenarios configure them for this plan).
+    bench_tenant.plan = Plan::Enterprise;
     store.create_tenant(&bench_tenant).await?;
     let scoped = store.tenant(&tenant);
     let user = UserId::new(USER)?;
@@ -209,6 +213,33 @@ pub async fn in_process_costs(iterations: usize) -> anyhow::Result<Vec<Cost>> {
                 .await
                 .expect("token accepted");
             decide(&found);
+        })
+        .await,
+    );
+    // The in-process rate limiter on the same principal: tenant, user, key and address
+    // decided together, never refusing.
+    let high = || Some(Limit::Rate("1000000/s".parse().expect("valid rate")));
+    let limits = RateLimits {
+        tenant: high(),
+        user: high(),
+        key: high(),
+        address: high(),
+        tool: None,
+    };
+    let limiter = Limiter::new(LimitsOptions::default()).map_err(anyhow::Error::msg)?;
+    let principal = auth
+        .authenticate(&facts(&key_text, &resource))
+        .await
+        .expect("key accepted")
+        .principal;
+    let address = Some(std::net::IpAddr::from([127, 0, 0, 1]));
+    costs.push(
+        time("rate limits (4 keys, in-process)", iterations, || async {
+            let outcome = limiter
+                .check_request(&limits, &principal, address)
+                .await
+                .expect("in-process limits answer");
+            assert!(outcome.is_some_and(|o| o.allowed()));
         })
         .await,
     );

@@ -46,6 +46,21 @@ struct Args {
     /// Folder for the JSON results.
     #[arg(long, default_value = "results")]
     out: PathBuf,
+    /// Redis for the shared-limits scenario (`limits:redis`); without it that scenario is
+    /// skipped.
+    #[arg(long, env = "SWITCHBOARD_BENCH_REDIS_URL")]
+    redis_url: Option<String>,
+}
+
+/// What a benchmark gateway enforces.
+enum Mode {
+    /// No tenants: open mode.
+    Open,
+    /// The benchmark tenant (enterprise plan: no rate limits), credentials required.
+    Auth,
+    /// As `Auth`, plus every rate limit (address, tenant, user, key, tool) set so high that it
+    /// never refuses: the limits' cost alone, in-process or on Redis.
+    Limited { redis_url: Option<String> },
 }
 
 #[derive(Serialize)]
@@ -120,15 +135,31 @@ async fn gateway(
     switchboard: &str,
     name: &str,
     upstream_url: &str,
-    with_auth: bool,
+    mode: Mode,
 ) -> anyhow::Result<Gateway> {
     let port = free_port()?;
     let dir = bench_dir(port)?;
     let config = dir.join("gateway.toml");
+    let with_auth = !matches!(mode, Mode::Open);
+    let limits = match &mode {
+        Mode::Limited { redis_url } => {
+            let high = "\"1000000/s\"";
+            let redis = redis_url.as_ref().map_or(String::new(), |url| {
+                format!(
+                    "redis_url = {url:?}\nredis_prefix = \"sbbench:{}:{port}:\"\n",
+                    std::process::id()
+                )
+            });
+            format!(
+                "[limits]\naddress = {high}\n{redis}[limits.plans.enterprise]\ntenant = {high}\nuser = {high}\nkey = {high}\naddress = {high}\ntool = {high}\n"
+            )
+        }
+        _ => String::new(),
+    };
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nstartup_wait_ms = 20000\ndata_dir = {:?}\n\n[upstreams.{name}]\ntransport = \"streamable-http\"\nurl = \"{upstream_url}\"\n",
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nstartup_wait_ms = 20000\ndata_dir = {:?}\n\n{limits}[upstreams.{name}]\ntransport = \"streamable-http\"\nurl = \"{upstream_url}\"\n",
             dir.display().to_string()
         ),
     )?;
@@ -310,7 +341,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let demo_url = format!("http://127.0.0.1:{demo_port}/mcp");
-    let demo_gateway = gateway(&switchboard, "demo", &demo_url, false).await?;
+    let demo_gateway = gateway(&switchboard, "demo", &demo_url, Mode::Open).await?;
     let mut targets = vec![Target {
         upstream: "demo",
         direct: Endpoint::open(demo_url.clone()),
@@ -341,7 +372,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
         let url = format!("http://127.0.0.1:{port}/mcp");
-        let gw = gateway(&switchboard, "everything", &url, false).await?;
+        let gw = gateway(&switchboard, "everything", &url, Mode::Open).await?;
         targets.push(Target {
             upstream: "everything",
             direct: Endpoint::open(url),
@@ -361,7 +392,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Authentication on (API key, gateway-issued JWT) against the same gateway without
     // tenants: "direct" is the open gateway here, so the ratio is auth-on / auth-off.
-    let auth_gateway = gateway(&switchboard, "demo", &demo_url, true).await?;
+    let auth_gateway = gateway(&switchboard, "demo", &demo_url, Mode::Auth).await?;
     let credentials = auth_gateway
         .auth
         .as_ref()
@@ -376,6 +407,58 @@ async fn main() -> anyhow::Result<()> {
             gateway: Endpoint {
                 url: auth_gateway.url.clone(),
                 bearer: Some(bearer.clone()),
+            },
+            direct_tool: "demo__echo",
+            gateway_tool: "demo__echo",
+            arguments: json!({"text": "hello"}),
+            eras: vec![Era::Legacy, Era::Modern],
+        });
+    }
+
+    // Rate limits on (every kind, never refusing) against the same authenticated gateway
+    // without limits: the ratio is limits-on / limits-off.
+    let mut limited = vec![(
+        "limits:local",
+        gateway(
+            &switchboard,
+            "demo",
+            &demo_url,
+            Mode::Limited { redis_url: None },
+        )
+        .await?,
+    )];
+    match &args.redis_url {
+        Some(url) => limited.push((
+            "limits:redis",
+            gateway(
+                &switchboard,
+                "demo",
+                &demo_url,
+                Mode::Limited {
+                    redis_url: Some(url.clone()),
+                },
+            )
+            .await?,
+        )),
+        None => eprintln!(
+            "note: --redis-url (SWITCHBOARD_BENCH_REDIS_URL) not set; skipping the limits:redis scenario"
+        ),
+    }
+    for (label, limited_gateway) in &limited {
+        let key = &limited_gateway
+            .auth
+            .as_ref()
+            .context("limited gateway has credentials")?
+            .api_key;
+        targets.push(Target {
+            upstream: label,
+            direct: Endpoint {
+                url: auth_gateway.url.clone(),
+                bearer: Some(credentials.api_key.clone()),
+            },
+            gateway: Endpoint {
+                url: limited_gateway.url.clone(),
+                bearer: Some(key.clone()),
             },
             direct_tool: "demo__echo",
             gateway_tool: "demo__echo",

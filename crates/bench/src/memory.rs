@@ -26,7 +26,7 @@ pub async fn idle_sessions(
     upstream: &str,
     sessions: usize,
 ) -> anyhow::Result<SessionMemory> {
-    let gateway = crate::gateway(switchboard, "demo", upstream, false).await?;
+    let gateway = crate::gateway(switchboard, "demo", upstream, crate::Mode::Open).await?;
     // Let start-up allocations settle before the baseline.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (idle_rss_kib, idle_pss_kib) = gateway
