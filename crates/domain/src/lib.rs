@@ -5,6 +5,7 @@
 //! encoded, the tenancy model with its policy decision, and rate-limit arithmetic. No I/O, no async runtime, no protocol library: the adapters (`switchboard-mcp`,
 //! `switchboard-server`) depend on this crate, never the other way round.
 
+pub mod audit;
 pub mod cursor;
 pub mod limits;
 pub mod names;

@@ -19,6 +19,7 @@
 //! **Change detection.** Every write bumps `meta.revision` in its own transaction; readers
 //! in other processes or replicas poll [`Store::revision`] and reload when it moves.
 
+mod audit;
 mod connect;
 mod credentials;
 mod directory;

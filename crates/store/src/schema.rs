@@ -14,17 +14,31 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use crate::{Backend, Result, Store, StoreError};
 
-const SQLITE: &[(i64, &str, &str)] = &[(
-    1,
-    "tenancy",
-    include_str!("../migrations/sqlite/0001_tenancy.sql"),
-)];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "tenancy",
+        include_str!("../migrations/sqlite/0001_tenancy.sql"),
+    ),
+    (
+        2,
+        "audit",
+        include_str!("../migrations/sqlite/0002_audit.sql"),
+    ),
+];
 
-const POSTGRES: &[(i64, &str, &str)] = &[(
-    1,
-    "tenancy",
-    include_str!("../migrations/postgres/0001_tenancy.sql"),
-)];
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "tenancy",
+        include_str!("../migrations/postgres/0001_tenancy.sql"),
+    ),
+    (
+        2,
+        "audit",
+        include_str!("../migrations/postgres/0002_audit.sql"),
+    ),
+];
 
 pub(crate) async fn migrate(store: &Store) -> Result<()> {
     let source = match store.backend {

@@ -23,6 +23,7 @@ macro_rules! both {
     )*};
 }
 
+mod audit;
 mod connect;
 mod credentials;
 mod directory;

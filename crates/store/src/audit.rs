@@ -1,0 +1,197 @@
+//! The audit trail's repository: appending events to their tenants' hash chains, reading a
+//! chain in pages, and verifying it.
+//!
+//! Appends take each chain's head row under a write lock (`FOR UPDATE` on PostgreSQL; SQLite
+//! serialises writers with `BEGIN IMMEDIATE`), so replicas writing one tenant's chain at the
+//! same time interleave correctly. Audit writes do not bump the directory revision: they
+//! change nothing the authenticator reads.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use switchboard_domain::audit::{
+    AuditEvent, AuditKind, AuditRecord, ChainBreak, ChainHead, GENESIS, PLATFORM_CHAIN, Verifier,
+};
+use switchboard_domain::tenancy::TenantId;
+
+use crate::tx::{Access, Scope};
+use crate::{Backend, Result, Store, StoreError};
+
+/// Records read per page when verifying.
+const VERIFY_PAGE: i64 = 1000;
+
+fn record_from_row(row: &AnyRow) -> Result<AuditRecord> {
+    let chain: String = row.try_get("tenant_id")?;
+    let tenant = if chain == PLATFORM_CHAIN {
+        None
+    } else {
+        Some(TenantId::new(&chain).map_err(|e| StoreError::corrupt("audit record", e))?)
+    };
+    let kind: String = row.try_get("kind")?;
+    Ok(AuditRecord {
+        seq: row.try_get("seq")?,
+        event: AuditEvent {
+            tenant,
+            at_ms: row.try_get("at_ms")?,
+            kind: AuditKind::parse(&kind)
+                .ok_or_else(|| StoreError::corrupt("audit record", format!("kind {kind:?}")))?,
+            actor: row.try_get("actor")?,
+            credential: row.try_get("credential")?,
+            target: row.try_get("target")?,
+            outcome: row.try_get("outcome")?,
+            reason: row.try_get("reason")?,
+            detail: row.try_get("detail")?,
+        },
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
+impl Store {
+    /// Appends `events` to their chains, in order, in one transaction; returns how many
+    /// records were written. Nothing is written if any part fails.
+    pub async fn append_audit(&self, events: &[AuditEvent]) -> Result<usize> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin(Scope::Platform, Access::Write).await?;
+        // Chains in order of first appearance, each with its events in order.
+        let mut chains: Vec<(&str, Vec<&AuditEvent>)> = Vec::new();
+        for event in events {
+            match chains.iter_mut().find(|(c, _)| *c == event.chain()) {
+                Some((_, list)) => list.push(event),
+                None => chains.push((event.chain(), vec![event])),
+            }
+        }
+        let lock = match self.backend {
+            Backend::Postgres => {
+                "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE"
+            }
+            Backend::Sqlite => "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1",
+        };
+        for (chain, list) in chains {
+            sqlx::query(
+                "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) \
+                 ON CONFLICT (tenant_id) DO NOTHING",
+            )
+            .bind(chain.to_owned())
+            .bind(GENESIS)
+            .execute(&mut *tx)
+            .await?;
+            let row = sqlx::query(lock)
+                .bind(chain.to_owned())
+                .fetch_one(&mut *tx)
+                .await?;
+            let mut head = ChainHead {
+                seq: row.try_get("seq")?,
+                hash: row.try_get("hash")?,
+            };
+            for event in list {
+                let record = head.append(event.clone());
+                let e = &record.event;
+                sqlx::query(
+                    "INSERT INTO audit_events (tenant_id, seq, at_ms, kind, actor, credential, \
+                     target, outcome, reason, detail, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(chain.to_owned())
+                .bind(record.seq)
+                .bind(e.at_ms)
+                .bind(e.kind.as_str())
+                .bind(e.actor.clone())
+                .bind(e.credential.clone())
+                .bind(e.target.clone())
+                .bind(e.outcome.clone())
+                .bind(e.reason.clone())
+                .bind(e.detail.clone())
+                .bind(record.prev_hash.clone())
+                .bind(record.hash.clone())
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE tenant_id = $3")
+                .bind(head.seq)
+                .bind(head.hash)
+                .bind(chain.to_owned())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(events.len())
+    }
+
+    /// The names of every chain (tenant ids and `_platform`), sorted.
+    pub async fn audit_chains(&self) -> Result<Vec<String>> {
+        let mut tx = self.begin(Scope::Platform, Access::Read).await?;
+        let rows = sqlx::query("SELECT tenant_id FROM audit_heads ORDER BY tenant_id")
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("tenant_id").map_err(Into::into))
+            .collect()
+    }
+
+    /// The head of `chain` (the genesis head when it has no records).
+    pub async fn audit_head(&self, chain: &str) -> Result<ChainHead> {
+        let mut tx = self.begin(Scope::Platform, Access::Read).await?;
+        let row = sqlx::query("SELECT seq, hash FROM audit_heads WHERE tenant_id = $1")
+            .bind(chain.to_owned())
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        match row {
+            Some(row) => Ok(ChainHead {
+                seq: row.try_get("seq")?,
+                hash: row.try_get("hash")?,
+            }),
+            None => Ok(ChainHead::genesis()),
+        }
+    }
+
+    /// Up to `limit` records of `chain` after `after_seq`, in order.
+    pub async fn audit_page(
+        &self,
+        chain: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>> {
+        let mut tx = self.begin(Scope::Platform, Access::Read).await?;
+        let rows = sqlx::query(
+            "SELECT tenant_id, seq, at_ms, kind, actor, credential, target, outcome, reason, \
+             detail, prev_hash, hash FROM audit_events WHERE tenant_id = $1 AND seq > $2 \
+             ORDER BY seq LIMIT $3",
+        )
+        .bind(chain.to_owned())
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    /// Verifies `chain` end to end: `Ok(Ok(records))`, or where it is broken.
+    pub async fn verify_audit(&self, chain: &str) -> Result<std::result::Result<i64, ChainBreak>> {
+        // The head first: records appended while verifying lie beyond it and are not judged.
+        let head = self.audit_head(chain).await?;
+        let mut verifier = Verifier::default();
+        'pages: loop {
+            let page = self
+                .audit_page(chain, verifier.last_seq(), VERIFY_PAGE)
+                .await?;
+            let last_page = (page.len() as i64) < VERIFY_PAGE;
+            for record in &page {
+                if verifier.last_seq() >= head.seq {
+                    break 'pages;
+                }
+                if let Err(broken) = verifier.push(record) {
+                    return Ok(Err(broken));
+                }
+            }
+            if last_page {
+                break;
+            }
+        }
+        Ok(verifier.finish(&head))
+    }
+}

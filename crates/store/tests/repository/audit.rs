@@ -1,0 +1,155 @@
+//! The audit trail: per-tenant hash chains appended in batches, verified end to end, refused
+//! updates and deletes (triggers), tampering made around the triggers caught by `verify`, and
+//! two stores (as two replicas) appending to one chain at once.
+
+use switchboard_domain::audit::{AuditEvent, AuditKind, ChainBreak, PLATFORM_CHAIN};
+use switchboard_domain::tenancy::TenantId;
+
+use crate::harness::{Db, Engine};
+use crate::tenants::db_conn;
+
+both!(
+    chains_append_and_verify,
+    records_are_append_only_and_tampering_is_caught,
+    two_stores_append_to_one_chain,
+);
+
+fn event(tenant: Option<&str>, n: usize) -> AuditEvent {
+    AuditEvent {
+        tenant: tenant.map(|t| TenantId::new(t).unwrap()),
+        at_ms: 1_800_000_000_000 + n as i64,
+        kind: AuditKind::Call,
+        actor: "user:ada@acme.com".into(),
+        credential: "k1".into(),
+        target: "git/log".into(),
+        outcome: "ok".into(),
+        reason: String::new(),
+        detail: format!(r#"{{"n":{n},"quote":"it's \"fine\""}}"#),
+    }
+}
+
+async fn chains_append_and_verify(db: Db) {
+    let store = &db.store;
+    assert_eq!(store.append_audit(&[]).await.unwrap(), 0);
+    for batch in 0..3 {
+        let events: Vec<_> = (0..4)
+            .flat_map(|i| {
+                let n = batch * 4 + i;
+                [
+                    event(Some("acme"), n),
+                    event(Some("globex"), n),
+                    event(None, n),
+                ]
+            })
+            .collect();
+        assert_eq!(store.append_audit(&events).await.unwrap(), 12);
+    }
+    assert_eq!(
+        store.audit_chains().await.unwrap(),
+        vec![PLATFORM_CHAIN.to_owned(), "acme".into(), "globex".into()]
+    );
+    for chain in ["acme", "globex", PLATFORM_CHAIN] {
+        assert_eq!(store.verify_audit(chain).await.unwrap(), Ok(12), "{chain}");
+    }
+    let page = store.audit_page("acme", 4, 3).await.unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![5, 6, 7]
+    );
+    assert_eq!(page[0].event, event(Some("acme"), 4));
+    assert_eq!(page[1].prev_hash, page[0].hash);
+    assert_eq!(store.audit_head("acme").await.unwrap().seq, 12);
+    // A chain with no records verifies as empty.
+    assert_eq!(store.verify_audit("initech").await.unwrap(), Ok(0));
+}
+
+async fn records_are_append_only_and_tampering_is_caught(db: Db) {
+    let store = &db.store;
+    for tenant in ["acme", "globex", "initech", "umbrella"] {
+        let events: Vec<_> = (0..5).map(|n| event(Some(tenant), n)).collect();
+        store.append_audit(&events).await.unwrap();
+    }
+    // The store's own connection may not change a record.
+    let mut tx = db_conn(&db).await;
+    let err = sqlx::query("UPDATE audit_events SET outcome = 'error' WHERE seq = 3")
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    drop(tx);
+    let mut tx = db_conn(&db).await;
+    let err = sqlx::query("DELETE FROM audit_events WHERE seq = 3")
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    drop(tx);
+    // Someone with the rights to remove the triggers tampers anyway.
+    let mut tx = db_conn(&db).await;
+    let disable: &[&str] = match db.engine {
+        Engine::Sqlite => &[
+            "DROP TRIGGER audit_events_no_update",
+            "DROP TRIGGER audit_events_no_delete",
+        ],
+        Engine::Postgres => &["ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"],
+    };
+    for sql in disable {
+        sqlx::query(*sql).execute(&mut *tx).await.unwrap();
+    }
+    for sql in [
+        "UPDATE audit_events SET outcome = 'error' WHERE tenant_id = 'acme' AND seq = 3",
+        "DELETE FROM audit_events WHERE tenant_id = 'globex' AND seq = 2",
+        "DELETE FROM audit_events WHERE tenant_id = 'initech' AND seq >= 4",
+        // Swap records 2 and 3 of umbrella, numbers and all.
+        "UPDATE audit_events SET seq = -1 WHERE tenant_id = 'umbrella' AND seq = 2",
+        "UPDATE audit_events SET seq = 2 WHERE tenant_id = 'umbrella' AND seq = 3",
+        "UPDATE audit_events SET seq = 3 WHERE tenant_id = 'umbrella' AND seq = -1",
+    ] {
+        sqlx::query(sql).execute(&mut *tx).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let verify = |chain| store.verify_audit(chain);
+    assert_eq!(
+        verify("acme").await.unwrap(),
+        Err(ChainBreak::Edited { seq: 3 })
+    );
+    assert_eq!(
+        verify("globex").await.unwrap(),
+        Err(ChainBreak::Missing {
+            expected: 2,
+            found: 3
+        })
+    );
+    assert_eq!(
+        verify("initech").await.unwrap(),
+        Err(ChainBreak::Truncated { last: 3, head: 5 })
+    );
+    assert_eq!(
+        verify("umbrella").await.unwrap(),
+        Err(ChainBreak::Unlinked { seq: 2 })
+    );
+    let message = verify("acme").await.unwrap().unwrap_err().to_string();
+    assert!(message.contains("record 3 was edited"), "{message}");
+}
+
+async fn two_stores_append_to_one_chain(db: Db) {
+    let other = switchboard_store::Store::connect(&db.url).await.unwrap();
+    let tasks: Vec<_> = [db.store.clone(), other]
+        .into_iter()
+        .enumerate()
+        .map(|(side, store)| {
+            tokio::spawn(async move {
+                for batch in 0..10 {
+                    let events: Vec<_> = (0..5)
+                        .map(|i| event(Some("acme"), side * 1000 + batch * 5 + i))
+                        .collect();
+                    store.append_audit(&events).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(db.store.verify_audit("acme").await.unwrap(), Ok(100));
+}
