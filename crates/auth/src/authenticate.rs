@@ -75,7 +75,7 @@ pub struct Authenticator {
     tokens: Mutex<HashMap<[u8; 32], CachedToken>>,
     /// The answer of open mode, built once.
     open: Authenticated,
-    events: std::sync::OnceLock<Arc<dyn AuthEventSink>>,
+    events: arc_swap::ArcSwapOption<Arc<dyn AuthEventSink>>,
 }
 
 impl Authenticator {
@@ -95,7 +95,7 @@ impl Authenticator {
             options,
             tokens: Mutex::new(HashMap::new()),
             open: open_principal(),
-            events: std::sync::OnceLock::new(),
+            events: arc_swap::ArcSwapOption::empty(),
         }
     }
 
@@ -179,20 +179,29 @@ impl Authenticator {
             .bearer
             .and_then(api_key::parse)
             .map(|presented| presented.id);
+        let snapshot = self.snapshot();
+        let tenant = [facts.path_tenant, facts.header_tenant]
+            .into_iter()
+            .flatten()
+            .find_map(|name| TenantId::new(name).ok())
+            .filter(|id| snapshot.tenant(id).is_some());
         let refusal = Refusal {
             error,
+            tenant,
+            client_ip: facts.client_ip,
             resource: facts.resource,
             key_id,
         };
-        match self.events.get() {
+        match self.events.load().as_deref() {
             Some(sink) => sink.refused(&refusal),
             None => LogAuthEvents.refused(&refusal),
         }
     }
 
-    /// Sets where refusals are reported (once; later calls are ignored).
+    /// Sets where refusals are reported (replacing the previous sink; the gateway sets its
+    /// audit log here at start).
     pub fn set_event_sink(&self, sink: Arc<dyn AuthEventSink>) {
-        let _ = self.events.set(sink);
+        self.events.store(Some(Arc::new(sink)));
     }
 
     async fn decide(&self, facts: &RequestFacts<'_>) -> Result<Authenticated, AuthError> {

@@ -2,12 +2,21 @@
 //! attempt, with the endpoint and the credential's public id — never the credential. The
 //! governance layer's audit log implements [`AuthEventSink`]; until then they go to the log.
 
+use std::net::IpAddr;
+
+use switchboard_domain::tenancy::TenantId;
+
 use crate::error::AuthError;
 
 /// One refused request.
 #[derive(Debug)]
 pub struct Refusal<'a> {
     pub error: &'a AuthError,
+    /// The existing tenant the request named (path, `X-Tenant-ID`), if any: a cross-tenant
+    /// attempt is reported to the tenant that was targeted.
+    pub tenant: Option<TenantId>,
+    /// The client's address.
+    pub client_ip: Option<IpAddr>,
     /// The endpoint URI the request was for.
     pub resource: &'a str,
     /// The API key's public id, when the credential was one.

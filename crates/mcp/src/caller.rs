@@ -6,13 +6,16 @@
 //! decided with the credential it carries right now (a revoked grant stops working at once,
 //! even inside an open session).
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
+use rmcp::ErrorData;
 use serde_json::{Map, Value};
 use switchboard_domain::UpstreamDef;
 use switchboard_domain::limits::RateLimits;
-use switchboard_domain::tenancy::{Decision, Item, ItemKind, Policy, Principal, TenantId};
+use switchboard_domain::tenancy::{Decision, Item, ItemKind, Policy, Principal, Reason, TenantId};
 
 /// The authenticated caller of one request.
 #[derive(Debug, Clone)]
@@ -72,6 +75,34 @@ impl Caller {
     }
 }
 
+/// Where a request came from, as far as the HTTP layer saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientFacts {
+    pub ip: Option<IpAddr>,
+    /// The `User-Agent` header (at most 256 characters).
+    pub user_agent: Option<String>,
+}
+
+impl ClientFacts {
+    /// The facts of the HTTP request rmcp handed to the handler (none for stdio).
+    pub fn of(extensions: &rmcp::model::Extensions) -> Self {
+        let Some(parts) = extensions.get::<http::request::Parts>() else {
+            return Self::default();
+        };
+        Self {
+            ip: parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip()),
+            user_agent: parts
+                .headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(256).collect()),
+        }
+    }
+}
+
 /// One authorization decision about a call (listing decisions are not recorded one by one).
 #[derive(Debug)]
 pub struct DecisionRecord<'a> {
@@ -80,11 +111,46 @@ pub struct DecisionRecord<'a> {
     pub server: &'a str,
     pub name: &'a str,
     pub decision: &'a Decision,
+    pub client: &'a ClientFacts,
 }
 
-/// Receives every call decision; the governance layer's audit log implements it.
+/// One allowed call that went upstream, once its answer (or failure) is known.
+#[derive(Debug)]
+pub struct CallRecord<'a> {
+    pub principal: &'a Principal,
+    pub kind: ItemKind,
+    pub server: &'a str,
+    pub name: &'a str,
+    /// Why the call was allowed.
+    pub reason: &'a Reason,
+    /// SHA-256 (hex, first 16 bytes) of the call's arguments as sent: identifies them without
+    /// storing them.
+    pub arguments_digest: Option<String>,
+    /// The JSON-RPC error the caller got, if any.
+    pub error: Option<&'a ErrorData>,
+    pub latency: Duration,
+    pub client: &'a ClientFacts,
+}
+
+/// Receives every call decision and every completed call; the governance layer's audit log
+/// implements it.
 pub trait DecisionSink: Send + Sync {
     fn record(&self, record: &DecisionRecord<'_>);
+
+    /// A call that was allowed has finished.
+    fn completed(&self, record: &CallRecord<'_>) {
+        let _ = record;
+    }
+}
+
+/// The digest recorded for a call's arguments.
+pub fn arguments_digest(arguments: &Map<String, Value>) -> String {
+    use sha2::{Digest, Sha256};
+    let text = serde_json::to_string(arguments).unwrap_or_default();
+    Sha256::digest(text.as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The default sink: denials at `info`, allows at `debug`, in the gateway's log.
@@ -97,6 +163,10 @@ impl DecisionSink for LogDecisions {
         } else {
             tracing::info!(tenant = %r.principal.tenant, principal = %r.principal.identity, credential = %r.principal.credential.id, kind = r.kind.as_str(), server = r.server, name = r.name, reason = %r.decision.reason, "denied");
         }
+    }
+
+    fn completed(&self, r: &CallRecord<'_>) {
+        tracing::debug!(tenant = %r.principal.tenant, principal = %r.principal.identity, kind = r.kind.as_str(), server = r.server, name = r.name, ok = r.error.is_none(), latency_ms = r.latency.as_secs_f64() * 1000.0, "call completed");
     }
 }
 

@@ -36,6 +36,8 @@ pub mod codes {
     pub const RATE_LIMITED: i32 = -32026;
     /// Rate limits cannot be checked (the shared store is down; fail closed, HTTP 503).
     pub const LIMITS_UNAVAILABLE: i32 = -32027;
+    /// The audit log cannot keep up (its backlog stayed full); nothing unaudited runs (503).
+    pub const AUDIT_BUSY: i32 = -32028;
 }
 
 /// A data-plane failure.

@@ -27,7 +27,10 @@ pub mod mrtr;
 pub mod session;
 pub mod upstream;
 
-pub use caller::{CallGate, Caller, DecisionRecord, DecisionSink, LogDecisions};
+pub use caller::{
+    CallGate, CallRecord, Caller, ClientFacts, DecisionRecord, DecisionSink, LogDecisions,
+    arguments_digest,
+};
 pub use gateway::{Gateway, GatewayConfig};
 pub use handler::GatewayHandler;
 

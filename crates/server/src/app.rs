@@ -22,12 +22,13 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use serde_json::json;
-use switchboard_governance::{Limiter, OnRedisError};
+use switchboard_governance::{AuditLog, Limiter, OnRedisError};
 use switchboard_mcp::Gateway;
 use switchboard_mcp::downstream::{sse, streamable};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::{self, AuditSink};
 use crate::authn::{self, AuthState};
 use crate::config::Config;
 use crate::limits;
@@ -40,6 +41,7 @@ struct AppState {
     gateway: Arc<Gateway>,
     tenancy: Arc<Tenancy>,
     limiter: Arc<Limiter>,
+    audit: Option<Arc<AuditLog>>,
     stopping: Arc<AtomicBool>,
 }
 
@@ -77,6 +79,7 @@ fn router(
     gateway: Arc<Gateway>,
     tenancy: Arc<Tenancy>,
     limiter: Arc<Limiter>,
+    audit: Option<Arc<AuditLog>>,
     config: &Config,
     sessions_ct: CancellationToken,
     stopping: Arc<AtomicBool>,
@@ -101,7 +104,7 @@ fn router(
     let (mcp, session_limit) = streamable::service(gateway.clone(), &options, sessions_ct.clone());
     // Layers run outside-in (the last added runs first): the address limit, authentication,
     // the caller's rate limits, then the session binding and session caps.
-    let streamable = Router::new()
+    let mut streamable = Router::new()
         .route_service("/mcp", mcp.clone())
         .route_service("/t/{tenant}/mcp", mcp)
         .layer(axum::middleware::from_fn_with_state(
@@ -112,7 +115,7 @@ fn router(
         .layer(authenticate.clone())
         .layer(limit_address.clone());
     let sse_state = sse::SseState::new(gateway.clone(), options, sessions_ct);
-    let legacy = Router::new()
+    let mut legacy = Router::new()
         .route("/sse", get(sse::open_stream))
         .route("/messages", post(sse::post_message))
         .route("/t/{tenant}/sse", get(sse::open_stream))
@@ -125,6 +128,12 @@ fn router(
             policy,
             origin_guard::check,
         ));
+    // Outermost: nothing is served while the audit log cannot take its records.
+    if let Some(log) = &audit {
+        let admit = axum::middleware::from_fn_with_state(log.clone(), audit::admit);
+        streamable = streamable.layer(admit.clone());
+        legacy = legacy.layer(admit);
+    }
     let oauth_state = OAuthState {
         tenancy: tenancy.clone(),
         public_url,
@@ -164,6 +173,7 @@ fn router(
             gateway,
             tenancy,
             limiter,
+            audit,
             stopping,
         })
 }
@@ -219,12 +229,17 @@ async fn readyz(State(state): State<AppState>) -> Response {
         "redis_errors": stats.redis_errors,
         "local_fallbacks": stats.local_fallbacks,
     });
+    let audit = state.audit.as_ref().map(|log| {
+        let stats = log.stats();
+        json!({"backlog": stats.backlog, "written": stats.written, "write_errors": stats.write_errors})
+    });
     let snapshot = state.tenancy.auth.snapshot();
     let body = json!({
         "status": word,
         "database": {"reachable": database, "backend": state.tenancy.store.backend().as_str(), "revision": snapshot.revision},
         "tenants": snapshot.tenants().count(),
         "limits": limits,
+        "audit": audit,
         "open_mode": snapshot.is_open(),
         "sessions": state.gateway.hub().session_count(),
         "in_flight": state.gateway.in_flight(),
@@ -259,6 +274,15 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     );
     let gateway = Gateway::start(config.upstreams.clone(), config.gateway_config());
     gateway.set_call_gate(Arc::new(limits::ToolGate(limiter.clone())));
+    let audit_log = config
+        .audit
+        .enabled
+        .then(|| AuditLog::start(tenancy.store.clone(), config.audit_options()));
+    if let Some(log) = &audit_log {
+        let sink = Arc::new(AuditSink { log: log.clone() });
+        gateway.set_decision_sink(sink.clone());
+        tenancy.auth.set_event_sink(sink);
+    }
     gateway
         .wait_started(Duration::from_millis(config.server.startup_wait_ms))
         .await;
@@ -273,6 +297,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         gateway.clone(),
         tenancy.clone(),
         limiter,
+        audit_log.clone(),
         &config,
         sessions_ct.clone(),
         stopping.clone(),
@@ -315,6 +340,11 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
             } => Ok(()),
         };
         task_gateway.shutdown().await;
+        // Every request has ended: write what they recorded before stopping.
+        if let Some(log) = audit_log {
+            log.flush().await;
+            tracing::info!(written = log.stats().written, "audit log flushed");
+        }
         tracing::info!("stopped");
         result.context("server error")
     });

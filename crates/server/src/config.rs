@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use switchboard_domain::limits::{Limit, RateLimits};
 use switchboard_domain::{RawUpstream, UpstreamDef};
-use switchboard_governance::{LimitsOptions, OnRedisError, PlanLimits};
+use switchboard_governance::{AuditOptions, LimitsOptions, OnRedisError, PlanLimits};
 use switchboard_mcp::GatewayConfig;
 use switchboard_mcp::downstream::streamable::HttpOptions;
 
@@ -218,6 +218,33 @@ impl Default for LimitsSection {
     }
 }
 
+/// `[audit]`: the tamper-evident audit log, kept in the database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    /// Record refusals, denials and calls (on by default; off only for benchmarks of the
+    /// gateway without it).
+    pub enabled: bool,
+    /// Events waiting to be written beyond which new requests wait (and after
+    /// `max_wait_ms`, get 503).
+    pub queue_capacity: usize,
+    /// Most events written per transaction.
+    pub batch_size: usize,
+    /// Longest a request waits for room in a full backlog.
+    pub max_wait_ms: u64,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            queue_capacity: 10_000,
+            batch_size: 500,
+            max_wait_ms: 5_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -230,6 +257,8 @@ struct RawConfig {
     #[serde(default)]
     limits: LimitsSection,
     #[serde(default)]
+    audit: AuditSection,
+    #[serde(default)]
     upstreams: BTreeMap<String, RawUpstream>,
 }
 
@@ -240,6 +269,7 @@ pub struct Config {
     pub database: DatabaseSection,
     pub auth: AuthSection,
     pub limits: LimitsSection,
+    pub audit: AuditSection,
     pub listen: SocketAddr,
     pub upstreams: Vec<UpstreamDef>,
 }
@@ -407,6 +437,18 @@ impl Config {
                 "must be at least 1000".into(),
             ));
         }
+        if !(100..=10_000_000).contains(&raw.audit.queue_capacity) {
+            return Err(invalid(
+                "audit.queue_capacity",
+                "must be between 100 and 10000000".into(),
+            ));
+        }
+        if !(1..=10_000).contains(&raw.audit.batch_size) {
+            return Err(invalid(
+                "audit.batch_size",
+                "must be between 1 and 10000".into(),
+            ));
+        }
         if raw.server.max_sessions_per_user == 0 {
             return Err(invalid(
                 "server.max_sessions_per_user",
@@ -418,6 +460,7 @@ impl Config {
             database: raw.database,
             auth: raw.auth,
             limits: raw.limits,
+            audit: raw.audit,
             listen,
             upstreams,
         })
@@ -444,6 +487,15 @@ impl Config {
                 OnRedisErrorSetting::Local => OnRedisError::Local,
             },
             max_local_keys: limits.max_local_keys,
+        }
+    }
+
+    /// The audit writer's settings derived from `[audit]`.
+    pub fn audit_options(&self) -> AuditOptions {
+        AuditOptions {
+            capacity: self.audit.queue_capacity,
+            batch: self.audit.batch_size,
+            max_wait: Duration::from_millis(self.audit.max_wait_ms),
         }
     }
 

@@ -2,6 +2,7 @@
 //! upstream and the stdio bridge. Integration tests start the real server through [`app`].
 
 pub mod app;
+pub mod audit;
 pub mod authn;
 pub mod config;
 pub mod connect;

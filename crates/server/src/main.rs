@@ -48,6 +48,26 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every tenant's hash chain (or one tenant's); exits 1 if any is broken (an
+    /// edited, deleted or reordered record).
+    Verify {
+        /// Only this tenant's chain (`_platform` for events without a tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, env = "SWITCHBOARD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Print a tenant's records as JSON lines, oldest first (for SIEMs).
+    Export {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, env = "SWITCHBOARD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum TokenCommand {
     /// Issue a token for a user of a tenant (printed on stdout).
     Issue {
@@ -111,6 +131,11 @@ enum Command {
     Token {
         #[command(subcommand)]
         action: TokenCommand,
+    },
+    /// Verify and export the tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
     },
     /// Serve the built-in demo upstream (stdio by default).
     DemoUpstream {
@@ -283,6 +308,30 @@ async fn token(action: TokenCommand, database_url: &Option<String>) -> anyhow::R
     }
 }
 
+async fn audit(action: AuditCommand, database_url: &Option<String>) -> anyhow::Result<()> {
+    use switchboard_server::{audit, tenancy};
+    match action {
+        AuditCommand::Verify { tenant, config } => {
+            let config = load_config(config.as_deref(), database_url)?;
+            let store = tenancy::open_store(&config).await?;
+            if !audit::verify(&store, tenant.as_deref()).await? {
+                anyhow::bail!("the audit log has been tampered with (see above)");
+            }
+            Ok(())
+        }
+        AuditCommand::Export { tenant, config } => {
+            let config = load_config(config.as_deref(), database_url)?;
+            let store = tenancy::open_store(&config).await?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let count = audit::export(&store, &tenant, &mut out).await?;
+            std::io::Write::flush(&mut out)?;
+            eprintln!("{count} records");
+            Ok(())
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     switchboard_mcp::install_crypto_provider();
@@ -306,6 +355,7 @@ async fn main() -> anyhow::Result<()> {
             serve(with_db(load_config(Some(&config), db)?), false).await
         }
         Some(Command::Token { action }) => token(action, db).await,
+        Some(Command::Audit { action }) => audit(action, db).await,
         Some(Command::CheckConfig { config }) => {
             let config = with_db(load_config(Some(&config), db)?);
             println!("configuration OK: listen {}", config.listen);

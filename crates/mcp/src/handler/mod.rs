@@ -13,6 +13,7 @@ mod server;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use rmcp::ErrorData;
 use rmcp::model::{
@@ -21,12 +22,12 @@ use rmcp::model::{
     ReadResourceRequest, ReadResourceRequestParams, RequestMetaObject, ResultType, ServerResult,
 };
 use rmcp::service::{Peer, RequestContext, RoleServer};
-use switchboard_domain::tenancy::{ItemKind, TenantId};
+use switchboard_domain::tenancy::{ItemKind, Reason, TenantId};
 use switchboard_domain::{Isolation, ListKind};
 use tracing::Instrument;
 
 use crate::bridge::{self, Outcome};
-use crate::caller::{Caller, DecisionRecord};
+use crate::caller::{CallRecord, Caller, ClientFacts, DecisionRecord, arguments_digest};
 use crate::catalog::{Catalog, Listing, Route};
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, InFlight};
@@ -103,6 +104,15 @@ fn unexpected(server: &str, method: &'static str) -> ErrorData {
     .into()
 }
 
+/// An allowed call on its way upstream: what [`GatewayHandler::finish`] records.
+pub(crate) struct Admitted {
+    kind: ItemKind,
+    reason: Reason,
+    arguments_digest: Option<String>,
+    client: ClientFacts,
+    started: Instant,
+}
+
 impl GatewayHandler {
     /// A handler for one new downstream session or stateless request.
     pub(crate) fn new(gateway: Arc<Gateway>, fixed: Option<Arc<Caller>>) -> Self {
@@ -139,29 +149,61 @@ impl GatewayHandler {
     }
 
     /// Decides a call and records the decision; a denial is answered with `unknown`, exactly
-    /// like a name that does not exist.
+    /// like a name that does not exist. An allowed call gets the [`Admitted`] that
+    /// [`GatewayHandler::finish`] records once its answer is known.
     fn authorize(
         &self,
         caller: &Caller,
         route: &Route,
         kind: ItemKind,
         arguments: Option<&serde_json::Map<String, serde_json::Value>>,
+        context: &RequestContext<RoleServer>,
         unknown: impl FnOnce() -> GatewayError,
-    ) -> Result<(), ErrorData> {
+    ) -> Result<Admitted, ErrorData> {
         let upstream = self.upstream(route);
         let decision = caller.decide(upstream.def(), kind, &route.name, arguments);
+        let client = ClientFacts::of(&context.extensions);
         self.gateway.decisions().record(&DecisionRecord {
             principal: &caller.principal,
             kind,
             server: upstream.name(),
             name: &route.name,
             decision: &decision,
+            client: &client,
         });
         if decision.allowed {
-            Ok(())
+            Ok(Admitted {
+                kind,
+                reason: decision.reason,
+                arguments_digest: arguments.map(arguments_digest),
+                client,
+                started: Instant::now(),
+            })
         } else {
             Err(unknown().into())
         }
+    }
+
+    /// Records an allowed call's outcome and passes its result on.
+    fn finish<T>(
+        &self,
+        caller: &Caller,
+        route: &Route,
+        admitted: Admitted,
+        result: Result<T, ErrorData>,
+    ) -> Result<T, ErrorData> {
+        self.gateway.decisions().completed(&CallRecord {
+            principal: &caller.principal,
+            kind: admitted.kind,
+            server: self.upstream(route).name(),
+            name: &route.name,
+            reason: &admitted.reason,
+            arguments_digest: admitted.arguments_digest,
+            error: result.as_ref().err(),
+            latency: admitted.started.elapsed(),
+            client: &admitted.client,
+        });
+        result
     }
 
     fn upstream(&self, route: &Route) -> &Arc<Upstream> {

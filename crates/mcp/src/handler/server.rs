@@ -17,6 +17,8 @@ use switchboard_domain::{ListKind, exposed_uri};
 
 use super::{GatewayHandler, forwarded_meta, is_legacy, mark_complete, unexpected};
 use crate::bridge::Outcome;
+use crate::caller::Caller;
+use crate::catalog::Route;
 use crate::error::GatewayError;
 
 impl ServerHandler for GatewayHandler {
@@ -76,7 +78,7 @@ impl ServerHandler for GatewayHandler {
             .route(&request.name)
             .cloned()
             .ok_or_else(unknown)?;
-        self.authorize(
+        let admitted = self.authorize(
             &caller,
             &route,
             ItemKind::Tool,
@@ -86,40 +88,22 @@ impl ServerHandler for GatewayHandler {
                     .as_ref()
                     .unwrap_or(&serde_json::Map::new()),
             ),
+            &context,
             unknown,
         )?;
         // Authorized first: a refused tool answers "unknown", never "rate limited".
         if let Some(gate) = self.gateway.call_gate() {
-            gate.admit(&caller, &request.name).await?;
+            let admitted_by_gate = gate.admit(&caller, &request.name).await;
+            if let Err(err) = admitted_by_gate {
+                return self.finish(&caller, &route, admitted, Err(err.into()));
+            }
         }
         request.name = route.name.to_string().into();
         request.meta = forwarded_meta(&context.meta);
-        let legacy = is_legacy(&context);
-        if !legacy
-            && let Some(outcome) = self
-                .bridge_call(&caller, &route, &mut request, &context)
-                .await?
-        {
-            return match outcome {
-                Outcome::InputRequired(r) => Ok(CallToolResponse::InputRequired(r)),
-                Outcome::Done(result) => match *result {
-                    ServerResult::CallToolResult(mut r) => {
-                        mark_complete(&mut r.result_type);
-                        Ok(CallToolResponse::Complete(r))
-                    }
-                    _ => Err(unexpected(self.upstream(&route).name(), "tools/call")),
-                },
-            };
-        }
-        match self.forward_rounds(&route, request, &context).await? {
-            ServerResult::CallToolResult(mut r) => {
-                mark_complete(&mut r.result_type);
-                Ok(CallToolResponse::Complete(r))
-            }
-            ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
-            ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
-            _ => Err(unexpected(self.upstream(&route).name(), "tools/call")),
-        }
+        let result = self
+            .call_upstream_tool(&caller, &route, request, &context)
+            .await;
+        self.finish(&caller, &route, admitted, result)
     }
 
     async fn list_prompts(
@@ -156,17 +140,20 @@ impl ServerHandler for GatewayHandler {
             .route(&request.name)
             .cloned()
             .ok_or_else(unknown)?;
-        self.authorize(&caller, &route, ItemKind::Prompt, None, unknown)?;
+        let admitted =
+            self.authorize(&caller, &route, ItemKind::Prompt, None, &context, unknown)?;
         request.name = route.name.to_string();
         request.meta = forwarded_meta(&context.meta);
-        match self.forward_rounds(&route, request, &context).await? {
-            ServerResult::GetPromptResult(mut r) => {
+        let result = match self.forward_rounds(&route, request, &context).await {
+            Ok(ServerResult::GetPromptResult(mut r)) => {
                 mark_complete(&mut r.result_type);
                 Ok(GetPromptResponse::Complete(r))
             }
-            ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
-            _ => Err(unexpected(self.upstream(&route).name(), "prompts/get")),
-        }
+            Ok(ServerResult::InputRequiredResult(r)) => Ok(GetPromptResponse::InputRequired(r)),
+            Ok(_) => Err(unexpected(self.upstream(&route).name(), "prompts/get")),
+            Err(err) => Err(err),
+        };
+        self.finish(&caller, &route, admitted, result)
     }
 
     async fn list_resources(
@@ -221,12 +208,14 @@ impl ServerHandler for GatewayHandler {
             .await
             .route_uri(&request.uri)
             .ok_or_else(unknown)?;
-        self.authorize(&caller, &route, ItemKind::Resource, None, unknown)?;
+        let admitted =
+            self.authorize(&caller, &route, ItemKind::Resource, None, &context, unknown)?;
         request.uri = route.name.to_string();
         request.meta = forwarded_meta(&context.meta);
         let prefix = self.upstream(&route).def().prefix.clone();
-        match self.forward_rounds(&route, request, &context).await? {
-            ServerResult::ReadResourceResult(mut r) => {
+        let result = match self.forward_rounds(&route, request, &context).await {
+            Err(err) => Err(err),
+            Ok(ServerResult::ReadResourceResult(mut r)) => {
                 mark_complete(&mut r.result_type);
                 for contents in r.contents.iter_mut() {
                     match contents {
@@ -239,9 +228,10 @@ impl ServerHandler for GatewayHandler {
                 }
                 Ok(ReadResourceResponse::Complete(r))
             }
-            ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
-            _ => Err(unexpected(self.upstream(&route).name(), "resources/read")),
-        }
+            Ok(ServerResult::InputRequiredResult(r)) => Ok(ReadResourceResponse::InputRequired(r)),
+            Ok(_) => Err(unexpected(self.upstream(&route).name(), "resources/read")),
+        };
+        self.finish(&caller, &route, admitted, result)
     }
 
     async fn complete(
@@ -259,14 +249,14 @@ impl ServerHandler for GatewayHandler {
                     .route(&prompt.name)
                     .cloned()
                     .ok_or_else(unknown)?;
-                self.authorize(&caller, &route, ItemKind::Prompt, None, unknown)?;
+                self.authorize(&caller, &route, ItemKind::Prompt, None, &context, unknown)?;
                 prompt.name = route.name.to_string();
                 route
             }
             Reference::Resource(resource) => {
                 let unknown = || GatewayError::UnknownResource(resource.uri.clone());
                 let route = catalog.route_template(&resource.uri).ok_or_else(unknown)?;
-                self.authorize(&caller, &route, ItemKind::Resource, None, unknown)?;
+                self.authorize(&caller, &route, ItemKind::Resource, None, &context, unknown)?;
                 resource.uri = route.name.to_string();
                 route
             }
@@ -332,7 +322,7 @@ impl ServerHandler for GatewayHandler {
             .await
             .route_uri(&request.uri)
             .ok_or_else(unknown)?;
-        self.authorize(&caller, &route, ItemKind::Resource, None, unknown)?;
+        self.authorize(&caller, &route, ItemKind::Resource, None, &context, unknown)?;
         let mut params = request.clone();
         params.uri = route.name.to_string();
         let upstream = self.upstream(&route);
@@ -414,5 +404,45 @@ impl ServerHandler for GatewayHandler {
         context.cancelled().await;
         self.gateway.hub.remove_client(id);
         Ok(())
+    }
+}
+
+impl GatewayHandler {
+    /// Sends an authorized `tools/call` upstream: through the 2026-07-28 bridge when the call
+    /// needs a connection of its own, else on the live connection with `input_required`
+    /// rounds.
+    async fn call_upstream_tool(
+        &self,
+        caller: &Caller,
+        route: &Route,
+        mut request: CallToolRequestParams,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let legacy = is_legacy(context);
+        if !legacy
+            && let Some(outcome) = self
+                .bridge_call(caller, route, &mut request, context)
+                .await?
+        {
+            return match outcome {
+                Outcome::InputRequired(r) => Ok(CallToolResponse::InputRequired(r)),
+                Outcome::Done(result) => match *result {
+                    ServerResult::CallToolResult(mut r) => {
+                        mark_complete(&mut r.result_type);
+                        Ok(CallToolResponse::Complete(r))
+                    }
+                    _ => Err(unexpected(self.upstream(route).name(), "tools/call")),
+                },
+            };
+        }
+        match self.forward_rounds(route, request, context).await? {
+            ServerResult::CallToolResult(mut r) => {
+                mark_complete(&mut r.result_type);
+                Ok(CallToolResponse::Complete(r))
+            }
+            ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
+            ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
+            _ => Err(unexpected(self.upstream(route).name(), "tools/call")),
+        }
     }
 }

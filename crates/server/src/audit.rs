@@ -1,0 +1,219 @@
+//! The audit log at the edges: what the authenticator refuses and what the MCP handler
+//! decides and forwards becomes an [`AuditEvent`] in the caller's tenant chain; a layer in
+//! front of the MCP endpoints admits requests only while the audit backlog has room; and the
+//! `switchboard audit` commands verify and export the chains.
+//!
+//! Recorded: every refused authentication (in the chain of the tenant the request named, or
+//! the platform chain), every cross-tenant attempt, every denied call (with the policy's
+//! reason), and every allowed tool call, prompt get and resource read once answered (who,
+//! which credential, server and item, the arguments' digest — never the arguments — the
+//! outcome, latency, client address and user agent). Allowed decisions are part of the call's
+//! record (its `reason`), so a call costs one record.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use switchboard_auth::{AuthEventSink, LogAuthEvents, Refusal};
+use switchboard_domain::audit::{AuditEvent, AuditKind, PLATFORM_CHAIN};
+use switchboard_domain::tenancy::Principal;
+use switchboard_governance::AuditLog;
+use switchboard_mcp::error::codes;
+use switchboard_mcp::{CallRecord, ClientFacts, DecisionRecord, DecisionSink, LogDecisions};
+use switchboard_store::Store;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn client_detail(client: &ClientFacts, detail: &mut serde_json::Map<String, serde_json::Value>) {
+    if let Some(ip) = client.ip {
+        detail.insert("ip".into(), ip.to_string().into());
+    }
+    if let Some(agent) = &client.user_agent {
+        detail.insert("user_agent".into(), agent.clone().into());
+    }
+}
+
+fn actor(principal: &Principal) -> String {
+    principal.identity.to_string()
+}
+
+/// Hands refusals, decisions and completed calls to the audit log (and to the log, as
+/// before).
+pub struct AuditSink {
+    pub log: Arc<AuditLog>,
+}
+
+impl AuthEventSink for AuditSink {
+    fn refused(&self, refusal: &Refusal<'_>) {
+        LogAuthEvents.refused(refusal);
+        let mut detail = serde_json::Map::new();
+        if let Some(ip) = refusal.client_ip {
+            detail.insert("ip".into(), ip.to_string().into());
+        }
+        let kind = if refusal.error.is_cross_tenant() {
+            AuditKind::CrossTenant
+        } else {
+            AuditKind::AuthRefused
+        };
+        self.log.record(AuditEvent {
+            tenant: refusal.tenant.clone(),
+            at_ms: now_ms(),
+            kind,
+            actor: String::new(),
+            credential: refusal.key_id.unwrap_or("").to_owned(),
+            target: refusal.resource.to_owned(),
+            outcome: "refused".into(),
+            // Authentication errors never contain the credential (see `AuthError`).
+            reason: refusal.error.to_string(),
+            detail: serde_json::Value::Object(detail).to_string(),
+        });
+    }
+}
+
+impl DecisionSink for AuditSink {
+    fn record(&self, r: &DecisionRecord<'_>) {
+        LogDecisions.record(r);
+        if r.decision.allowed {
+            return; // recorded with the call, once it is answered
+        }
+        let mut detail = serde_json::Map::new();
+        detail.insert("item".into(), r.kind.as_str().into());
+        client_detail(r.client, &mut detail);
+        self.log.record(AuditEvent {
+            tenant: Some(r.principal.tenant.clone()),
+            at_ms: now_ms(),
+            kind: AuditKind::Decision,
+            actor: actor(r.principal),
+            credential: r.principal.credential.id.clone(),
+            target: format!("{}/{}", r.server, r.name),
+            outcome: "denied".into(),
+            reason: r.decision.reason.to_string(),
+            detail: serde_json::Value::Object(detail).to_string(),
+        });
+    }
+
+    fn completed(&self, r: &CallRecord<'_>) {
+        LogDecisions.completed(r);
+        let mut detail = serde_json::Map::new();
+        detail.insert("item".into(), r.kind.as_str().into());
+        detail.insert(
+            "latency_ms".into(),
+            ((r.latency.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0).into(),
+        );
+        if let Some(digest) = &r.arguments_digest {
+            detail.insert("arguments_sha256".into(), digest.clone().into());
+        }
+        if let Some(error) = r.error {
+            detail.insert(
+                "error".into(),
+                json!({"code": error.code.0, "message": error.message}),
+            );
+        }
+        client_detail(r.client, &mut detail);
+        self.log.record(AuditEvent {
+            tenant: Some(r.principal.tenant.clone()),
+            at_ms: now_ms(),
+            kind: AuditKind::Call,
+            actor: actor(r.principal),
+            credential: r.principal.credential.id.clone(),
+            target: format!("{}/{}", r.server, r.name),
+            outcome: if r.error.is_none() { "ok" } else { "error" }.into(),
+            reason: r.reason.to_string(),
+            detail: serde_json::Value::Object(detail).to_string(),
+        });
+    }
+}
+
+/// Admits a request only while the audit backlog has room (waiting up to
+/// `audit.max_wait_ms`); otherwise 503 with `-32028`.
+pub async fn admit(State(log): State<Arc<AuditLog>>, request: Request, next: Next) -> Response {
+    match log.admit().await {
+        Ok(()) => next.run(request).await,
+        Err(busy) => {
+            let body = json!({
+                "jsonrpc": "2.0",
+                "id": null,
+                "error": {"code": codes::AUDIT_BUSY, "message": busy.to_string()},
+            });
+            let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+    }
+}
+
+/// `switchboard audit verify`: checks every chain (or `tenant`'s); returns whether all are
+/// intact, having printed one line per chain.
+pub async fn verify(store: &Store, tenant: Option<&str>) -> anyhow::Result<bool> {
+    let chains = match tenant {
+        Some(t) => vec![t.to_owned()],
+        None => store.audit_chains().await?,
+    };
+    if chains.is_empty() {
+        println!("no audit records yet");
+    }
+    let mut intact = true;
+    for chain in chains {
+        let name = if chain == PLATFORM_CHAIN {
+            "(platform)"
+        } else {
+            &chain
+        };
+        match store.verify_audit(&chain).await? {
+            Ok(records) => println!("{name}: {records} records, chain intact"),
+            Err(broken) => {
+                intact = false;
+                println!("{name}: BROKEN: {broken}");
+            }
+        }
+    }
+    Ok(intact)
+}
+
+/// `switchboard audit export`: one JSON object per line, oldest first, for SIEMs.
+pub async fn export(
+    store: &Store,
+    tenant: &str,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<u64> {
+    let mut after = 0;
+    let mut count = 0;
+    loop {
+        let page = store.audit_page(tenant, after, 1000).await?;
+        let Some(last) = page.last() else {
+            return Ok(count);
+        };
+        after = last.seq;
+        for record in &page {
+            let e = &record.event;
+            let detail: serde_json::Value =
+                serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::Null);
+            let line = json!({
+                "tenant": e.chain(),
+                "seq": record.seq,
+                "at_ms": e.at_ms,
+                "kind": e.kind.as_str(),
+                "actor": e.actor,
+                "credential": e.credential,
+                "target": e.target,
+                "outcome": e.outcome,
+                "reason": e.reason,
+                "detail": detail,
+                "prev_hash": record.prev_hash,
+                "hash": record.hash,
+            });
+            writeln!(out, "{line}")?;
+            count += 1;
+        }
+    }
+}
