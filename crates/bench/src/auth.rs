@@ -41,7 +41,7 @@ pub async fn provision(url: &str) -> anyhow::Result<String> {
     let mut bench_tenant = Tenant::new(tenant.clone(), "Benchmark");
     // One user drives every load phase (each worker holds a session): lift the per-user cap.
     bench_tenant.settings.max_sessions_per_user = Some(100_000);
-    // No rate limits by default (the `limits:*` scenarios configure them for this plan).
+    // No rate limits by default (the `gov:*` scenarios configure them for this plan).
     bench_tenant.plan = Plan::Enterprise;
     store.create_tenant(&bench_tenant).await?;
     let scoped = store.tenant(&tenant);

@@ -46,7 +46,7 @@ struct Args {
     /// Folder for the JSON results.
     #[arg(long, default_value = "results")]
     out: PathBuf,
-    /// Redis for the shared-limits scenario (`limits:redis`); without it that scenario is
+    /// Redis for the shared-limits scenario (`gov:redis`); without it that scenario is
     /// skipped.
     #[arg(long, env = "SWITCHBOARD_BENCH_REDIS_URL")]
     redis_url: Option<String>,
@@ -56,11 +56,12 @@ struct Args {
 enum Mode {
     /// No tenants: open mode.
     Open,
-    /// The benchmark tenant (enterprise plan: no rate limits), credentials required.
-    Auth,
-    /// As `Auth`, plus every rate limit (address, tenant, user, key, tool) set so high that it
-    /// never refuses: the limits' cost alone, in-process or on Redis.
-    Limited { redis_url: Option<String> },
+    /// The benchmark tenant (enterprise plan: no rate limits), credentials required; the
+    /// audit log on (the default) or off.
+    Auth { audit: bool },
+    /// As `Auth` with the audit log, plus every rate limit (address, tenant, user, key, tool)
+    /// set so high that it never refuses: governance's cost, limits in-process or on Redis.
+    Governed { redis_url: Option<String> },
 }
 
 #[derive(Serialize)]
@@ -142,7 +143,8 @@ async fn gateway(
     let config = dir.join("gateway.toml");
     let with_auth = !matches!(mode, Mode::Open);
     let limits = match &mode {
-        Mode::Limited { redis_url } => {
+        Mode::Auth { audit: false } => "[audit]\nenabled = false\n".to_owned(),
+        Mode::Governed { redis_url } => {
             let high = "\"1000000/s\"";
             let redis = redis_url.as_ref().map_or(String::new(), |url| {
                 format!(
@@ -392,7 +394,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Authentication on (API key, gateway-issued JWT) against the same gateway without
     // tenants: "direct" is the open gateway here, so the ratio is auth-on / auth-off.
-    let auth_gateway = gateway(&switchboard, "demo", &demo_url, Mode::Auth).await?;
+    let auth_gateway = gateway(&switchboard, "demo", &demo_url, Mode::Auth { audit: true }).await?;
     let credentials = auth_gateway
         .auth
         .as_ref()
@@ -415,49 +417,56 @@ async fn main() -> anyhow::Result<()> {
         });
     }
 
-    // Rate limits on (every kind, never refusing) against the same authenticated gateway
-    // without limits: the ratio is limits-on / limits-off.
-    let mut limited = vec![(
-        "limits:local",
+    // Governance on (the audit log and every kind of rate limit, never refusing) against the
+    // same authenticated gateway with both off: the ratio is governance-on / off.
+    let bare = gateway(&switchboard, "demo", &demo_url, Mode::Auth { audit: false }).await?;
+    let bare_key = bare
+        .auth
+        .as_ref()
+        .context("bare gateway has credentials")?
+        .api_key
+        .clone();
+    let mut governed = vec![(
+        "gov:local",
         gateway(
             &switchboard,
             "demo",
             &demo_url,
-            Mode::Limited { redis_url: None },
+            Mode::Governed { redis_url: None },
         )
         .await?,
     )];
     match &args.redis_url {
-        Some(url) => limited.push((
-            "limits:redis",
+        Some(url) => governed.push((
+            "gov:redis",
             gateway(
                 &switchboard,
                 "demo",
                 &demo_url,
-                Mode::Limited {
+                Mode::Governed {
                     redis_url: Some(url.clone()),
                 },
             )
             .await?,
         )),
         None => eprintln!(
-            "note: --redis-url (SWITCHBOARD_BENCH_REDIS_URL) not set; skipping the limits:redis scenario"
+            "note: --redis-url (SWITCHBOARD_BENCH_REDIS_URL) not set; skipping the gov:redis scenario"
         ),
     }
-    for (label, limited_gateway) in &limited {
-        let key = &limited_gateway
+    for (label, governed_gateway) in &governed {
+        let key = &governed_gateway
             .auth
             .as_ref()
-            .context("limited gateway has credentials")?
+            .context("governed gateway has credentials")?
             .api_key;
         targets.push(Target {
             upstream: label,
             direct: Endpoint {
-                url: auth_gateway.url.clone(),
-                bearer: Some(credentials.api_key.clone()),
+                url: bare.url.clone(),
+                bearer: Some(bare_key.clone()),
             },
             gateway: Endpoint {
-                url: limited_gateway.url.clone(),
+                url: governed_gateway.url.clone(),
                 bearer: Some(key.clone()),
             },
             direct_tool: "demo__echo",
