@@ -14,9 +14,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::json;
 use switchboard_auth::{AuthEventSink, LogAuthEvents, Refusal};
 use switchboard_domain::audit::{AuditEvent, AuditKind, PLATFORM_CHAIN};
@@ -25,6 +24,8 @@ use switchboard_governance::AuditLog;
 use switchboard_mcp::error::codes;
 use switchboard_mcp::{CallRecord, ClientFacts, DecisionRecord, DecisionSink, LogDecisions};
 use switchboard_store::Store;
+
+use crate::reply;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -137,18 +138,7 @@ impl DecisionSink for AuditSink {
 pub async fn admit(State(log): State<Arc<AuditLog>>, request: Request, next: Next) -> Response {
     match log.admit().await {
         Ok(()) => next.run(request).await,
-        Err(busy) => {
-            let body = json!({
-                "jsonrpc": "2.0",
-                "id": null,
-                "error": {"code": codes::AUDIT_BUSY, "message": busy.to_string()},
-            });
-            let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            response
-        }
+        Err(busy) => reply::unavailable(codes::AUDIT_BUSY, &busy.to_string()),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod limits;
 pub mod oauth;
 pub mod origin_guard;
+pub mod reply;
 pub mod tenancy;
 pub mod token_cli;
 

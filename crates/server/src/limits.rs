@@ -16,13 +16,15 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures::future::BoxFuture;
 use serde_json::json;
 use switchboard_domain::limits::LimitScope;
 use switchboard_governance::{LimitError, Limiter, Outcome};
 use switchboard_mcp::error::{GatewayError, codes};
 use switchboard_mcp::{CallGate, Caller};
+
+use crate::reply;
 
 fn client_ip(request: &Request) -> Option<IpAddr> {
     request
@@ -117,16 +119,13 @@ fn refusal_message(outcome: &Outcome) -> String {
 
 fn too_many(outcome: &Outcome) -> Response {
     let retry_ms = outcome.verdict.retry_after_us.div_ceil(1000);
-    let body = json!({
-        "jsonrpc": "2.0",
-        "id": null,
-        "error": {
-            "code": codes::RATE_LIMITED,
-            "message": refusal_message(outcome),
-            "data": {"limit": outcome.scope.as_str(), "retryAfterMs": retry_ms},
-        },
-    });
-    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    let data = json!({"limit": outcome.scope.as_str(), "retryAfterMs": retry_ms});
+    let mut response = reply::jsonrpc_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        codes::RATE_LIMITED,
+        &refusal_message(outcome),
+        Some(data),
+    );
     let headers = response.headers_mut();
     describe(headers, outcome);
     headers.insert(header::RETRY_AFTER, outcome.retry_after_secs().into());
@@ -134,16 +133,7 @@ fn too_many(outcome: &Outcome) -> Response {
 }
 
 fn unavailable(err: &LimitError) -> Response {
-    let body = json!({
-        "jsonrpc": "2.0",
-        "id": null,
-        "error": {"code": codes::LIMITS_UNAVAILABLE, "message": err.to_string()},
-    });
-    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
+    reply::unavailable(codes::LIMITS_UNAVAILABLE, &err.to_string())
 }
 
 /// The per-tool limit, asked by the MCP handler before a call goes upstream.
