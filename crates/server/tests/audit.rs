@@ -222,6 +222,13 @@ async fn no_record_is_lost_when_the_gateway_is_stopped_under_load() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    // Read the log as it comes: a full pipe would block the gateway.
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let stderr = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr_pipe, &mut text).await;
+        text
+    });
     let url = format!("http://127.0.0.1:{port}/mcp");
     assert!(
         support::eventually_async(Duration::from_secs(20), || async {
@@ -240,11 +247,13 @@ async fn no_record_is_lost_when_the_gateway_is_stopped_under_load() {
         let answered = answered.clone();
         load.spawn(async move {
             let (client, _) = connect(&url, Era::Legacy).await;
-            while client
-                .call_tool(call("demo__echo", json!({"text": "load"})))
-                .await
-                .is_ok()
-            {
+            let one = || {
+                tokio::time::timeout(
+                    Duration::from_secs(10),
+                    client.call_tool(call("demo__echo", json!({"text": "load"}))),
+                )
+            };
+            while matches!(one().await, Ok(Ok(_))) {
                 answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         });
@@ -257,7 +266,11 @@ async fn no_record_is_lost_when_the_gateway_is_stopped_under_load() {
         .expect("the gateway stops")
         .unwrap();
     assert!(status.success(), "{status}");
-    while load.join_next().await.is_some() {}
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while load.join_next().await.is_some() {}
+    })
+    .await
+    .expect("every client notices the gateway is gone");
     let answered = answered.load(std::sync::atomic::Ordering::Relaxed);
     assert!(answered > 50, "only {answered} calls answered");
 
@@ -280,9 +293,9 @@ async fn no_record_is_lost_when_the_gateway_is_stopped_under_load() {
         "{calls} records for {answered} answered calls"
     );
     assert!(store.verify_audit("default").await.unwrap().is_ok());
-    let mut stderr = String::new();
-    tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr)
+    let stderr = tokio::time::timeout(Duration::from_secs(10), stderr)
         .await
+        .expect("the log ends with the gateway")
         .unwrap();
     assert!(stderr.contains("audit log flushed"), "{stderr}");
 }
