@@ -50,6 +50,10 @@ struct Args {
     /// skipped.
     #[arg(long, env = "SWITCHBOARD_BENCH_REDIS_URL")]
     redis_url: Option<String>,
+    /// Measure only these targets (comma-separated: demo, everything, auth:key, auth:jwt,
+    /// gov:local, gov:redis); the fixed-rate and memory probes run with `demo` only.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// What a benchmark gateway enforces.
@@ -486,7 +490,8 @@ async fn main() -> anyhow::Result<()> {
 
     let mut rows = Vec::new();
     let concurrencies: &[usize] = if args.short { &[1, 16] } else { &[1, 16, 64] };
-    for target in &targets {
+    let selected = |label: &str| args.only.is_empty() || args.only.iter().any(|o| o == label);
+    for target in targets.iter().filter(|t| selected(t.upstream)) {
         for &era in &target.eras {
             for &c in concurrencies {
                 let row = measure(target, era, "tools/call", c, None, &args).await?;
@@ -498,42 +503,47 @@ async fn main() -> anyhow::Result<()> {
             rows.push(row);
         }
     }
-    // Added latency at a fixed rate through the in-repository upstream.
-    let rate = if args.short { 200.0 } else { 1000.0 };
-    let row = measure(
-        &targets[0],
-        Era::Modern,
-        "tools/call",
-        16,
-        Some(rate),
-        &args,
-    )
-    .await?;
-    print_row(&row);
-    rows.push(row);
+    let (sessions, memory) = if selected("demo") {
+        // Added latency at a fixed rate through the in-repository upstream.
+        let rate = if args.short { 200.0 } else { 1000.0 };
+        let row = measure(
+            &targets[0],
+            Era::Modern,
+            "tools/call",
+            16,
+            Some(rate),
+            &args,
+        )
+        .await?;
+        print_row(&row);
+        rows.push(row);
 
-    let sessions = memory::idle_sessions(
-        &switchboard,
-        &demo_url,
-        args.sessions.unwrap_or(if args.short { 50 } else { 1000 }),
-    )
-    .await?;
-    println!(
-        "fresh gateway: idle RSS {} KiB, PSS {} KiB; {} idle legacy sessions: +{:.0} KiB RSS, +{:.0} KiB PSS per 1,000",
-        sessions.idle_rss_kib,
-        sessions.idle_pss_kib,
-        sessions.sessions,
-        sessions.rss_per_1000_sessions_kib,
-        sessions.pss_per_1000_sessions_kib
-    );
+        let sessions = memory::idle_sessions(
+            &switchboard,
+            &demo_url,
+            args.sessions.unwrap_or(if args.short { 50 } else { 1000 }),
+        )
+        .await?;
+        println!(
+            "fresh gateway: idle RSS {} KiB, PSS {} KiB; {} idle legacy sessions: +{:.0} KiB RSS, +{:.0} KiB PSS per 1,000",
+            sessions.idle_rss_kib,
+            sessions.idle_pss_kib,
+            sessions.sessions,
+            sessions.rss_per_1000_sessions_kib,
+            sessions.pss_per_1000_sessions_kib
+        );
 
-    let memory = demo_gateway
-        .proc
-        .memory_kib()
-        .map(|(rss, pss)| json!({"rss_kib": rss, "pss_kib": pss}));
-    if let Some(m) = &memory {
-        println!("gateway memory after the run: {m}");
-    }
+        let memory = demo_gateway
+            .proc
+            .memory_kib()
+            .map(|(rss, pss)| json!({"rss_kib": rss, "pss_kib": pss}));
+        if let Some(m) = &memory {
+            println!("gateway memory after the run: {m}");
+        }
+        (Some(sessions), memory)
+    } else {
+        (None, None)
+    };
     std::fs::create_dir_all(&args.out)?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?

@@ -155,11 +155,18 @@ pub fn record_hash(prev_hash: &str, seq: i64, event: &AuditEvent) -> String {
     hasher.update(prev_hash.as_bytes());
     hasher.update(b"\n");
     hasher.update(canonical.to_string().as_bytes());
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    to_hex(&hasher.finalize())
+}
+
+/// Lowercase hexadecimal of `bytes`.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        text.push(DIGITS[usize::from(b >> 4)] as char);
+        text.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    text
 }
 
 /// Where and how a chain is broken.
@@ -331,6 +338,11 @@ mod tests {
             verify(&records, &head),
             Err(ChainBreak::Unlinked { seq: 2 })
         ));
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_two_digits_a_byte() {
+        assert_eq!(to_hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
     }
 
     #[test]

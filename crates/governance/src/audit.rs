@@ -25,6 +25,9 @@ pub struct AuditOptions {
     pub batch: usize,
     /// Longest a request waits for room before it is refused.
     pub max_wait: Duration,
+    /// How long the writer gathers events into one batch after the first arrives (fewer,
+    /// larger transactions; a flush does not wait for it).
+    pub linger: Duration,
 }
 
 impl Default for AuditOptions {
@@ -33,6 +36,7 @@ impl Default for AuditOptions {
             capacity: 10_000,
             batch: 500,
             max_wait: Duration::from_secs(5),
+            linger: Duration::from_millis(50),
         }
     }
 }
@@ -83,7 +87,13 @@ impl AuditLog {
             write_errors: AtomicU64::new(0),
             drained: Notify::new(),
         });
-        tokio::spawn(write_loop(store, rx, shared.clone(), options.batch.max(1)));
+        tokio::spawn(write_loop(
+            store,
+            rx,
+            shared.clone(),
+            options.batch.max(1),
+            options.linger,
+        ));
         Arc::new(Self {
             tx,
             shared,
@@ -146,11 +156,22 @@ async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Message>,
     shared: Arc<Shared>,
     batch: usize,
+    linger: Duration,
 ) {
     let mut messages = Vec::with_capacity(batch);
     let mut events = Vec::with_capacity(batch);
     let mut flushes = Vec::new();
     while rx.recv_many(&mut messages, batch).await > 0 {
+        // Gather more for a while, unless someone is waiting for a flush.
+        let deadline = tokio::time::Instant::now() + linger;
+        while messages.len() < batch && !messages.iter().any(|m| matches!(m, Message::Flush(_))) {
+            let room = batch - messages.len();
+            let more = rx.recv_many(&mut messages, room);
+            match tokio::time::timeout_at(deadline, more).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
         for message in messages.drain(..) {
             match message {
                 Message::Event(event) => events.push(event),
@@ -236,6 +257,7 @@ mod tests {
                 capacity: 10,
                 batch: 5,
                 max_wait: Duration::from_millis(100),
+                linger: Duration::from_millis(10),
             },
         );
         assert!(log.admit().await.is_ok());
@@ -259,6 +281,7 @@ mod tests {
                 capacity: 3,
                 batch: 10,
                 max_wait: Duration::from_millis(200),
+                linger: Duration::from_millis(10),
             },
         );
         // Make writes fail: the audit table disappears behind the store's back.

@@ -147,10 +147,7 @@ pub trait DecisionSink: Send + Sync {
 pub fn arguments_digest(arguments: &Map<String, Value>) -> String {
     use sha2::{Digest, Sha256};
     let text = serde_json::to_string(arguments).unwrap_or_default();
-    Sha256::digest(text.as_bytes())[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    switchboard_domain::audit::to_hex(&Sha256::digest(text.as_bytes())[..16])
 }
 
 /// The default sink: denials at `info`, allows at `debug`, in the gateway's log.

@@ -10,19 +10,21 @@
 //! outcome, latency, client address and user agent). Allowed decisions are part of the call's
 //! record (its `reason`), so a call costs one record.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use serde::Serialize;
 use serde_json::json;
 use switchboard_auth::{AuthEventSink, LogAuthEvents, Refusal};
 use switchboard_domain::audit::{AuditEvent, AuditKind, PLATFORM_CHAIN};
 use switchboard_domain::tenancy::Principal;
 use switchboard_governance::AuditLog;
 use switchboard_mcp::error::codes;
-use switchboard_mcp::{CallRecord, ClientFacts, DecisionRecord, DecisionSink, LogDecisions};
+use switchboard_mcp::{CallRecord, DecisionRecord, DecisionSink, LogDecisions};
 use switchboard_store::Store;
 
 use crate::reply;
@@ -33,12 +35,32 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn client_detail(client: &ClientFacts, detail: &mut serde_json::Map<String, serde_json::Value>) {
-    if let Some(ip) = client.ip {
-        detail.insert("ip".into(), ip.to_string().into());
-    }
-    if let Some(agent) = &client.user_agent {
-        detail.insert("user_agent".into(), agent.clone().into());
+/// The `detail` of a record: written straight to JSON text (no intermediate map).
+#[derive(Serialize, Default)]
+struct Detail<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arguments_sha256: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorDetail<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: i32,
+    message: &'a str,
+}
+
+impl Detail<'_> {
+    fn text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
     }
 }
 
@@ -55,10 +77,10 @@ pub struct AuditSink {
 impl AuthEventSink for AuditSink {
     fn refused(&self, refusal: &Refusal<'_>) {
         LogAuthEvents.refused(refusal);
-        let mut detail = serde_json::Map::new();
-        if let Some(ip) = refusal.client_ip {
-            detail.insert("ip".into(), ip.to_string().into());
-        }
+        let detail = Detail {
+            ip: refusal.client_ip,
+            ..Default::default()
+        };
         let kind = if refusal.error.is_cross_tenant() {
             AuditKind::CrossTenant
         } else {
@@ -74,7 +96,7 @@ impl AuthEventSink for AuditSink {
             outcome: "refused".into(),
             // Authentication errors never contain the credential (see `AuthError`).
             reason: refusal.error.to_string(),
-            detail: serde_json::Value::Object(detail).to_string(),
+            detail: detail.text(),
         });
     }
 }
@@ -85,9 +107,12 @@ impl DecisionSink for AuditSink {
         if r.decision.allowed {
             return; // recorded with the call, once it is answered
         }
-        let mut detail = serde_json::Map::new();
-        detail.insert("item".into(), r.kind.as_str().into());
-        client_detail(r.client, &mut detail);
+        let detail = Detail {
+            item: Some(r.kind.as_str()),
+            ip: r.client.ip,
+            user_agent: r.client.user_agent.as_deref(),
+            ..Default::default()
+        };
         self.log.record(AuditEvent {
             tenant: Some(r.principal.tenant.clone()),
             at_ms: now_ms(),
@@ -97,28 +122,23 @@ impl DecisionSink for AuditSink {
             target: format!("{}/{}", r.server, r.name),
             outcome: "denied".into(),
             reason: r.decision.reason.to_string(),
-            detail: serde_json::Value::Object(detail).to_string(),
+            detail: detail.text(),
         });
     }
 
     fn completed(&self, r: &CallRecord<'_>) {
         LogDecisions.completed(r);
-        let mut detail = serde_json::Map::new();
-        detail.insert("item".into(), r.kind.as_str().into());
-        detail.insert(
-            "latency_ms".into(),
-            ((r.latency.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0).into(),
-        );
-        if let Some(digest) = &r.arguments_digest {
-            detail.insert("arguments_sha256".into(), digest.clone().into());
-        }
-        if let Some(error) = r.error {
-            detail.insert(
-                "error".into(),
-                json!({"code": error.code.0, "message": error.message}),
-            );
-        }
-        client_detail(r.client, &mut detail);
+        let detail = Detail {
+            item: Some(r.kind.as_str()),
+            latency_ms: Some((r.latency.as_secs_f64() * 1_000_000.0).round() / 1000.0),
+            arguments_sha256: r.arguments_digest.as_deref(),
+            error: r.error.map(|e| ErrorDetail {
+                code: e.code.0,
+                message: &e.message,
+            }),
+            ip: r.client.ip,
+            user_agent: r.client.user_agent.as_deref(),
+        };
         self.log.record(AuditEvent {
             tenant: Some(r.principal.tenant.clone()),
             at_ms: now_ms(),
@@ -128,7 +148,7 @@ impl DecisionSink for AuditSink {
             target: format!("{}/{}", r.server, r.name),
             outcome: if r.error.is_none() { "ok" } else { "error" }.into(),
             reason: r.reason.to_string(),
-            detail: serde_json::Value::Object(detail).to_string(),
+            detail: detail.text(),
         });
     }
 }

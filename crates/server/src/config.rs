@@ -232,6 +232,8 @@ pub struct AuditSection {
     pub batch_size: usize,
     /// Longest a request waits for room in a full backlog.
     pub max_wait_ms: u64,
+    /// How long the writer gathers events into one transaction.
+    pub flush_interval_ms: u64,
 }
 
 impl Default for AuditSection {
@@ -241,6 +243,7 @@ impl Default for AuditSection {
             queue_capacity: 10_000,
             batch_size: 500,
             max_wait_ms: 5_000,
+            flush_interval_ms: 50,
         }
     }
 }
@@ -496,6 +499,7 @@ impl Config {
             capacity: self.audit.queue_capacity,
             batch: self.audit.batch_size,
             max_wait: Duration::from_millis(self.audit.max_wait_ms),
+            linger: Duration::from_millis(self.audit.flush_interval_ms.min(1_000)),
         }
     }
 

@@ -18,6 +18,32 @@ use crate::{Backend, Result, Store, StoreError};
 
 /// Records read per page when verifying.
 const VERIFY_PAGE: i64 = 1000;
+/// Records per `INSERT` (12 parameters each: well within SQLite's 32,766 and PostgreSQL's
+/// 65,535 bound parameters).
+const INSERT_ROWS: usize = 200;
+const COLUMNS: usize = 12;
+
+/// `INSERT … VALUES ($1, …, $12), ($13, …)` for `rows` records.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO audit_events (tenant_id, seq, at_ms, kind, actor, credential, target, \
+         outcome, reason, detail, prev_hash, hash) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..COLUMNS {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * COLUMNS + column + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
 
 fn record_from_row(row: &AnyRow) -> Result<AuditRecord> {
     let chain: String = row.try_get("tenant_id")?;
@@ -85,28 +111,29 @@ impl Store {
                 seq: row.try_get("seq")?,
                 hash: row.try_get("hash")?,
             };
-            for event in list {
-                let record = head.append(event.clone());
-                let e = &record.event;
-                sqlx::query(
-                    "INSERT INTO audit_events (tenant_id, seq, at_ms, kind, actor, credential, \
-                     target, outcome, reason, detail, prev_hash, hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                )
-                .bind(chain.to_owned())
-                .bind(record.seq)
-                .bind(e.at_ms)
-                .bind(e.kind.as_str())
-                .bind(e.actor.clone())
-                .bind(e.credential.clone())
-                .bind(e.target.clone())
-                .bind(e.outcome.clone())
-                .bind(e.reason.clone())
-                .bind(e.detail.clone())
-                .bind(record.prev_hash.clone())
-                .bind(record.hash.clone())
-                .execute(&mut *tx)
-                .await?;
+            let records: Vec<AuditRecord> =
+                list.into_iter().map(|e| head.append(e.clone())).collect();
+            // Multi-row inserts: one statement per chunk instead of one per record.
+            for chunk in records.chunks(INSERT_ROWS) {
+                let sql = insert_sql(chunk.len());
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for record in chunk {
+                    let e = &record.event;
+                    query = query
+                        .bind(chain.to_owned())
+                        .bind(record.seq)
+                        .bind(e.at_ms)
+                        .bind(e.kind.as_str())
+                        .bind(e.actor.clone())
+                        .bind(e.credential.clone())
+                        .bind(e.target.clone())
+                        .bind(e.outcome.clone())
+                        .bind(e.reason.clone())
+                        .bind(e.detail.clone())
+                        .bind(record.prev_hash.clone())
+                        .bind(record.hash.clone());
+                }
+                query.execute(&mut *tx).await?;
             }
             sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE tenant_id = $3")
                 .bind(head.seq)
