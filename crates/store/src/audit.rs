@@ -23,8 +23,10 @@ const VERIFY_PAGE: i64 = 1000;
 const INSERT_ROWS: usize = 200;
 const COLUMNS: usize = 12;
 
-/// `INSERT … VALUES ($1, …, $12), ($13, …)` for `rows` records.
-fn insert_sql(rows: usize) -> String {
+/// `INSERT … VALUES ($1, …, $12), ($13, …)` for `rows` records; on SQLite with anonymous
+/// `?` placeholders, because SQLite looks a numbered parameter's name up by a linear scan
+/// (`sqlite3_bind_parameter_name`), which makes binding a large statement quadratic.
+fn insert_sql(backend: Backend, rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO audit_events (tenant_id, seq, at_ms, kind, actor, credential, target, \
          outcome, reason, detail, prev_hash, hash) VALUES ",
@@ -38,7 +40,10 @@ fn insert_sql(rows: usize) -> String {
             if column > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!("${}", row * COLUMNS + column + 1));
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => sql.push_str(&format!("${}", row * COLUMNS + column + 1)),
+            }
         }
         sql.push(')');
     }
@@ -115,7 +120,7 @@ impl Store {
                 list.into_iter().map(|e| head.append(e.clone())).collect();
             // Multi-row inserts: one statement per chunk instead of one per record.
             for chunk in records.chunks(INSERT_ROWS) {
-                let sql = insert_sql(chunk.len());
+                let sql = insert_sql(self.backend, chunk.len());
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for record in chunk {
                     let e = &record.event;
