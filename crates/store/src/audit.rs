@@ -121,7 +121,10 @@ impl Store {
             // Multi-row inserts: one statement per chunk instead of one per record.
             for chunk in records.chunks(INSERT_ROWS) {
                 let sql = insert_sql(self.backend, chunk.len());
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                // Not kept as a prepared statement: each batch size is a different text, and
+                // caching them all (per pooled connection) costs far more memory than the
+                // re-preparation costs time.
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
                 for record in chunk {
                     let e = &record.event;
                     query = query
