@@ -29,6 +29,7 @@ pub struct Tenancy {
     pub store: Store,
     pub auth: Arc<Authenticator>,
     healthy: AtomicBool,
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Tenancy {
@@ -60,17 +61,26 @@ impl Tenancy {
             store,
             auth: Arc::new(auth),
             healthy: AtomicBool::new(true),
+            reloading: tokio::sync::Mutex::new(()),
         }))
     }
 
     /// Reloads the directory if the store's revision moved; returns whether it did.
+    ///
+    /// Reloads run one at a time and never publish an older revision than the one serving:
+    /// otherwise the poller, having read the directory just before a change, could publish
+    /// its stale copy over the one a writer published (briefly undoing a revocation).
     pub async fn reload(&self) -> anyhow::Result<bool> {
+        let _one_at_a_time = self.reloading.lock().await;
         let current = self.auth.snapshot().revision;
         let revision = self.store.revision().await?;
         if revision == current {
             return Ok(false);
         }
         let directory = self.store.load_directory().await?;
+        if directory.revision <= self.auth.snapshot().revision {
+            return Ok(false);
+        }
         tracing::info!(
             revision = directory.revision,
             tenants = directory.tenants.len(),
