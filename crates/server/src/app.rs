@@ -28,10 +28,11 @@ use switchboard_mcp::downstream::{sse, streamable};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::{self, AuditSink};
+use crate::audit::{self, Observer};
 use crate::authn::{self, AuthState};
 use crate::config::Config;
 use crate::limits;
+use crate::metrics::{self, Metrics, MetricsState};
 use crate::oauth::{self, OAuthState};
 use crate::origin_guard::{self, OriginPolicy};
 use crate::tenancy::Tenancy;
@@ -74,16 +75,29 @@ impl Running {
     }
 }
 
-/// Builds the router for a gateway.
-fn router(
+/// What the router serves from.
+struct Services {
     gateway: Arc<Gateway>,
     tenancy: Arc<Tenancy>,
     limiter: Arc<Limiter>,
     audit: Option<Arc<AuditLog>>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+/// Builds the router for a gateway.
+fn router(
+    services: Services,
     config: &Config,
     sessions_ct: CancellationToken,
     stopping: Arc<AtomicBool>,
 ) -> Router {
+    let Services {
+        gateway,
+        tenancy,
+        limiter,
+        audit,
+        metrics,
+    } = services;
     let options = config.http_options();
     let policy = Arc::new(OriginPolicy {
         allowed_hosts: options.allowed_hosts.clone(),
@@ -162,8 +176,17 @@ fn router(
             post(oauth::token).layer(limit_address),
         )
         .with_state(oauth_state);
-    Router::new()
-        .merge(streamable)
+    let mut app = Router::new();
+    if let Some(metrics) = metrics {
+        let state = MetricsState {
+            metrics,
+            gateway: gateway.clone(),
+            audit: audit.clone(),
+            token: config.metrics.token.clone().map(Arc::new),
+        };
+        app = app.route("/metrics", get(metrics::scrape).with_state(state));
+    }
+    app.merge(streamable)
         .merge(legacy)
         .merge(oauth)
         .route("/healthz", get(healthz))
@@ -278,10 +301,17 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         .audit
         .enabled
         .then(|| AuditLog::start(tenancy.store.clone(), config.audit_options()));
-    if let Some(log) = &audit_log {
-        let sink = Arc::new(AuditSink { log: log.clone() });
-        gateway.set_decision_sink(sink.clone());
-        tenancy.auth.set_event_sink(sink);
+    let metrics = config
+        .metrics
+        .enabled
+        .then(|| Metrics::new(config.metrics.max_series));
+    if audit_log.is_some() || metrics.is_some() {
+        let observer = Arc::new(Observer {
+            audit: audit_log.clone(),
+            metrics: metrics.clone(),
+        });
+        gateway.set_decision_sink(observer.clone());
+        tenancy.auth.set_event_sink(observer);
     }
     gateway
         .wait_started(Duration::from_millis(config.server.startup_wait_ms))
@@ -293,15 +323,14 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         Duration::from_millis(config.auth.reload_interval_ms),
         stop.clone(),
     );
-    let app = router(
-        gateway.clone(),
-        tenancy.clone(),
+    let services = Services {
+        gateway: gateway.clone(),
+        tenancy: tenancy.clone(),
         limiter,
-        audit_log.clone(),
-        &config,
-        sessions_ct.clone(),
-        stopping.clone(),
-    );
+        audit: audit_log.clone(),
+        metrics,
+    };
+    let app = router(services, &config, sessions_ct.clone(), stopping.clone());
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
 
     let listener = listener.tap_io(|tcp| {

@@ -27,6 +27,7 @@ use switchboard_mcp::error::codes;
 use switchboard_mcp::{CallRecord, DecisionRecord, DecisionSink, LogDecisions};
 use switchboard_store::Store;
 
+use crate::metrics::Metrics;
 use crate::reply;
 
 fn now_ms() -> i64 {
@@ -68,25 +69,38 @@ fn actor(principal: &Principal) -> String {
     principal.identity.to_string()
 }
 
-/// Hands refusals, decisions and completed calls to the audit log (and to the log, as
-/// before).
-pub struct AuditSink {
-    pub log: Arc<AuditLog>,
+/// Hands refusals, decisions and completed calls to the audit log and the metrics, when
+/// enabled (and to the log, as before).
+pub struct Observer {
+    pub audit: Option<Arc<AuditLog>>,
+    pub metrics: Option<Arc<Metrics>>,
 }
 
-impl AuthEventSink for AuditSink {
+impl AuthEventSink for Observer {
     fn refused(&self, refusal: &Refusal<'_>) {
         LogAuthEvents.refused(refusal);
+        let cross_tenant = refusal.error.is_cross_tenant();
+        if let Some(metrics) = &self.metrics {
+            let kind = if cross_tenant {
+                "cross_tenant"
+            } else {
+                "refused"
+            };
+            metrics.refused(refusal.tenant.as_ref().map(|t| t.as_str()), kind);
+        }
+        let Some(log) = &self.audit else {
+            return;
+        };
         let detail = Detail {
             ip: refusal.client_ip,
             ..Default::default()
         };
-        let kind = if refusal.error.is_cross_tenant() {
+        let kind = if cross_tenant {
             AuditKind::CrossTenant
         } else {
             AuditKind::AuthRefused
         };
-        self.log.record(AuditEvent {
+        log.record(AuditEvent {
             tenant: refusal.tenant.clone(),
             at_ms: now_ms(),
             kind,
@@ -101,19 +115,25 @@ impl AuthEventSink for AuditSink {
     }
 }
 
-impl DecisionSink for AuditSink {
+impl DecisionSink for Observer {
     fn record(&self, r: &DecisionRecord<'_>) {
         LogDecisions.record(r);
         if r.decision.allowed {
             return; // recorded with the call, once it is answered
         }
+        if let Some(metrics) = &self.metrics {
+            metrics.denied(r.principal.tenant.as_str());
+        }
+        let Some(log) = &self.audit else {
+            return;
+        };
         let detail = Detail {
             item: Some(r.kind.as_str()),
             ip: r.client.ip,
             user_agent: r.client.user_agent.as_deref(),
             ..Default::default()
         };
-        self.log.record(AuditEvent {
+        log.record(AuditEvent {
             tenant: Some(r.principal.tenant.clone()),
             at_ms: now_ms(),
             kind: AuditKind::Decision,
@@ -128,6 +148,19 @@ impl DecisionSink for AuditSink {
 
     fn completed(&self, r: &CallRecord<'_>) {
         LogDecisions.completed(r);
+        if let Some(metrics) = &self.metrics {
+            metrics.call(
+                r.principal.tenant.as_str(),
+                r.server,
+                r.kind.as_str(),
+                r.name,
+                r.error.is_none(),
+                r.latency.as_secs_f64(),
+            );
+        }
+        let Some(log) = &self.audit else {
+            return;
+        };
         let detail = Detail {
             item: Some(r.kind.as_str()),
             latency_ms: Some((r.latency.as_secs_f64() * 1_000_000.0).round() / 1000.0),
@@ -139,7 +172,7 @@ impl DecisionSink for AuditSink {
             ip: r.client.ip,
             user_agent: r.client.user_agent.as_deref(),
         };
-        self.log.record(AuditEvent {
+        log.record(AuditEvent {
             tenant: Some(r.principal.tenant.clone()),
             at_ms: now_ms(),
             kind: AuditKind::Call,

@@ -248,6 +248,28 @@ impl Default for AuditSection {
     }
 }
 
+/// `[metrics]`: Prometheus metrics at `/metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    pub enabled: bool,
+    /// When set, scrapes need `Authorization: Bearer <token>` (the metrics name every
+    /// tenant's servers and tools).
+    pub token: Option<SecretString>,
+    /// Most (tenant, server, item) label sets; beyond it new items count as `_other`.
+    pub max_series: usize,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            token: None,
+            max_series: 10_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -262,6 +284,8 @@ struct RawConfig {
     #[serde(default)]
     audit: AuditSection,
     #[serde(default)]
+    metrics: MetricsSection,
+    #[serde(default)]
     upstreams: BTreeMap<String, RawUpstream>,
 }
 
@@ -273,6 +297,7 @@ pub struct Config {
     pub auth: AuthSection,
     pub limits: LimitsSection,
     pub audit: AuditSection,
+    pub metrics: MetricsSection,
     pub listen: SocketAddr,
     pub upstreams: Vec<UpstreamDef>,
 }
@@ -452,6 +477,12 @@ impl Config {
                 "must be between 1 and 10000".into(),
             ));
         }
+        if !(10..=1_000_000).contains(&raw.metrics.max_series) {
+            return Err(invalid(
+                "metrics.max_series",
+                "must be between 10 and 1000000".into(),
+            ));
+        }
         if raw.server.max_sessions_per_user == 0 {
             return Err(invalid(
                 "server.max_sessions_per_user",
@@ -464,6 +495,7 @@ impl Config {
             auth: raw.auth,
             limits: raw.limits,
             audit: raw.audit,
+            metrics: raw.metrics,
             listen,
             upstreams,
         })

@@ -8,6 +8,7 @@ pub mod config;
 pub mod connect;
 pub mod demo;
 pub mod limits;
+pub mod metrics;
 pub mod oauth;
 pub mod origin_guard;
 pub mod reply;

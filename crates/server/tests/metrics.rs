@@ -1,0 +1,129 @@
+//! `/metrics` through the real server: scraped and parsed line by line; calls, latency,
+//! denials and refusals counted per tenant; a tenant's credential cannot read the operator's
+//! metrics (which name every tenant's servers and tools) when a metrics token is set.
+
+#![allow(deprecated)]
+
+mod support;
+
+use serde_json::json;
+use support::tenancy::{Backend, TestDb, provision};
+use support::{Era, TestGateway, call, connect_as, stdio_demo};
+
+const TOKEN: &str = "scrape-secret-0123456789";
+
+/// `(name, labels, value)` of every sample line; panics on a line that is not one.
+fn samples(text: &str) -> Vec<(String, String, f64)> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').expect("`series value`");
+            let value: f64 = value.parse().expect("a numeric value");
+            let (name, labels) = match series.split_once('{') {
+                Some((name, labels)) => (name, labels.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            (name.to_owned(), labels.to_owned(), value)
+        })
+        .collect()
+}
+
+fn value(samples: &[(String, String, f64)], name: &str, must: &[&str]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|(n, labels, _)| n == name && must.iter().all(|m| labels.contains(m)))
+        .map(|(_, _, v)| *v)
+}
+
+#[tokio::test]
+async fn metrics_are_scraped_per_tenant_and_only_with_the_metrics_token() {
+    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let store = switchboard_store::Store::connect(&db.url).await.unwrap();
+    let org = provision(&store).await;
+    let config = format!(
+        "{}[metrics]\ntoken = {TOKEN:?}\n{}{}",
+        db.toml(),
+        stdio_demo("alpha", None, "tenants = [\"acme\"]"),
+        stdio_demo("shared", None, "")
+    );
+    let gw = TestGateway::start("", &config).await;
+    let acme = format!("{}/t/acme/mcp", gw.base);
+    let (ada, _) = connect_as(&acme, Era::Legacy, &org.ada).await;
+    ada.call_tool(call("shared__echo", json!({"text": "x"})))
+        .await
+        .unwrap();
+    assert!(
+        ada.call_tool(call("alpha__slow_count", json!({"steps": 1})))
+            .await
+            .is_err()
+    );
+    let cross = reqwest::Client::new()
+        .post(&acme)
+        .bearer_auth(&org.gus)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status().as_u16(), 403);
+
+    let url = format!("{}/metrics", gw.base);
+    let http = reqwest::Client::new();
+    // No token, or a tenant's credential: refused.
+    for bearer in [None, Some(org.gus.as_str()), Some(org.root.as_str())] {
+        let mut request = http.get(&url);
+        if let Some(b) = bearer {
+            request = request.bearer_auth(b);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 401);
+        let text = response.text().await.unwrap();
+        assert!(!text.contains("acme"), "{text}");
+    }
+    let response = http.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = response.text().await.unwrap();
+    let all = samples(&text);
+    let echo = [
+        "tenant=\"acme\"",
+        "server=\"shared\"",
+        "item=\"tool\"",
+        "name=\"echo\"",
+    ];
+    let mut ok = echo.to_vec();
+    ok.push("outcome=\"ok\"");
+    assert_eq!(
+        value(&all, "switchboard_calls_total", &ok),
+        Some(1.0),
+        "{text}"
+    );
+    let mut count = echo.to_vec();
+    count.push("le=\"+Inf\"");
+    assert_eq!(
+        value(&all, "switchboard_call_duration_seconds_bucket", &count),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&all, "switchboard_denials_total", &["tenant=\"acme\""]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &all,
+            "switchboard_auth_refusals_total",
+            &["tenant=\"acme\"", "kind=\"cross_tenant\""]
+        ),
+        Some(1.0)
+    );
+    assert!(value(&all, "switchboard_sessions", &[]).unwrap() >= 1.0);
+    assert!(value(&all, "switchboard_audit_backlog", &[]).is_some());
+    // globex did nothing: no series of its own.
+    assert!(!text.contains("tenant=\"globex\""), "{text}");
+    db.cleanup().await;
+}
