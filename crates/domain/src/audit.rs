@@ -105,6 +105,14 @@ pub struct AuditRecord {
     pub hash: String,
 }
 
+/// An event's place in its chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
 /// The newest record of a tenant's chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainHead {
@@ -123,16 +131,26 @@ impl ChainHead {
 
     /// Places `event` after this head; returns the record and moves the head to it.
     pub fn append(&mut self, event: AuditEvent) -> AuditRecord {
-        let seq = self.seq + 1;
-        let hash = record_hash(&self.hash, seq, &event);
-        let record = AuditRecord {
-            seq,
+        let link = self.link(&event);
+        AuditRecord {
+            seq: link.seq,
             event,
+            prev_hash: link.prev_hash,
+            hash: link.hash,
+        }
+    }
+
+    /// Places `event` after this head without taking it; returns its place in the chain and
+    /// moves the head to it.
+    pub fn link(&mut self, event: &AuditEvent) -> Link {
+        let seq = self.seq + 1;
+        let hash = record_hash(&self.hash, seq, event);
+        self.seq = seq;
+        Link {
+            seq,
             prev_hash: std::mem::replace(&mut self.hash, hash.clone()),
             hash,
-        };
-        self.seq = seq;
-        record
+        }
     }
 }
 

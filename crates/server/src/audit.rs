@@ -65,6 +65,9 @@ impl Detail<'_> {
     }
 }
 
+/// Longest `target` recorded for a refused request.
+const MAX_TARGET: usize = 512;
+
 fn actor(principal: &Principal) -> String {
     principal.identity.to_string()
 }
@@ -106,7 +109,8 @@ impl AuthEventSink for Observer {
             kind,
             actor: String::new(),
             credential: refusal.key_id.unwrap_or("").to_owned(),
-            target: refusal.resource.to_owned(),
+            // The path is the client's: bounded so a hostile 10 KB path stays a short record.
+            target: refusal.resource.chars().take(MAX_TARGET).collect(),
             outcome: "refused".into(),
             // Authentication errors never contain the credential (see `AuthError`).
             reason: refusal.error.to_string(),
@@ -213,6 +217,7 @@ pub async fn verify(store: &Store, tenant: Option<&str>) -> anyhow::Result<bool>
             &chain
         };
         match store.verify_audit(&chain).await? {
+            Ok(0) => println!("{name}: no records"),
             Ok(records) => println!("{name}: {records} records, chain intact"),
             Err(broken) => {
                 intact = false;

@@ -74,6 +74,14 @@ fn url_param(query: &str, name: &str) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
+/// The TCP peer's address (the server is served with connect info).
+pub fn client_ip(request: &Request) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
 fn host(request: &Request) -> Option<String> {
     let host = request.headers().get(header::HOST)?.to_str().ok()?;
     let name = match host.rsplit_once(':') {
@@ -128,10 +136,7 @@ pub async fn authenticate(
             return early(err);
         }
     };
-    let client_ip = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip());
+    let client_ip = client_ip(&request);
     let facts = RequestFacts {
         path_tenant: path_tenant(&path),
         header_tenant,

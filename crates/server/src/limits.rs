@@ -9,11 +9,10 @@
 //! [`ToolGate`], whose refusal is the call's JSON-RPC error. When the shared store is down and
 //! the limiter fails closed, requests get 503 (`-32027`).
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -24,14 +23,8 @@ use switchboard_governance::{LimitError, Limiter, Outcome};
 use switchboard_mcp::error::{GatewayError, codes};
 use switchboard_mcp::{CallGate, Caller};
 
+use crate::authn::client_ip;
 use crate::reply;
-
-fn client_ip(request: &Request) -> Option<IpAddr> {
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip())
-}
 
 /// Before authentication: the platform-wide limit per client address.
 pub async fn limit_address(

@@ -9,6 +9,7 @@
 //! names: it is an operator endpoint, protected by `metrics.token` when set.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
@@ -29,7 +30,8 @@ const BUCKETS: [f64; 12] = [
 /// The gateway's metrics.
 pub struct Metrics {
     recorder: PrometheusRecorder,
-    series: Mutex<HashSet<(String, String, String)>>,
+    series: Mutex<HashSet<u64>>,
+    hasher: RandomState,
     max_series: usize,
 }
 
@@ -44,14 +46,17 @@ impl Metrics {
         Arc::new(Self {
             recorder,
             series: Mutex::new(HashSet::new()),
+            hasher: RandomState::new(),
             max_series,
         })
     }
 
     /// `name`, or `_other` once the series cap is reached and this label set is new.
     fn bounded_name<'a>(&self, tenant: &str, server: &str, name: &'a str) -> &'a str {
+        // A hash of the label set, not the strings: nothing is allocated per call. A
+        // collision can only let one extra series through the cap.
+        let key = self.hasher.hash_one((tenant, server, name));
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (tenant.to_owned(), server.to_owned(), name.to_owned());
         if series.contains(&key) {
             return name;
         }

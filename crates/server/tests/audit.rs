@@ -73,6 +73,17 @@ async fn the_audit_trail_records_each_tenant_s_activity(backend: Backend) {
             .status();
         assert!(status.is_client_error(), "{status}");
     }
+    // A hostile 10 KB tenant name: refused, recorded in the platform chain, bounded.
+    let hostile = format!("{}/t/{}/mcp", gw.base, "a".repeat(10_000));
+    let status = reqwest::Client::new()
+        .post(&hostile)
+        .bearer_auth(&org.ada)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 400);
     let (gus, _) = connect_as(&format!("{}/t/globex/mcp", gw.base), Era::Modern, &org.gus).await;
     gus.call_tool(call("shared__echo", json!({"text": "g"})))
         .await
@@ -114,6 +125,15 @@ async fn the_audit_trail_records_each_tenant_s_activity(backend: Backend) {
     let everything = format!("{acme_log:?}{:?}", records(&store, "globex").await);
     assert!(!everything.contains("secret-argument-value"));
     assert!(!everything.contains(&org.gus) && !everything.contains(&org.ada));
+    let platform = records(&store, "_platform").await;
+    assert_eq!(platform.len(), 1, "{platform:?}");
+    assert_eq!(platform[0].event.kind, AuditKind::AuthRefused);
+    assert!(platform[0].event.target.chars().count() <= 512);
+    assert!(
+        platform[0].event.reason.len() < 1_000,
+        "{}",
+        platform[0].event.reason
+    );
     // globex's chain holds gus's call only: nothing of acme's.
     let globex_log = records(&store, "globex").await;
     assert_eq!(globex_log.len(), 1);

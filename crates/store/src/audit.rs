@@ -9,7 +9,8 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use switchboard_domain::audit::{
-    AuditEvent, AuditKind, AuditRecord, ChainBreak, ChainHead, GENESIS, PLATFORM_CHAIN, Verifier,
+    AuditEvent, AuditKind, AuditRecord, ChainBreak, ChainHead, GENESIS, Link, PLATFORM_CHAIN,
+    Verifier,
 };
 use switchboard_domain::tenancy::TenantId;
 
@@ -116,8 +117,8 @@ impl Store {
                 seq: row.try_get("seq")?,
                 hash: row.try_get("hash")?,
             };
-            let records: Vec<AuditRecord> =
-                list.into_iter().map(|e| head.append(e.clone())).collect();
+            let records: Vec<(&AuditEvent, Link)> =
+                list.into_iter().map(|e| (e, head.link(e))).collect();
             // Multi-row inserts: one statement per chunk instead of one per record.
             for chunk in records.chunks(INSERT_ROWS) {
                 let sql = insert_sql(self.backend, chunk.len());
@@ -125,21 +126,20 @@ impl Store {
                 // caching them all (per pooled connection) costs far more memory than the
                 // re-preparation costs time.
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
-                for record in chunk {
-                    let e = &record.event;
+                for (e, link) in chunk {
                     query = query
-                        .bind(chain.to_owned())
-                        .bind(record.seq)
+                        .bind(chain)
+                        .bind(link.seq)
                         .bind(e.at_ms)
                         .bind(e.kind.as_str())
-                        .bind(e.actor.clone())
-                        .bind(e.credential.clone())
-                        .bind(e.target.clone())
-                        .bind(e.outcome.clone())
-                        .bind(e.reason.clone())
-                        .bind(e.detail.clone())
-                        .bind(record.prev_hash.clone())
-                        .bind(record.hash.clone());
+                        .bind(e.actor.as_str())
+                        .bind(e.credential.as_str())
+                        .bind(e.target.as_str())
+                        .bind(e.outcome.as_str())
+                        .bind(e.reason.as_str())
+                        .bind(e.detail.as_str())
+                        .bind(link.prev_hash.as_str())
+                        .bind(link.hash.as_str());
                 }
                 query.execute(&mut *tx).await?;
             }

@@ -354,6 +354,14 @@ impl Config {
                 "must be between 1 and 10000".into(),
             ));
         }
+        if let Some(token) = &raw.metrics.token
+            && token.expose_secret().len() < 16
+        {
+            return Err(invalid(
+                "metrics.token",
+                "must be at least 16 characters (e.g. `openssl rand -hex 16`)".into(),
+            ));
+        }
         if !(10..=1_000_000).contains(&raw.metrics.max_series) {
             return Err(invalid(
                 "metrics.max_series",
@@ -577,5 +585,31 @@ mod tests {
         "#;
         let e = Config::from_toml(toml, no_env()).unwrap_err();
         assert!(e.to_string().contains("already used"), "{e}");
+    }
+
+    #[test]
+    fn governance_settings_are_checked_and_named() {
+        let c = Config::from_toml("", no_env()).unwrap();
+        assert_eq!(
+            serde_json::to_string(&c.limits.plans.free).unwrap(),
+            r#"{"tenant":"6000/min","user":"600/min"}"#
+        );
+        assert!(c.audit.enabled && c.metrics.enabled && c.metrics.token.is_none());
+        for (toml, named) in [
+            ("[metrics]\ntoken = \"\"", "metrics.token"),
+            ("[metrics]\nmax_series = 1", "metrics.max_series"),
+            (
+                "[limits]\nredis_url = \"rediss://h:6379\"",
+                "limits.redis_url",
+            ),
+            ("[limits]\nredis_timeout_ms = 0", "limits.redis_timeout_ms"),
+            ("[limits]\naddress = \"10/fortnight\"", "unit"),
+            ("[limits.plans.free]\nusers = \"1/s\"", "users"),
+            ("[audit]\nbatch_size = 0", "audit.batch_size"),
+            ("[audit]\nqueue_capacity = 1", "audit.queue_capacity"),
+        ] {
+            let e = Config::from_toml(toml, no_env()).unwrap_err().to_string();
+            assert!(e.contains(named), "{toml}: {e}");
+        }
     }
 }
