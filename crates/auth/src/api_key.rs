@@ -15,6 +15,9 @@ use subtle::ConstantTimeEq;
 
 /// The prefix of every Switchboard API key.
 pub const PREFIX: &str = "sb_";
+/// The prefix of platform admin tokens (same shape, another prefix: one is never taken for
+/// the other, and a scanner can tell a platform credential from a tenant's key).
+pub const ADMIN_PREFIX: &str = "sba_";
 /// Length of the public id.
 pub const ID_LEN: usize = 12;
 const ID_ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
@@ -77,6 +80,11 @@ pub struct NewKey {
 
 /// Generates a key.
 pub fn generate(hashing: &HashingKey) -> NewKey {
+    generate_with(PREFIX, hashing)
+}
+
+/// Generates a credential shaped like a key under another prefix ([`ADMIN_PREFIX`]).
+pub fn generate_with(prefix: &str, hashing: &HashingKey) -> NewKey {
     let id: String = random_bytes::<ID_LEN>()
         .iter()
         .map(|b| ID_ALPHABET[(*b as usize) % ID_ALPHABET.len()] as char)
@@ -84,7 +92,7 @@ pub fn generate(hashing: &HashingKey) -> NewKey {
     let secret = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
     let hash = hashing.hash(secret.as_bytes());
     NewKey {
-        text: SecretString::from(format!("{PREFIX}{id}_{secret}")),
+        text: SecretString::from(format!("{prefix}{id}_{secret}")),
         id,
         hash,
     }
@@ -99,7 +107,12 @@ pub struct Presented<'a> {
 
 /// Splits `sb_<id>_<secret>`; `None` when the text is not shaped like a Switchboard key.
 pub fn parse(text: &str) -> Option<Presented<'_>> {
-    let rest = text.strip_prefix(PREFIX)?;
+    parse_with(PREFIX, text)
+}
+
+/// Splits `<prefix><id>_<secret>`.
+pub fn parse_with<'a>(prefix: &str, text: &'a str) -> Option<Presented<'a>> {
+    let rest = text.strip_prefix(prefix)?;
     if rest.len() < ID_LEN + 2 || rest.as_bytes()[ID_LEN] != b'_' {
         return None;
     }
@@ -138,6 +151,19 @@ mod tests {
         // Another gateway's hashing key does not verify it.
         let other = HashingKey::new(&SecretBox::from(vec![8u8; 32])).unwrap();
         assert!(!other.verify(presented.secret.as_bytes(), &key.hash));
+    }
+
+    #[test]
+    fn admin_tokens_and_api_keys_are_never_taken_for_each_other() {
+        let h = hashing();
+        let admin = generate_with(ADMIN_PREFIX, &h);
+        let text = admin.text.expose_secret();
+        assert!(text.starts_with("sba_"));
+        assert!(parse(text).is_none());
+        assert!(!looks_like_key(text));
+        assert_eq!(parse_with(ADMIN_PREFIX, text).unwrap().id, admin.id);
+        let key = generate(&h);
+        assert!(parse_with(ADMIN_PREFIX, key.text.expose_secret()).is_none());
     }
 
     #[test]

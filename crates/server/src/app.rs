@@ -82,6 +82,7 @@ struct Services {
     limiter: Arc<Limiter>,
     audit: Option<Arc<AuditLog>>,
     metrics: Option<Arc<Metrics>>,
+    admin: Option<switchboard_admin::AdminState>,
 }
 
 /// Builds the router for a gateway.
@@ -97,6 +98,7 @@ fn router(
         limiter,
         audit,
         metrics,
+        admin,
     } = services;
     let options = config.http_options();
     let policy = Arc::new(OriginPolicy {
@@ -142,11 +144,14 @@ fn router(
             policy,
             origin_guard::check,
         ));
+    let mut admin =
+        admin.map(|state| switchboard_admin::router(state).layer(limit_address.clone()));
     // Outermost: nothing is served while the audit log cannot take its records.
     if let Some(log) = &audit {
         let admit = axum::middleware::from_fn_with_state(log.clone(), audit::admit);
         streamable = streamable.layer(admit.clone());
-        legacy = legacy.layer(admit);
+        legacy = legacy.layer(admit.clone());
+        admin = admin.map(|router| router.layer(admit));
     }
     let oauth_state = OAuthState {
         tenancy: tenancy.clone(),
@@ -186,7 +191,8 @@ fn router(
         };
         app = app.route("/metrics", get(metrics::scrape).with_state(state));
     }
-    app.merge(streamable)
+    let app = app
+        .merge(streamable)
         .merge(legacy)
         .merge(oauth)
         .route("/healthz", get(healthz))
@@ -198,7 +204,11 @@ fn router(
             limiter,
             audit,
             stopping,
-        })
+        });
+    match admin {
+        Some(admin) => app.merge(admin),
+        None => app,
+    }
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -305,6 +315,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         .metrics
         .enabled
         .then(|| Metrics::new(config.metrics.max_series));
+    let admin = crate::admin::state(&config, &tenancy, audit_log.clone()).await?;
     if audit_log.is_some() || metrics.is_some() {
         let observer = Arc::new(Observer {
             audit: audit_log.clone(),
@@ -329,6 +340,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         limiter,
         audit: audit_log.clone(),
         metrics,
+        admin,
     };
     let app = router(services, &config, sessions_ct.clone(), stopping.clone());
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);

@@ -1,6 +1,8 @@
 //! The `switchboard` binary's library: configuration, HTTP wiring, lifecycle, the demo
 //! upstream and the stdio bridge. Integration tests start the real server through [`app`].
 
+pub mod admin;
+pub mod admin_cli;
 pub mod app;
 pub mod audit;
 pub mod authn;

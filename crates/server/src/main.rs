@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rmcp::ServiceExt;
+use switchboard_server::admin_cli;
 use switchboard_server::config::{Config, DEFAULT_PORT};
 use switchboard_server::demo::DemoServer;
 
@@ -132,6 +133,14 @@ enum Command {
         #[command(subcommand)]
         action: TokenCommand,
     },
+    /// Manage tenants, members, groups, roles, grants, API keys and clients through the
+    /// admin API (`--url`, `SWITCHBOARD_ADMIN_TOKEN`).
+    Admin {
+        #[command(flatten)]
+        connection: admin_cli::Connection,
+        #[command(subcommand)]
+        action: admin_cli::AdminCommand,
+    },
     /// Verify and export the tamper-evident audit log.
     Audit {
         #[command(subcommand)]
@@ -194,6 +203,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
              \n  MCP endpoint (Streamable HTTP): {url}\
              \n  Legacy SSE endpoint:            http://{addr}/sse\
              \n  Health:                         http://{addr}/readyz\
+             \n  Admin API:                      http://{addr}/admin/v1/docs (`switchboard admin --help`)\
              \n\nTry it:\
              \n  npx @modelcontextprotocol/inspector --cli {url} --method tools/list\
              \n  claude mcp add --transport http switchboard {url}\
@@ -287,6 +297,29 @@ fn load_config(
     Ok(config)
 }
 
+async fn admin(
+    connection: admin_cli::Connection,
+    action: admin_cli::AdminCommand,
+    database_url: &Option<String>,
+) -> anyhow::Result<()> {
+    use admin_cli::{AdminCommand, PlatformTokenCmd};
+    use switchboard_server::admin as local;
+    match action {
+        AdminCommand::PlatformToken(cmd) => match cmd {
+            PlatformTokenCmd::Create { name, config } => {
+                local::create_token(&load_config(config.as_deref(), database_url)?, &name).await
+            }
+            PlatformTokenCmd::List { config } => {
+                local::list_tokens(&load_config(config.as_deref(), database_url)?).await
+            }
+            PlatformTokenCmd::Revoke { id, config } => {
+                local::revoke_token(&load_config(config.as_deref(), database_url)?, &id).await
+            }
+        },
+        action => admin_cli::run(&connection, action).await,
+    }
+}
+
 async fn token(action: TokenCommand, database_url: &Option<String>) -> anyhow::Result<()> {
     use switchboard_server::token_cli;
     match action {
@@ -356,6 +389,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::Token { action }) => token(action, db).await,
         Some(Command::Audit { action }) => audit(action, db).await,
+        Some(Command::Admin { connection, action }) => admin(connection, action, db).await,
         Some(Command::CheckConfig { config }) => {
             let config = with_db(load_config(Some(&config), db)?);
             println!("configuration OK: listen {}", config.listen);

@@ -140,7 +140,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 }
 
 /// The key-hashing secret: configured, or generated once into the data folder.
-fn hashing_key(config: &Config) -> anyhow::Result<HashingKey> {
+pub fn hashing_key(config: &Config) -> anyhow::Result<HashingKey> {
     let bytes = match &config.auth.key_hashing_secret {
         Some(secret) => secret.expose_secret().as_bytes().to_vec(),
         None => {

@@ -19,6 +19,7 @@
 //! **Change detection.** Every write bumps `meta.revision` in its own transaction; readers
 //! in other processes or replicas poll [`Store::revision`] and reload when it moves.
 
+mod admin_tokens;
 mod audit;
 mod connect;
 mod credentials;
@@ -33,9 +34,11 @@ mod tx;
 use sqlx::AnyPool;
 use switchboard_domain::tenancy::TenantId;
 
+pub use admin_tokens::AdminTokenRow;
 pub use connect::redact_url;
 pub use error::StoreError;
 pub use signing::SigningKeyRow;
+pub use tenants::TenantFilter;
 
 /// Result of store operations.
 pub type Result<T> = std::result::Result<T, StoreError>;

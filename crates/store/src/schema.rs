@@ -25,6 +25,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "audit",
         include_str!("../migrations/sqlite/0002_audit.sql"),
     ),
+    (
+        3,
+        "admin_tokens",
+        include_str!("../migrations/sqlite/0003_admin_tokens.sql"),
+    ),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -37,6 +42,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         2,
         "audit",
         include_str!("../migrations/postgres/0002_audit.sql"),
+    ),
+    (
+        3,
+        "admin_tokens",
+        include_str!("../migrations/postgres/0003_admin_tokens.sql"),
     ),
 ];
 

@@ -9,6 +9,13 @@ use crate::{Result, Store, StoreError, now};
 
 const WHAT: &str = "tenant";
 
+/// Filters of a tenant listing; `None` matches every value.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TenantFilter {
+    pub status: Option<TenantStatus>,
+    pub plan: Option<Plan>,
+}
+
 pub(crate) fn tenant_from_row(row: &AnyRow, domains: Vec<String>) -> Result<Tenant> {
     let id: String = row.try_get("id")?;
     let status: String = row.try_get("status")?;
@@ -131,6 +138,54 @@ impl Store {
                     .map(|r| r.try_get::<String, _>("domain"))
                     .collect::<std::result::Result<_, _>>()?;
                 tenant_from_row(row, domains)
+            })
+            .collect()
+    }
+
+    /// One page of tenants by id, those after `after`, with their versions: at most `limit`,
+    /// filtered by status and plan when given.
+    pub async fn tenants_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+        filter: &TenantFilter,
+    ) -> Result<Vec<(Tenant, i64)>> {
+        let mut tx = self.begin(Scope::Platform, Access::Read).await?;
+        let rows = sqlx::query(
+            "SELECT * FROM tenants WHERE id > $1 AND ($2 = '' OR status = $2) \
+             AND ($3 = '' OR plan = $3) ORDER BY id LIMIT $4",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(filter.status.map_or("", TenantStatus::as_str))
+        .bind(filter.plan.map_or("", Plan::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        };
+        let (first, last): (String, String) = (first.try_get("id")?, last.try_get("id")?);
+        let domains = sqlx::query(
+            "SELECT tenant_id, domain FROM tenant_domains WHERE tenant_id >= $1 AND tenant_id <= $2 \
+             ORDER BY domain",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut by_tenant = crate::directory::by_tenant(domains)?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                let domains = by_tenant
+                    .remove(&id)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|r| r.try_get::<String, _>("domain"))
+                    .collect::<std::result::Result<_, _>>()?;
+                Ok((tenant_from_row(row, domains)?, row.try_get("version")?))
             })
             .collect()
     }

@@ -14,7 +14,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use switchboard_domain::{RawUpstream, UpstreamDef};
 
+mod admin;
+mod env;
 mod governance;
+
+pub use admin::AdminSection;
+use env::env_overrides;
 
 pub use governance::{
     AuditSection, LimitsSection, MetricsSection, OnRedisErrorSetting, PlansSection,
@@ -163,6 +168,8 @@ struct RawConfig {
     #[serde(default)]
     metrics: MetricsSection,
     #[serde(default)]
+    admin: AdminSection,
+    #[serde(default)]
     upstreams: BTreeMap<String, RawUpstream>,
 }
 
@@ -175,6 +182,7 @@ pub struct Config {
     pub limits: LimitsSection,
     pub audit: AuditSection,
     pub metrics: MetricsSection,
+    pub admin: AdminSection,
     pub listen: SocketAddr,
     pub upstreams: Vec<UpstreamDef>,
 }
@@ -354,6 +362,7 @@ impl Config {
                 "must be between 1 and 10000".into(),
             ));
         }
+        raw.admin.check()?;
         if let Some(token) = &raw.metrics.token
             && token.expose_secret().len() < 16
         {
@@ -381,6 +390,7 @@ impl Config {
             limits: raw.limits,
             audit: raw.audit,
             metrics: raw.metrics,
+            admin: raw.admin,
             listen,
             upstreams,
         })
@@ -448,72 +458,6 @@ impl Config {
     }
 }
 
-/// One `SWITCHBOARD_A__B__C=value` override.
-struct EnvOverride {
-    var: String,
-    keys: Vec<String>,
-    value: String,
-    as_string: bool,
-}
-
-impl EnvOverride {
-    fn apply(&self, doc: &mut toml::Table) -> Result<(), ConfigError> {
-        let parsed = if self.as_string {
-            None
-        } else {
-            format!("v = {}", self.value)
-                .parse::<toml::Table>()
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-        };
-        let value = parsed.unwrap_or_else(|| toml::Value::String(self.value.clone()));
-        let Some((last, parents)) = self.keys.split_last() else {
-            return Ok(());
-        };
-        let mut table = doc;
-        for key in parents {
-            let entry = table
-                .entry(key.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            table = entry.as_table_mut().ok_or_else(|| ConfigError::Env {
-                var: self.var.clone(),
-                message: format!("{key} is not a table in the configuration"),
-            })?;
-        }
-        table.insert(last.clone(), value);
-        Ok(())
-    }
-}
-
-/// Collects the `SWITCHBOARD_A__B__C=value` overrides from `env`.
-fn env_overrides(
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Result<Vec<EnvOverride>, ConfigError> {
-    let mut overrides = Vec::new();
-    for (var, value) in env {
-        let Some(path) = var.strip_prefix(ENV_PREFIX) else {
-            continue;
-        };
-        if !path.contains("__") {
-            continue; // single-level variables (SWITCHBOARD_CONFIG, SWITCHBOARD_LOG) are CLI flags
-        }
-        let keys: Vec<String> = path.split("__").map(|k| k.to_ascii_lowercase()).collect();
-        if keys.iter().any(|k| k.is_empty()) {
-            return Err(ConfigError::Env {
-                var,
-                message: "empty key segment; write SWITCHBOARD_SECTION__KEY".into(),
-            });
-        }
-        overrides.push(EnvOverride {
-            var,
-            keys,
-            value,
-            as_string: false,
-        });
-    }
-    Ok(overrides)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,6 +500,35 @@ mod tests {
         let c = Config::from_toml("", env).unwrap();
         assert_eq!(c.server.page_size, 7);
         assert_eq!(c.upstreams.len(), 1);
+    }
+
+    #[test]
+    fn the_admin_token_comes_from_its_own_variable_and_must_be_long() {
+        use secrecy::ExposeSecret;
+        let token = "0123456789abcdef0123456789abcdef";
+        let env = vec![("SWITCHBOARD_ADMIN_TOKEN".into(), token.into())];
+        let c = Config::from_toml("", env).unwrap();
+        assert_eq!(c.admin.token.unwrap().expose_secret(), token);
+        // A number-looking token stays a string; an empty one is unset.
+        let env = vec![("SWITCHBOARD_ADMIN_TOKEN".into(), "1".repeat(40))];
+        assert_eq!(
+            Config::from_toml("", env)
+                .unwrap()
+                .admin
+                .token
+                .unwrap()
+                .expose_secret()
+                .len(),
+            40
+        );
+        let env = vec![("SWITCHBOARD_ADMIN_TOKEN".into(), String::new())];
+        assert!(Config::from_toml("", env).unwrap().admin.token.is_none());
+        let env = vec![("SWITCHBOARD_ADMIN_TOKEN".into(), "short".into())];
+        let e = Config::from_toml("", env).unwrap_err();
+        assert!(e.to_string().starts_with("admin.token:"), "{e}");
+        assert!(
+            Config::from_toml("[admin]\nenabled = false", no_env()).is_ok_and(|c| !c.admin.enabled)
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Tenants: round trip, domains, conflicts, optimistic concurrency, status, cascade delete.
 
 use switchboard_domain::tenancy::{Plan, Role, Tenant, TenantStatus};
-use switchboard_store::StoreError;
+use switchboard_store::{StoreError, TenantFilter};
 
 use crate::fixtures::{SHARED_USER, entry, key, populate, t, u};
 use crate::harness::{Db, Engine};
@@ -11,7 +11,120 @@ both!(
     duplicates_conflict,
     stale_versions_are_refused,
     deleting_a_tenant_removes_everything_it_owns,
+    tenant_pages_follow_ids_with_filters,
+    platform_admin_tokens_round_trip_and_revoke,
 );
+
+async fn tenant_pages_follow_ids_with_filters(db: Db) {
+    let store = &db.store;
+    for (id, plan) in [
+        ("c-co", Plan::Free),
+        ("a-co", Plan::Pro),
+        ("b-co", Plan::Pro),
+        ("d-co", Plan::Free),
+    ] {
+        let mut tenant = Tenant::new(t(id), id);
+        tenant.plan = plan;
+        tenant.domains = vec![format!("{id}.example.com")];
+        store.create_tenant(&tenant).await.unwrap();
+    }
+    let all = TenantFilter::default();
+    let first = store.tenants_page(None, 3, &all).await.unwrap();
+    let ids: Vec<&str> = first.iter().map(|(t, _)| t.id.as_str()).collect();
+    assert_eq!(ids, ["a-co", "b-co", "c-co"]);
+    assert_eq!(
+        first[1].0.domains,
+        vec!["b-co.example.com".to_owned()],
+        "each page carries its domains"
+    );
+    assert!(first.iter().all(|(_, version)| *version == 1));
+    let rest = store.tenants_page(Some("c-co"), 3, &all).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].0.id.as_str(), "d-co");
+    assert!(
+        store
+            .tenants_page(Some("d-co"), 3, &all)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let pro = TenantFilter {
+        plan: Some(Plan::Pro),
+        status: None,
+    };
+    let ids: Vec<String> = store
+        .tenants_page(None, 10, &pro)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(t, _)| t.id.to_string())
+        .collect();
+    assert_eq!(ids, ["a-co", "b-co"]);
+    store
+        .set_tenant_status(&t("d-co"), TenantStatus::Suspended)
+        .await
+        .unwrap();
+    let suspended = TenantFilter {
+        status: Some(TenantStatus::Suspended),
+        plan: None,
+    };
+    let page = store.tenants_page(None, 10, &suspended).await.unwrap();
+    assert_eq!(
+        (page.len(), page[0].1),
+        (1, 2),
+        "the status change bumped the version"
+    );
+}
+
+async fn platform_admin_tokens_round_trip_and_revoke(db: Db) {
+    let store = &db.store;
+    let before = store.revision().await.unwrap();
+    store
+        .create_admin_token("abcdefghijkm", "bootstrap", &[1, 2, 3])
+        .await
+        .unwrap();
+    assert!(store.revision().await.unwrap() > before);
+    assert!(matches!(
+        store
+            .create_admin_token("abcdefghijkm", "again", &[4])
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let row = store.admin_token("abcdefghijkm").await.unwrap().unwrap();
+    assert_eq!(
+        (row.name.as_str(), row.hash.as_slice(), row.revoked_at),
+        ("bootstrap", &[1u8, 2, 3][..], None)
+    );
+    assert!(
+        !format!("{row:?}").contains("hash"),
+        "Debug leaves the hash out"
+    );
+    store.revoke_admin_token("abcdefghijkm").await.unwrap();
+    let revoked = store
+        .admin_token("abcdefghijkm")
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .unwrap();
+    store.revoke_admin_token("abcdefghijkm").await.unwrap();
+    assert_eq!(
+        store
+            .admin_token("abcdefghijkm")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(revoked),
+        "the first revocation stands"
+    );
+    assert!(matches!(
+        store.revoke_admin_token("nope").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(store.admin_tokens().await.unwrap().len(), 1);
+    assert!(store.admin_token("nope").await.unwrap().is_none());
+}
 
 async fn tenant_round_trip(db: Db) {
     let store = &db.store;

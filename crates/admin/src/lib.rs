@@ -1,0 +1,85 @@
+//! The admin REST API at `/admin/v1`: tenants, members, groups, roles, grants, API keys and
+//! service clients, for platform administrators and each tenant's own admins, with an
+//! OpenAPI 3.1 document generated from the handlers and types
+//! (`/admin/v1/openapi.json`, rendered at `/admin/v1/docs`).
+//!
+//! - `access` — who is calling, and the one place that decides what they may touch;
+//! - `routes/` — one module per resource; every write goes to the store, records an
+//!   `admin.change` audit event (before/after, never a secret) and republishes the
+//!   directory before answering, so a new key works and a revoked one fails at once;
+//! - `views` — the JSON shapes (camelCase), separate from the domain types so the API can
+//!   stay stable while the domain moves;
+//! - `error`, `extract`, `page` — one error shape, extractors that use it, cursors.
+//!
+//! *Must not:* know MCP, the HTTP server's wiring or the audit log's storage: the server
+//! hands in a [`Hooks`] implementation for "the directory changed" and "record this event".
+
+pub mod access;
+mod changes;
+mod docs;
+mod error;
+mod extract;
+mod page;
+mod routes;
+mod views;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use switchboard_auth::Authenticator;
+use switchboard_domain::audit::AuditEvent;
+use switchboard_store::Store;
+
+pub use access::BootstrapToken;
+pub use error::{ApiError, ErrorBody};
+pub use routes::{openapi, router};
+
+/// What the admin API needs from the process around it.
+pub trait Hooks: Send + Sync {
+    /// The directory changed in the store: republish the authentication snapshot now.
+    fn directory_changed(&self) -> BoxFuture<'_, ()>;
+    /// Records an audit event (never blocks; the audit log queues it).
+    fn record(&self, event: AuditEvent);
+}
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AdminState(Arc<Inner>);
+
+struct Inner {
+    store: Store,
+    auth: Arc<Authenticator>,
+    bootstrap: Option<BootstrapToken>,
+    hooks: Arc<dyn Hooks>,
+    public_url: String,
+}
+
+impl AdminState {
+    /// The state of the admin API. `bootstrap` is the operator's `SWITCHBOARD_ADMIN_TOKEN`,
+    /// if set; `public_url` is the gateway's base URL (the audience of tenant tokens).
+    pub fn new(
+        store: Store,
+        auth: Arc<Authenticator>,
+        bootstrap: Option<BootstrapToken>,
+        hooks: Arc<dyn Hooks>,
+        public_url: String,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            store,
+            auth,
+            bootstrap,
+            hooks,
+            public_url,
+        }))
+    }
+
+    fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    /// Records a refused platform credential in the platform chain.
+    fn refused(&self, reason: &str, ip: Option<IpAddr>) {
+        self.0.hooks.record(changes::refusal(reason, ip));
+    }
+}

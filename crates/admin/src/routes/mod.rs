@@ -1,0 +1,151 @@
+//! The admin API's routes, gathered with the OpenAPI document they generate.
+
+mod credentials;
+mod members;
+mod policy;
+mod tenants;
+
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, Response};
+use switchboard_domain::tenancy::TenantId;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AdminState;
+use crate::access::{Admin, Who};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::views::MeView;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Switchboard admin API",
+        description = "Manage tenants, their members, groups, roles, grants, API keys and \
+                       service clients. Authenticate with `Authorization: Bearer`: a platform \
+                       admin token (`sba_…`) for everything, or a tenant owner's or admin's API \
+                       key or token for their own tenant. Errors are \
+                       `{\"error\": {\"code\", \"message\", \"field\"}}`; another tenant's \
+                       objects are answered 404. Lists are paged with `limit` and `cursor`."
+    ),
+    modifiers(&Bearer),
+    tags(
+        (name = "tenants", description = "Organisations using the gateway"),
+        (name = "members", description = "Users of a tenant and their roles"),
+        (name = "groups", description = "Named sets of members, granted servers and tools"),
+        (name = "roles", description = "Custom roles: permission sets"),
+        (name = "grants", description = "Who may use which servers and items"),
+        (name = "api-keys", description = "Keys for MCP clients"),
+        (name = "clients", description = "Machine identities (OAuth client credentials)"),
+        (name = "me", description = "The caller"),
+    )
+)]
+struct Doc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+fn api() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::with_openapi(Doc::openapi())
+        .routes(routes!(me))
+        .merge(tenants::routes())
+        .merge(members::routes())
+        .merge(policy::routes())
+        .merge(credentials::routes())
+}
+
+/// The OpenAPI 3.1 document of the admin API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
+/// The admin API's router (`/admin/v1/…`, with `openapi.json` and `docs`). Every answer
+/// carries `Cache-Control: no-store`: some hold secrets shown once.
+pub fn router(state: AdminState) -> axum::Router {
+    let (router, doc) = api().split_for_parts();
+    let document = std::sync::Arc::new(doc.to_json().unwrap_or_else(|_| "{}".to_owned()));
+    let page = std::sync::Arc::new(crate::docs::page(&doc));
+    router
+        .route(
+            "/admin/v1/openapi.json",
+            axum::routing::get(move || {
+                let document = document.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        document.as_str().to_owned(),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/admin/v1/docs",
+            axum::routing::get(move || {
+                let page = page.clone();
+                async move { Html(page.as_str().to_owned()) }
+            }),
+        )
+        .route("/admin/v1", axum::routing::any(unknown))
+        .route("/admin/v1/{*rest}", axum::routing::any(unknown))
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(crate::extract::MAX_BODY))
+        .layer(axum::middleware::map_response(no_store))
+        .with_state(state)
+}
+
+async fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn unknown() -> ApiError {
+    ApiError::not_found_route()
+}
+
+async fn wrong_method() -> ApiError {
+    ApiError::method_not_allowed()
+}
+
+/// A tenant id from a path: one that cannot exist is simply not found.
+pub(crate) fn path_tenant(value: &str) -> ApiResult<TenantId> {
+    TenantId::new(value).map_err(|_| ApiError::not_found("tenant", value))
+}
+
+/// Who the credential belongs to: kind, tenant, identity, roles.
+#[utoipa::path(get, path = "/admin/v1/me", tag = "me",
+    responses((status = 200, description = "The caller", body = MeView),
+              (status = 401, description = "No usable credential", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn me(admin: Admin, State(_): State<AdminState>) -> Json<MeView> {
+    let credential = admin.credential();
+    Json(match &admin.who {
+        Who::Platform { .. } => MeView {
+            kind: "platform".into(),
+            tenant: None,
+            identity: admin.actor(),
+            roles: Vec::new(),
+            credential,
+        },
+        Who::Tenant(p) => MeView {
+            kind: "tenant".into(),
+            tenant: Some(p.tenant.to_string()),
+            identity: p.identity.to_string(),
+            roles: p.roles.iter().map(ToString::to_string).collect(),
+            credential,
+        },
+    })
+}

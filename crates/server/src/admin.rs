@@ -1,0 +1,131 @@
+//! The admin API in this process: what it needs from the gateway (republish the directory
+//! after a change, record audit events), the platform admin token of a first start, and the
+//! local `switchboard admin platform-token` commands (which work on the database, for when
+//! no admin token is at hand).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
+use switchboard_admin::{AdminState, BootstrapToken, Hooks};
+use switchboard_auth::api_key::{self, ADMIN_PREFIX, HashingKey};
+use switchboard_domain::audit::AuditEvent;
+use switchboard_governance::AuditLog;
+use switchboard_store::Store;
+
+use crate::config::Config;
+use crate::tenancy::{Tenancy, hashing_key, open_store};
+
+struct GatewayHooks {
+    tenancy: Arc<Tenancy>,
+    audit: Option<Arc<AuditLog>>,
+}
+
+impl Hooks for GatewayHooks {
+    fn directory_changed(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            // The store has the change; if republishing fails here, the poller retries.
+            if let Err(err) = self.tenancy.reload().await {
+                tracing::warn!(error = %err, "admin change: cannot republish the directory yet");
+            }
+        })
+    }
+
+    fn record(&self, event: AuditEvent) {
+        if let Some(log) = &self.audit {
+            log.record(event);
+        }
+    }
+}
+
+/// The admin API's state, or `None` when `[admin] enabled = false`. Without an operator
+/// token and without any usable platform token, creates one and prints it once.
+pub async fn state(
+    config: &Config,
+    tenancy: &Arc<Tenancy>,
+    audit: Option<Arc<AuditLog>>,
+) -> anyhow::Result<Option<AdminState>> {
+    if !config.admin.enabled {
+        return Ok(None);
+    }
+    let hashing = tenancy.auth.hashing();
+    let bootstrap = match &config.admin.token {
+        Some(token) => Some(BootstrapToken::new(token, hashing).map_err(anyhow::Error::msg)?),
+        None => {
+            first_start_token(&tenancy.store, hashing).await?;
+            None
+        }
+    };
+    let hooks = Arc::new(GatewayHooks {
+        tenancy: tenancy.clone(),
+        audit,
+    });
+    Ok(Some(AdminState::new(
+        tenancy.store.clone(),
+        tenancy.auth.clone(),
+        bootstrap,
+        hooks,
+        config.public_url(),
+    )))
+}
+
+async fn first_start_token(store: &Store, hashing: &HashingKey) -> anyhow::Result<()> {
+    let tokens = store
+        .admin_tokens()
+        .await
+        .context("cannot read the platform admin tokens")?;
+    if tokens.iter().any(|t| t.revoked_at.is_none()) {
+        return Ok(());
+    }
+    let token = create(store, hashing, "bootstrap").await?;
+    // Printed, not logged: log pipelines keep what they see.
+    eprintln!(
+        "\nPlatform admin token (shown once — store it now):\n\n    {}\n\n\
+         Use it with `switchboard admin` as SWITCHBOARD_ADMIN_TOKEN, or as `Authorization: Bearer` \
+         on /admin/v1. Lost it? `switchboard admin platform-token create --config FILE`.\n",
+        token.expose_secret()
+    );
+    Ok(())
+}
+
+async fn create(store: &Store, hashing: &HashingKey, name: &str) -> anyhow::Result<SecretString> {
+    let new = api_key::generate_with(ADMIN_PREFIX, hashing);
+    store
+        .create_admin_token(&new.id, name, &new.hash)
+        .await
+        .context("cannot store the platform admin token")?;
+    Ok(new.text)
+}
+
+/// `switchboard admin platform-token create`: prints a new token on stdout.
+pub async fn create_token(config: &Config, name: &str) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let token = create(&store, &hashing_key(config)?, name).await?;
+    println!("{}", token.expose_secret());
+    Ok(())
+}
+
+/// `switchboard admin platform-token list`.
+pub async fn list_tokens(config: &Config) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    println!("{:<14} {:<20} {:<12} status", "id", "name", "created");
+    for t in store.admin_tokens().await? {
+        let status = t
+            .revoked_at
+            .map_or("active".to_owned(), |at| format!("revoked at {at}"));
+        println!("{:<14} {:<20} {:<12} {status}", t.id, t.name, t.created_at);
+    }
+    Ok(())
+}
+
+/// `switchboard admin platform-token revoke ID`.
+pub async fn revoke_token(config: &Config, id: &str) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    store
+        .revoke_admin_token(id)
+        .await
+        .with_context(|| format!("cannot revoke platform admin token {id:?}"))?;
+    println!("revoked {id}");
+    Ok(())
+}
