@@ -35,6 +35,7 @@ use crate::limits;
 use crate::metrics::{self, Metrics, MetricsState};
 use crate::oauth::{self, OAuthState};
 use crate::origin_guard::{self, OriginPolicy};
+use crate::reply;
 use crate::tenancy::Tenancy;
 
 #[derive(Clone)]
@@ -153,6 +154,8 @@ fn router(
         legacy = legacy.layer(admit.clone());
         admin = admin.map(|router| router.layer(admit));
     }
+    // Outermost of all on the admin API: its refusals use its own error shape.
+    let admin = admin.map(|router| router.layer(axum::middleware::from_fn(reply::admin_shape)));
     let oauth_state = OAuthState {
         tenancy: tenancy.clone(),
         public_url,

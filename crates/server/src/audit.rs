@@ -195,7 +195,11 @@ impl DecisionSink for Observer {
 pub async fn admit(State(log): State<Arc<AuditLog>>, request: Request, next: Next) -> Response {
     match log.admit().await {
         Ok(()) => next.run(request).await,
-        Err(busy) => reply::unavailable(codes::AUDIT_BUSY, &busy.to_string()),
+        Err(busy) => reply::unavailable(
+            reply::Shape::of(&request),
+            codes::AUDIT_BUSY,
+            &busy.to_string(),
+        ),
     }
 }
 

@@ -59,6 +59,7 @@ async fn answer(
     request: Request,
     next: Next,
 ) -> Response {
+    let shape = reply::Shape::of(&request);
     match decided {
         Ok(None) => next.run(request).await,
         Ok(Some(outcome)) if outcome.allowed() => {
@@ -69,8 +70,8 @@ async fn answer(
             }
             response
         }
-        Ok(Some(outcome)) => too_many(&outcome),
-        Err(err) => unavailable(&err),
+        Ok(Some(outcome)) => too_many(&outcome, shape),
+        Err(err) => reply::unavailable(shape, codes::LIMITS_UNAVAILABLE, &err.to_string()),
     }
 }
 
@@ -110,10 +111,11 @@ fn refusal_message(outcome: &Outcome) -> String {
     )
 }
 
-fn too_many(outcome: &Outcome) -> Response {
+fn too_many(outcome: &Outcome, shape: reply::Shape) -> Response {
     let retry_ms = outcome.verdict.retry_after_us.div_ceil(1000);
     let data = json!({"limit": outcome.scope.as_str(), "retryAfterMs": retry_ms});
-    let mut response = reply::jsonrpc_error(
+    let mut response = reply::refusal(
+        shape,
         StatusCode::TOO_MANY_REQUESTS,
         codes::RATE_LIMITED,
         &refusal_message(outcome),
@@ -123,10 +125,6 @@ fn too_many(outcome: &Outcome) -> Response {
     describe(headers, outcome);
     headers.insert(header::RETRY_AFTER, outcome.retry_after_secs().into());
     response
-}
-
-fn unavailable(err: &LimitError) -> Response {
-    reply::unavailable(codes::LIMITS_UNAVAILABLE, &err.to_string())
 }
 
 /// The per-tool limit, asked by the MCP handler before a call goes upstream.
@@ -182,13 +180,37 @@ mod tests {
             message,
             "rate limit exceeded: your user limit is 100/min; retry in 2 s"
         );
-        let response = too_many(&refused(LimitScope::Tenant));
-        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-        let headers = response.headers();
-        assert_eq!(headers[header::RETRY_AFTER], "2");
-        assert_eq!(headers["ratelimit-limit"], "100");
-        assert_eq!(headers["ratelimit-remaining"], "0");
-        assert_eq!(headers["ratelimit-reset"], "60");
-        assert_eq!(headers["ratelimit-policy"], "100;w=60");
+        for shape in [reply::Shape::JsonRpc, reply::Shape::Admin] {
+            let response = too_many(&refused(LimitScope::Tenant), shape);
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            let headers = response.headers();
+            assert_eq!(headers[header::RETRY_AFTER], "2");
+            assert_eq!(headers["ratelimit-limit"], "100");
+            assert_eq!(headers["ratelimit-remaining"], "0");
+            assert_eq!(headers["ratelimit-reset"], "60");
+            assert_eq!(headers["ratelimit-policy"], "100;w=60");
+        }
+    }
+
+    #[tokio::test]
+    async fn admin_refusals_use_the_admin_error_shape() {
+        use http_body_util_free::body_json;
+        let admin = too_many(&refused(LimitScope::Address), reply::Shape::Admin);
+        let body = body_json(admin).await;
+        assert_eq!(body["error"]["code"], "rate_limited");
+        assert!(body.get("jsonrpc").is_none());
+        let mcp = too_many(&refused(LimitScope::Address), reply::Shape::JsonRpc);
+        let body = body_json(mcp).await;
+        assert_eq!(body["error"]["code"], codes::RATE_LIMITED);
+        assert_eq!(body["jsonrpc"], "2.0");
+    }
+
+    mod http_body_util_free {
+        pub async fn body_json(response: axum::response::Response) -> serde_json::Value {
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            serde_json::from_slice(&bytes).unwrap()
+        }
     }
 }
