@@ -52,6 +52,7 @@ fn key_for(dir: &mut TenantDirectory, hashing: &HashingKey, user: &str) -> Strin
         expires_at: None,
         revoked_at: None,
         created_at: 0,
+        quotas: None,
     });
     new.text.expose_secret().to_owned()
 }

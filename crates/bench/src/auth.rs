@@ -66,6 +66,7 @@ pub async fn provision(url: &str) -> anyhow::Result<String> {
             expires_at: None,
             revoked_at: None,
             created_at: 0,
+            quotas: None,
         })
         .await?;
     Ok(key.text.expose_secret().to_owned())
@@ -145,6 +146,7 @@ pub async fn in_process_costs(iterations: usize) -> anyhow::Result<Vec<Cost>> {
                 expires_at: None,
                 revoked_at: None,
                 created_at: 0,
+                quotas: None,
             }],
             clients: Vec::new(),
             issuers: Vec::new(),

@@ -36,6 +36,10 @@ pub(crate) fn api_key_from_row(row: &AnyRow) -> Result<ApiKeyRecord> {
         expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
         created_at: row.try_get("created_at")?,
+        quotas: row
+            .try_get::<Option<String>, _>("quotas")?
+            .map(|q| serde_json::from_str(&q).map_err(|e| corrupt(format!("quotas: {e}"))))
+            .transpose()?,
     })
 }
 
@@ -75,10 +79,16 @@ impl TenantStore<'_> {
         // Never fall back to "[]": an empty list would lift every restriction.
         let restrictions =
             serde_json::to_string(&restrictions).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let quotas = key
+            .quotas
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let mut tx = self.write().await?;
         sqlx::query(
-            "INSERT INTO api_keys (id, tenant_id, name, owner_type, owner_id, hash, restrictions, expires_at, revoked_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO api_keys (id, tenant_id, name, owner_type, owner_id, hash, restrictions, expires_at, revoked_at, created_at, quotas) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&key.id)
         .bind(self.id())
@@ -90,6 +100,7 @@ impl TenantStore<'_> {
         .bind(key.expires_at)
         .bind(key.revoked_at)
         .bind(if key.created_at > 0 { key.created_at } else { now() })
+        .bind(quotas)
         .execute(&mut *tx)
         .await
         .map_err(|e| self.write_error(e, "API key", &key.id))?;

@@ -30,6 +30,7 @@ mod schema;
 mod signing;
 mod tenants;
 mod tx;
+mod usage;
 
 use sqlx::AnyPool;
 use switchboard_domain::tenancy::TenantId;
@@ -39,6 +40,7 @@ pub use connect::redact_url;
 pub use error::StoreError;
 pub use signing::SigningKeyRow;
 pub use tenants::TenantFilter;
+pub use usage::{MAX_REPORT_ROWS, UsageGroup, UsageRow};
 
 /// Result of store operations.
 pub type Result<T> = std::result::Result<T, StoreError>;

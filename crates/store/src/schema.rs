@@ -30,6 +30,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "admin_tokens",
         include_str!("../migrations/sqlite/0003_admin_tokens.sql"),
     ),
+    (
+        4,
+        "usage",
+        include_str!("../migrations/sqlite/0004_usage.sql"),
+    ),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -47,6 +52,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         3,
         "admin_tokens",
         include_str!("../migrations/postgres/0003_admin_tokens.sql"),
+    ),
+    (
+        4,
+        "usage",
+        include_str!("../migrations/postgres/0004_usage.sql"),
     ),
 ];
 

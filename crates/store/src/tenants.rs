@@ -253,10 +253,25 @@ impl Store {
         self.change_platform(query, WHAT, id.as_str()).await
     }
 
-    /// Deletes a tenant and everything it owns.
+    /// Deletes a tenant and everything it owns (its usage too; its audit chain stays).
     pub async fn delete_tenant(&self, id: &TenantId) -> Result<()> {
-        let query = sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id.as_str().to_owned());
-        self.change_platform(query, WHAT, id.as_str()).await
+        let mut tx = self.begin(Scope::Platform, Access::Write).await?;
+        let deleted = sqlx::query("DELETE FROM tenants WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(StoreError::NotFound {
+                what: WHAT,
+                id: id.to_string(),
+            });
+        }
+        sqlx::query("DELETE FROM usage_rollups WHERE tenant_id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        commit_write(tx).await
     }
 
     /// The tenant owning a host name.

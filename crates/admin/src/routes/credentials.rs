@@ -147,6 +147,7 @@ async fn create_key(
         expires_at: body.expires_at,
         revoked_at: None,
         created_at: now,
+        quotas: None,
     };
     state.store().tenant(&id).create_api_key(&record).await?;
     let view = ApiKeyView::new(&record, now);

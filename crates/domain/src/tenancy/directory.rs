@@ -8,7 +8,7 @@ use super::grant::Grant;
 use super::ids::{ClientId, GroupName, TenantId, UserId};
 use super::role::{Role, RoleDef};
 use super::target::Target;
-use super::tenant::Tenant;
+use super::tenant::{Quotas, Tenant};
 
 /// A user's role in one tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +54,9 @@ pub struct ApiKeyRecord {
     /// Unix seconds at which the key was revoked.
     pub revoked_at: Option<i64>,
     pub created_at: i64,
+    /// Call quotas of this key alone (besides its tenant's).
+    #[serde(default)]
+    pub quotas: Option<Quotas>,
 }
 
 impl std::fmt::Debug for ApiKeyRecord {

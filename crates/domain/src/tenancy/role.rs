@@ -25,6 +25,13 @@ impl ItemKind {
             Self::Resource => "resource",
         }
     }
+
+    /// Parses a lowercase name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Tool, Self::Prompt, Self::Resource]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+    }
 }
 
 /// A role held in one tenant.

@@ -125,6 +125,7 @@ pub async fn api_key(
         expires_at: None,
         revoked_at: None,
         created_at: 0,
+        quotas: None,
     };
     store
         .tenant(&tenant(tenant_id))

@@ -40,6 +40,10 @@ pub fn key(tenant: &str, id: &str) -> ApiKeyRecord {
         expires_at: Some(LATER),
         revoked_at: None,
         created_at: 100,
+        quotas: Some(switchboard_domain::tenancy::Quotas {
+            calls_per_day: Some(1000),
+            calls_per_month: None,
+        }),
     }
 }
 

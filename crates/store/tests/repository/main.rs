@@ -33,3 +33,4 @@ mod isolation;
 mod members;
 mod rls;
 mod tenants;
+mod usage;
