@@ -29,6 +29,8 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use switchboard_auth::Authenticator;
 use switchboard_domain::audit::AuditEvent;
+use switchboard_domain::tenancy::TenantId;
+use switchboard_domain::usage::Period;
 use switchboard_store::Store;
 
 pub use access::BootstrapToken;
@@ -41,6 +43,16 @@ pub trait Hooks: Send + Sync {
     fn directory_changed(&self) -> BoxFuture<'_, ()>;
     /// Records an audit event (never blocks; the audit log queues it).
     fn record(&self, event: AuditEvent);
+    /// Writes this process's counted usage now, so a report includes it.
+    fn flush_usage(&self) -> BoxFuture<'_, ()>;
+    /// Calls used of a quota period holding now, as this process counts them (`None`: not
+    /// counted here; the store's figure stands).
+    fn quota_used(
+        &self,
+        tenant: &TenantId,
+        credential: Option<&str>,
+        period: Period,
+    ) -> Option<u64>;
 }
 
 /// Everything the handlers share. Cheap to clone.

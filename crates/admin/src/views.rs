@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchboard_domain::tenancy::{
     ApiKeyRecord, ClientId, Effect, Grant, Grantee, Group, GroupName, KeyOwner, Membership, Plan,
-    Role, RoleDef, ServiceClient, Target, Tenant, TenantId, TenantSettings, TenantStatus, UserId,
+    Quotas, Role, RoleDef, ServiceClient, Target, Tenant, TenantId, TenantSettings, TenantStatus,
+    UserId,
 };
 use utoipa::ToSchema;
 
@@ -48,6 +49,11 @@ pub fn status(value: &str) -> ApiResult<TenantStatus> {
     TenantStatus::parse(value).ok_or_else(|| {
         ApiError::invalid("status", "status must be `active`, `trial` or `suspended`")
     })
+}
+
+/// Quotas from JSON.
+pub fn quotas(field: &str, value: Value) -> ApiResult<Quotas> {
+    serde_json::from_value(value).map_err(|e| ApiError::invalid(field, format!("{field}: {e}")))
 }
 
 /// Settings from JSON, checked beyond their shape (CIDR ranges parse).
@@ -361,6 +367,10 @@ pub struct ApiKeyView {
     pub created_at: i64,
     /// `active`, `expired` or `revoked`.
     pub status: String,
+    /// The key's own call quotas (`{"callsPerDay", "callsPerMonth"}`), besides its tenant's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub quotas: Option<Value>,
 }
 
 impl ApiKeyView {
@@ -381,6 +391,7 @@ impl ApiKeyView {
             revoked_at: k.revoked_at,
             created_at: k.created_at,
             status: status.to_owned(),
+            quotas: k.quotas.as_ref().and_then(|q| serde_json::to_value(q).ok()),
         }
     }
 }
@@ -398,6 +409,9 @@ pub struct NewApiKey {
     pub restrictions: Vec<String>,
     /// Unix seconds; absent for a key that does not expire.
     pub expires_at: Option<i64>,
+    /// The key's own call quotas: `{"callsPerDay": 1000, "callsPerMonth": 20000}`.
+    #[schema(value_type = Option<Object>)]
+    pub quotas: Option<Value>,
 }
 
 /// A created API key: `secret` is shown this once and cannot be read again.

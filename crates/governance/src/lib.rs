@@ -1,5 +1,5 @@
-//! Governance of the data plane: rate limits and the audit log's writer; quotas and usage
-//! metering join this crate as they land.
+//! Governance of the data plane: rate limits, the audit log's writer, usage metering and
+//! call quotas.
 //!
 //! This crate is a service layer: it depends on the pure domain and on its stores (Redis, the
 //! repositories),
@@ -8,8 +8,11 @@
 
 pub mod audit;
 pub mod limits;
+pub mod usage;
 
 pub use audit::{AuditBusy, AuditLog, AuditOptions, AuditStats};
+
+pub use usage::{Meter, MeterOptions, MeterStats, QuotaError, QuotaScope};
 
 pub use limits::{
     Check, LimitError, LimitStats, Limiter, LimitsOptions, OnRedisError, Outcome, PlanLimits,

@@ -15,7 +15,9 @@ use rmcp::ErrorData;
 use serde_json::{Map, Value};
 use switchboard_domain::UpstreamDef;
 use switchboard_domain::limits::RateLimits;
-use switchboard_domain::tenancy::{Decision, Item, ItemKind, Policy, Principal, Reason, TenantId};
+use switchboard_domain::tenancy::{
+    Decision, Item, ItemKind, Policy, Principal, Quotas, Reason, TenantId,
+};
 
 /// The authenticated caller of one request.
 #[derive(Debug, Clone)]
@@ -28,6 +30,10 @@ pub struct Caller {
     pub max_sessions: Option<u32>,
     /// The tenant's rate limits (its settings over its plan's defaults); none in open mode.
     pub limits: RateLimits,
+    /// The tenant's call quotas.
+    pub quotas: Option<Quotas>,
+    /// The API key's own call quotas, when the credential is a key that has some.
+    pub key_quotas: Option<Quotas>,
 }
 
 impl Caller {
@@ -44,6 +50,8 @@ impl Caller {
             max_sessions_per_user: None,
             max_sessions: None,
             limits: RateLimits::default(),
+            quotas: None,
+            key_quotas: None,
         }
     }
 
@@ -128,8 +136,16 @@ pub struct CallRecord<'a> {
     pub arguments_digest: Option<String>,
     /// The JSON-RPC error the caller got, if any.
     pub error: Option<&'a ErrorData>,
+    /// A tool result flagged `isError` (the call worked; the tool reported a failure).
+    pub tool_error: bool,
     pub latency: Duration,
     pub client: &'a ClientFacts,
+    /// Whether the call went upstream (a gate's refusal — rate limit, quota — did not).
+    pub reached: bool,
+    /// Size of the arguments sent upstream (serialized JSON).
+    pub bytes_in: u64,
+    /// Size of the result returned (serialized JSON); 0 for an error.
+    pub bytes_out: u64,
 }
 
 /// Receives every call decision and every completed call; the governance layer's audit log
@@ -143,11 +159,28 @@ pub trait DecisionSink: Send + Sync {
     }
 }
 
-/// The digest recorded for a call's arguments.
-pub fn arguments_digest(arguments: &Map<String, Value>) -> String {
+/// The digest recorded for a call's arguments, and their size in bytes.
+pub fn arguments_digest(arguments: &Map<String, Value>) -> (String, u64) {
     use sha2::{Digest, Sha256};
     let text = serde_json::to_string(arguments).unwrap_or_default();
-    switchboard_domain::audit::to_hex(&Sha256::digest(text.as_bytes())[..16])
+    let digest = switchboard_domain::audit::to_hex(&Sha256::digest(text.as_bytes())[..16]);
+    (digest, text.len() as u64)
+}
+
+/// The size of a value serialized as JSON, counted without building the text.
+pub fn json_size<T: serde::Serialize>(value: &T) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).map_or(0, |()| count.0)
 }
 
 /// The default sink: denials at `info`, allows at `debug`, in the gateway's log.

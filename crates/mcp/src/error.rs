@@ -38,6 +38,9 @@ pub mod codes {
     pub const LIMITS_UNAVAILABLE: i32 = -32027;
     /// The audit log cannot keep up (its backlog stayed full); nothing unaudited runs (503).
     pub const AUDIT_BUSY: i32 = -32028;
+    /// A daily or monthly call quota is used up (tenant or API key); `data` says which and
+    /// when it resets.
+    pub const QUOTA_EXHAUSTED: i32 = -32029;
 }
 
 /// A data-plane failure.
@@ -76,6 +79,18 @@ pub enum GatewayError {
     /// Rate limits could not be checked; the call is refused (fail closed).
     #[error("{0}")]
     LimitsUnavailable(String),
+    /// A call quota is used up.
+    #[error("{message}")]
+    QuotaExhausted {
+        message: String,
+        /// `tenant` or `key`.
+        scope: &'static str,
+        /// `day` or `month`.
+        period: &'static str,
+        limit: u64,
+        /// Unix seconds.
+        resets_at: i64,
+    },
     /// An error the upstream itself returned: passed through unchanged.
     #[error("{0:?}")]
     Upstream(ErrorData),
@@ -111,6 +126,21 @@ impl From<GatewayError> for ErrorData {
             }
             GatewayError::LimitsUnavailable(_) => {
                 ErrorData::new(ErrorCode(codes::LIMITS_UNAVAILABLE), message, None)
+            }
+            GatewayError::QuotaExhausted {
+                scope,
+                period,
+                limit,
+                resets_at,
+                ..
+            } => {
+                let data = serde_json::json!({
+                    "quota": scope,
+                    "period": period,
+                    "limit": limit,
+                    "resetsAt": resets_at,
+                });
+                ErrorData::new(ErrorCode(codes::QUOTA_EXHAUSTED), message, Some(data))
             }
             GatewayError::Upstream(data) => data,
         }

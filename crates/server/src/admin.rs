@@ -11,7 +11,9 @@ use secrecy::{ExposeSecret, SecretString};
 use switchboard_admin::{AdminState, BootstrapToken, Hooks};
 use switchboard_auth::api_key::{self, ADMIN_PREFIX, HashingKey};
 use switchboard_domain::audit::AuditEvent;
-use switchboard_governance::AuditLog;
+use switchboard_domain::tenancy::TenantId;
+use switchboard_domain::usage::Period;
+use switchboard_governance::{AuditLog, Meter};
 use switchboard_store::Store;
 
 use crate::config::Config;
@@ -20,6 +22,7 @@ use crate::tenancy::{Tenancy, hashing_key, open_store};
 struct GatewayHooks {
     tenancy: Arc<Tenancy>,
     audit: Option<Arc<AuditLog>>,
+    meter: Option<Arc<Meter>>,
 }
 
 impl Hooks for GatewayHooks {
@@ -37,6 +40,23 @@ impl Hooks for GatewayHooks {
             log.record(event);
         }
     }
+
+    fn flush_usage(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(meter) = &self.meter {
+                meter.flush().await;
+            }
+        })
+    }
+
+    fn quota_used(
+        &self,
+        tenant: &TenantId,
+        credential: Option<&str>,
+        period: Period,
+    ) -> Option<u64> {
+        self.meter.as_ref()?.quota_used(tenant, credential, period)
+    }
 }
 
 /// The admin API's state, or `None` when `[admin] enabled = false`. Without an operator
@@ -45,6 +65,7 @@ pub async fn state(
     config: &Config,
     tenancy: &Arc<Tenancy>,
     audit: Option<Arc<AuditLog>>,
+    meter: Option<Arc<Meter>>,
 ) -> anyhow::Result<Option<AdminState>> {
     if !config.admin.enabled {
         return Ok(None);
@@ -60,6 +81,7 @@ pub async fn state(
     let hooks = Arc::new(GatewayHooks {
         tenancy: tenancy.clone(),
         audit,
+        meter,
     });
     Ok(Some(AdminState::new(
         tenancy.store.clone(),

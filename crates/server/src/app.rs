@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use serde_json::json;
-use switchboard_governance::{AuditLog, Limiter, OnRedisError};
+use switchboard_governance::{AuditLog, Limiter, Meter, OnRedisError};
 use switchboard_mcp::Gateway;
 use switchboard_mcp::downstream::{sse, streamable};
 use tokio::task::JoinHandle;
@@ -44,6 +44,7 @@ struct AppState {
     tenancy: Arc<Tenancy>,
     limiter: Arc<Limiter>,
     audit: Option<Arc<AuditLog>>,
+    meter: Option<Arc<Meter>>,
     stopping: Arc<AtomicBool>,
 }
 
@@ -82,6 +83,7 @@ struct Services {
     tenancy: Arc<Tenancy>,
     limiter: Arc<Limiter>,
     audit: Option<Arc<AuditLog>>,
+    meter: Option<Arc<Meter>>,
     metrics: Option<Arc<Metrics>>,
     admin: Option<switchboard_admin::AdminState>,
 }
@@ -98,6 +100,7 @@ fn router(
         tenancy,
         limiter,
         audit,
+        meter,
         metrics,
         admin,
     } = services;
@@ -206,6 +209,7 @@ fn router(
             tenancy,
             limiter,
             audit,
+            meter,
             stopping,
         });
     match admin {
@@ -269,6 +273,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
         let stats = log.stats();
         json!({"backlog": stats.backlog, "written": stats.written, "write_errors": stats.write_errors})
     });
+    let usage = state.meter.as_ref().map(|meter| {
+        let stats = meter.stats();
+        json!({"pending_cells": stats.pending_cells, "written_cells": stats.written_cells, "write_errors": stats.write_errors})
+    });
     let snapshot = state.tenancy.auth.snapshot();
     let body = json!({
         "status": word,
@@ -276,6 +284,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         "tenants": snapshot.tenants().count(),
         "limits": limits,
         "audit": audit,
+        "usage": usage,
         "open_mode": snapshot.is_open(),
         "sessions": state.gateway.hub().session_count(),
         "in_flight": state.gateway.in_flight(),
@@ -309,7 +318,14 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         Limiter::new(config.limits_options()).context("cannot set up rate limits ([limits])")?,
     );
     let gateway = Gateway::start(config.upstreams.clone(), config.gateway_config());
-    gateway.set_call_gate(Arc::new(limits::ToolGate(limiter.clone())));
+    let meter = config
+        .usage
+        .enabled
+        .then(|| Meter::start(tenancy.store.clone(), config.usage_options()));
+    gateway.set_call_gate(Arc::new(limits::ToolGate {
+        limiter: limiter.clone(),
+        meter: meter.clone(),
+    }));
     let audit_log = config
         .audit
         .enabled
@@ -318,11 +334,12 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         .metrics
         .enabled
         .then(|| Metrics::new(config.metrics.max_series));
-    let admin = crate::admin::state(&config, &tenancy, audit_log.clone()).await?;
-    if audit_log.is_some() || metrics.is_some() {
+    let admin = crate::admin::state(&config, &tenancy, audit_log.clone(), meter.clone()).await?;
+    if audit_log.is_some() || metrics.is_some() || meter.is_some() {
         let observer = Arc::new(Observer {
             audit: audit_log.clone(),
             metrics: metrics.clone(),
+            meter: meter.clone(),
         });
         gateway.set_decision_sink(observer.clone());
         tenancy.auth.set_event_sink(observer);
@@ -342,6 +359,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         tenancy: tenancy.clone(),
         limiter,
         audit: audit_log.clone(),
+        meter: meter.clone(),
         metrics,
         admin,
     };
@@ -385,6 +403,9 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         };
         task_gateway.shutdown().await;
         // Every request has ended: write what they recorded before stopping.
+        if let Some(meter) = meter {
+            meter.flush().await;
+        }
         if let Some(log) = audit_log {
             log.flush().await;
             tracing::info!(written = log.stats().written, "audit log flushed");

@@ -22,7 +22,8 @@ use serde_json::json;
 use switchboard_auth::{AuthEventSink, LogAuthEvents, Refusal};
 use switchboard_domain::audit::{AuditEvent, AuditKind, PLATFORM_CHAIN};
 use switchboard_domain::tenancy::Principal;
-use switchboard_governance::AuditLog;
+use switchboard_domain::usage::{UsageKey, hour_start};
+use switchboard_governance::{AuditLog, Meter};
 use switchboard_mcp::error::codes;
 use switchboard_mcp::{CallRecord, DecisionRecord, DecisionSink, LogDecisions};
 use switchboard_store::Store;
@@ -77,6 +78,7 @@ fn actor(principal: &Principal) -> String {
 pub struct Observer {
     pub audit: Option<Arc<AuditLog>>,
     pub metrics: Option<Arc<Metrics>>,
+    pub meter: Option<Arc<Meter>>,
 }
 
 impl AuthEventSink for Observer {
@@ -152,6 +154,25 @@ impl DecisionSink for Observer {
 
     fn completed(&self, r: &CallRecord<'_>) {
         LogDecisions.completed(r);
+        if let Some(meter) = &self.meter
+            && r.reached
+        {
+            meter.record(
+                UsageKey {
+                    tenant: r.principal.tenant.clone(),
+                    hour: hour_start(now_ms() / 1000),
+                    principal: r.principal.identity.to_string(),
+                    credential: r.principal.credential.id.clone(),
+                    server: r.server.to_owned(),
+                    kind: r.kind,
+                    item: r.name.to_owned(),
+                },
+                r.error.is_some() || r.tool_error,
+                r.latency,
+                r.bytes_in,
+                r.bytes_out,
+            );
+        }
         if let Some(metrics) = &self.metrics {
             metrics.call(
                 r.principal.tenant.as_str(),

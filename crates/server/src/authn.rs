@@ -15,7 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use switchboard_auth::{AuthError, Authenticated, RequestFacts};
 use switchboard_domain::limits::RateLimits;
-use switchboard_domain::tenancy::{IdError, Identity};
+use switchboard_domain::tenancy::{CredentialKind, IdError, Identity};
 use switchboard_governance::Limiter;
 use switchboard_mcp::Caller;
 use switchboard_mcp::downstream::sse::EndpointQuery;
@@ -147,7 +147,7 @@ pub async fn authenticate(
     };
     match state.tenancy.auth.authenticate(&facts).await {
         Ok(found) => {
-            let caller = caller(&found, &state.limiter);
+            let caller = caller(&found, &state.limiter, &state.tenancy);
             request.extensions_mut().insert(Arc::new(caller));
             if let Some(token) = query.filter(|_| path.ends_with("/sse")) {
                 // A client that authenticates by query must be able to post the same way.
@@ -167,12 +167,22 @@ fn percent_encode(value: &str) -> String {
 }
 
 /// The data plane's view of an authenticated request.
-pub fn caller(found: &Authenticated, limiter: &Limiter) -> Caller {
+pub fn caller(found: &Authenticated, limiter: &Limiter, tenancy: &Tenancy) -> Caller {
     let tenant = &found.tenant.tenant;
-    // Open mode (the anonymous owner of `default`) has no tenant limits.
-    let limits = match found.principal.identity {
-        Identity::Anonymous => RateLimits::default(),
-        _ => limiter.effective(tenant),
+    // Open mode (the anonymous owner of `default`) has no tenant limits or quotas.
+    let anonymous = found.principal.identity == Identity::Anonymous;
+    let limits = if anonymous {
+        RateLimits::default()
+    } else {
+        limiter.effective(tenant)
+    };
+    let key_quotas = match found.principal.credential.kind {
+        CredentialKind::ApiKey => tenancy
+            .auth
+            .snapshot()
+            .key(&found.principal.credential.id)
+            .and_then(|key| key.record.quotas.clone()),
+        _ => None,
     };
     Caller {
         principal: found.principal.clone(),
@@ -180,6 +190,8 @@ pub fn caller(found: &Authenticated, limiter: &Limiter) -> Caller {
         max_sessions_per_user: tenant.settings.max_sessions_per_user,
         max_sessions: tenant.settings.max_sessions,
         limits,
+        quotas: tenant.settings.quotas.clone().filter(|_| !anonymous),
+        key_quotas,
     }
 }
 

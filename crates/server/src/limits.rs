@@ -19,7 +19,7 @@ use axum::response::Response;
 use futures::future::BoxFuture;
 use serde_json::json;
 use switchboard_domain::limits::LimitScope;
-use switchboard_governance::{LimitError, Limiter, Outcome};
+use switchboard_governance::{LimitError, Limiter, Meter, Outcome, QuotaError};
 use switchboard_mcp::error::{GatewayError, codes};
 use switchboard_mcp::{CallGate, Caller};
 
@@ -127,8 +127,13 @@ fn too_many(outcome: &Outcome, shape: reply::Shape) -> Response {
     response
 }
 
-/// The per-tool limit, asked by the MCP handler before a call goes upstream.
-pub struct ToolGate(pub Arc<Limiter>);
+/// Asked by the MCP handler before a call goes upstream: the per-tool rate limit, then the
+/// tenant's and the key's call quotas (a call refused by the limit is not counted against
+/// a quota).
+pub struct ToolGate {
+    pub limiter: Arc<Limiter>,
+    pub meter: Option<Arc<Meter>>,
+}
 
 impl CallGate for ToolGate {
     fn admit<'a>(
@@ -138,18 +143,49 @@ impl CallGate for ToolGate {
     ) -> BoxFuture<'a, Result<(), GatewayError>> {
         Box::pin(async move {
             match self
-                .0
+                .limiter
                 .check_tool(&caller.limits, caller.tenant(), tool)
                 .await
             {
-                Ok(Some(outcome)) if !outcome.allowed() => Err(GatewayError::RateLimited {
-                    scope: outcome.scope.as_str(),
-                    rate: outcome.rate.to_string(),
-                    retry_after: Duration::from_micros(outcome.verdict.retry_after_us),
-                }),
-                Ok(_) => Ok(()),
-                Err(err) => Err(GatewayError::LimitsUnavailable(err.to_string())),
+                Ok(Some(outcome)) if !outcome.allowed() => {
+                    return Err(GatewayError::RateLimited {
+                        scope: outcome.scope.as_str(),
+                        rate: outcome.rate.to_string(),
+                        retry_after: Duration::from_micros(outcome.verdict.retry_after_us),
+                    });
+                }
+                Ok(_) => {}
+                Err(err) => return Err(GatewayError::LimitsUnavailable(err.to_string())),
             }
+            let Some(meter) = &self.meter else {
+                return Ok(());
+            };
+            if caller.quotas.is_none() && caller.key_quotas.is_none() {
+                return Ok(());
+            }
+            meter
+                .admit(
+                    caller.tenant(),
+                    &caller.principal.credential.id,
+                    caller.quotas.as_ref(),
+                    caller.key_quotas.as_ref(),
+                )
+                .await
+                .map_err(|err| match err {
+                    QuotaError::Exceeded {
+                        scope,
+                        period,
+                        limit,
+                        resets_at,
+                    } => GatewayError::QuotaExhausted {
+                        message: err.to_string(),
+                        scope: scope.as_str(),
+                        period: period.as_str(),
+                        limit,
+                        resets_at,
+                    },
+                    QuotaError::Unavailable(_) => GatewayError::LimitsUnavailable(err.to_string()),
+                })
         })
     }
 }

@@ -136,6 +136,10 @@ async fn create_key(
             "expiresAt is in the past (Unix seconds)",
         ));
     }
+    let quotas = body
+        .quotas
+        .map(|q| views::quotas("quotas", q))
+        .transpose()?;
     let new = api_key::generate(state.0.auth.hashing());
     let record = ApiKeyRecord {
         id: new.id.clone(),
@@ -147,7 +151,7 @@ async fn create_key(
         expires_at: body.expires_at,
         revoked_at: None,
         created_at: now,
-        quotas: None,
+        quotas,
     };
     state.store().tenant(&id).create_api_key(&record).await?;
     let view = ApiKeyView::new(&record, now);

@@ -4,6 +4,7 @@ mod credentials;
 mod members;
 mod policy;
 mod tenants;
+mod usage;
 
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
@@ -40,6 +41,7 @@ use crate::views::MeView;
         (name = "grants", description = "Who may use which servers and items"),
         (name = "api-keys", description = "Keys for MCP clients"),
         (name = "clients", description = "Machine identities (OAuth client credentials)"),
+        (name = "usage", description = "Calls, errors, latency and bytes; quotas"),
         (name = "me", description = "The caller"),
     )
 )]
@@ -64,6 +66,7 @@ fn api() -> OpenApiRouter<AdminState> {
         .merge(members::routes())
         .merge(policy::routes())
         .merge(credentials::routes())
+        .merge(usage::routes())
 }
 
 /// The OpenAPI 3.1 document of the admin API.

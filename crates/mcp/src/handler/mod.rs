@@ -27,7 +27,7 @@ use switchboard_domain::{Isolation, ListKind};
 use tracing::Instrument;
 
 use crate::bridge::{self, Outcome};
-use crate::caller::{CallRecord, Caller, ClientFacts, DecisionRecord, arguments_digest};
+use crate::caller::{CallRecord, Caller, ClientFacts, DecisionRecord, arguments_digest, json_size};
 use crate::catalog::{Catalog, Listing, Route};
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, InFlight};
@@ -109,8 +109,57 @@ pub(crate) struct Admitted {
     kind: ItemKind,
     reason: Reason,
     arguments_digest: Option<String>,
+    arguments_size: u64,
     client: ClientFacts,
     started: Instant,
+}
+
+/// What the call record needs from an answer.
+pub(crate) trait Answered {
+    /// The result's size, serialized as JSON.
+    fn size(&self) -> u64;
+    /// Whether a tool reported a failure (`isError`).
+    fn tool_error(&self) -> bool {
+        false
+    }
+}
+
+impl Answered for rmcp::model::CallToolResponse {
+    fn size(&self) -> u64 {
+        use rmcp::model::CallToolResponse as R;
+        match self {
+            R::Complete(r) => json_size(r),
+            R::InputRequired(r) => json_size(r),
+            R::Task(r) => json_size(r),
+            _ => 0,
+        }
+    }
+
+    fn tool_error(&self) -> bool {
+        matches!(self, rmcp::model::CallToolResponse::Complete(r) if r.is_error == Some(true))
+    }
+}
+
+impl Answered for rmcp::model::GetPromptResponse {
+    fn size(&self) -> u64 {
+        use rmcp::model::GetPromptResponse as R;
+        match self {
+            R::Complete(r) => json_size(r),
+            R::InputRequired(r) => json_size(r),
+            _ => 0,
+        }
+    }
+}
+
+impl Answered for rmcp::model::ReadResourceResponse {
+    fn size(&self) -> u64 {
+        use rmcp::model::ReadResourceResponse as R;
+        match self {
+            R::Complete(r) => json_size(r),
+            R::InputRequired(r) => json_size(r),
+            _ => 0,
+        }
+    }
 }
 
 impl GatewayHandler {
@@ -172,10 +221,14 @@ impl GatewayHandler {
             client: &client,
         });
         if decision.allowed {
+            let (arguments_digest, arguments_size) = arguments
+                .map(arguments_digest)
+                .map_or((None, 0), |(digest, size)| (Some(digest), size));
             Ok(Admitted {
                 kind,
                 reason: decision.reason,
-                arguments_digest: arguments.map(arguments_digest),
+                arguments_digest,
+                arguments_size,
                 client,
                 started: Instant::now(),
             })
@@ -184,14 +237,17 @@ impl GatewayHandler {
         }
     }
 
-    /// Records an allowed call's outcome and passes its result on.
-    fn finish<T>(
+    /// Records an allowed call's outcome and passes its result on. `reached` says whether
+    /// the call went upstream (a gate's refusal did not).
+    fn finish<T: Answered>(
         &self,
         caller: &Caller,
         route: &Route,
         admitted: Admitted,
         result: Result<T, ErrorData>,
+        reached: bool,
     ) -> Result<T, ErrorData> {
+        let answer = result.as_ref().ok();
         self.gateway.decisions().completed(&CallRecord {
             principal: &caller.principal,
             kind: admitted.kind,
@@ -200,8 +256,12 @@ impl GatewayHandler {
             reason: &admitted.reason,
             arguments_digest: admitted.arguments_digest,
             error: result.as_ref().err(),
+            tool_error: answer.is_some_and(Answered::tool_error),
             latency: admitted.started.elapsed(),
             client: &admitted.client,
+            reached,
+            bytes_in: admitted.arguments_size,
+            bytes_out: answer.map_or(0, Answered::size),
         });
         result
     }

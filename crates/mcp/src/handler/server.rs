@@ -95,7 +95,7 @@ impl ServerHandler for GatewayHandler {
         if let Some(gate) = self.gateway.call_gate() {
             let admitted_by_gate = gate.admit(&caller, &request.name).await;
             if let Err(err) = admitted_by_gate {
-                return self.finish(&caller, &route, admitted, Err(err.into()));
+                return self.finish(&caller, &route, admitted, Err(err.into()), false);
             }
         }
         request.name = route.name.to_string().into();
@@ -103,7 +103,7 @@ impl ServerHandler for GatewayHandler {
         let result = self
             .call_upstream_tool(&caller, &route, request, &context)
             .await;
-        self.finish(&caller, &route, admitted, result)
+        self.finish(&caller, &route, admitted, result, true)
     }
 
     async fn list_prompts(
@@ -153,7 +153,7 @@ impl ServerHandler for GatewayHandler {
             Ok(_) => Err(unexpected(self.upstream(&route).name(), "prompts/get")),
             Err(err) => Err(err),
         };
-        self.finish(&caller, &route, admitted, result)
+        self.finish(&caller, &route, admitted, result, true)
     }
 
     async fn list_resources(
@@ -231,7 +231,7 @@ impl ServerHandler for GatewayHandler {
             Ok(ServerResult::InputRequiredResult(r)) => Ok(ReadResourceResponse::InputRequired(r)),
             Ok(_) => Err(unexpected(self.upstream(&route).name(), "resources/read")),
         };
-        self.finish(&caller, &route, admitted, result)
+        self.finish(&caller, &route, admitted, result, true)
     }
 
     async fn complete(

@@ -1,12 +1,12 @@
-//! The governance sections of the configuration: `[limits]`, `[audit]`, `[metrics]`, and
-//! the service options derived from them.
+//! The governance sections of the configuration: `[limits]`, `[audit]`, `[usage]`,
+//! `[metrics]`, and the service options derived from them.
 
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use switchboard_domain::limits::{Limit, RateLimits};
-use switchboard_governance::{AuditOptions, LimitsOptions, OnRedisError, PlanLimits};
+use switchboard_governance::{AuditOptions, LimitsOptions, MeterOptions, OnRedisError, PlanLimits};
 
 use super::Config;
 
@@ -115,6 +115,32 @@ impl Default for AuditSection {
     }
 }
 
+/// `[usage]`: usage metering (rollups in the database) and call quotas.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsageSection {
+    /// Count calls and enforce quotas (quotas need metering).
+    pub enabled: bool,
+    /// How often counted calls are written, and quota counts re-read from the database (the
+    /// most a quota can lag behind other replicas' calls).
+    pub flush_interval_ms: u64,
+    /// Distinct (tenant, hour, user, key, server, item) cells held before an early write.
+    pub max_cells: usize,
+    /// Rollups older than this many days are deleted; 0 keeps them.
+    pub retention_days: u32,
+}
+
+impl Default for UsageSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            flush_interval_ms: 10_000,
+            max_cells: 50_000,
+            retention_days: 400,
+        }
+    }
+}
+
 /// `[metrics]`: Prometheus metrics at `/metrics`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -163,6 +189,14 @@ impl Config {
     }
 
     /// The audit writer's settings derived from `[audit]`.
+    pub fn usage_options(&self) -> MeterOptions {
+        MeterOptions {
+            flush_interval: Duration::from_millis(self.usage.flush_interval_ms),
+            max_cells: self.usage.max_cells,
+            retention_days: self.usage.retention_days,
+        }
+    }
+
     pub fn audit_options(&self) -> AuditOptions {
         AuditOptions {
             capacity: self.audit.queue_capacity,

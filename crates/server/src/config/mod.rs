@@ -22,7 +22,7 @@ pub use admin::AdminSection;
 use env::env_overrides;
 
 pub use governance::{
-    AuditSection, LimitsSection, MetricsSection, OnRedisErrorSetting, PlansSection,
+    AuditSection, LimitsSection, MetricsSection, OnRedisErrorSetting, PlansSection, UsageSection,
 };
 use switchboard_mcp::GatewayConfig;
 use switchboard_mcp::downstream::streamable::HttpOptions;
@@ -166,6 +166,8 @@ struct RawConfig {
     #[serde(default)]
     audit: AuditSection,
     #[serde(default)]
+    usage: UsageSection,
+    #[serde(default)]
     metrics: MetricsSection,
     #[serde(default)]
     admin: AdminSection,
@@ -181,6 +183,7 @@ pub struct Config {
     pub auth: AuthSection,
     pub limits: LimitsSection,
     pub audit: AuditSection,
+    pub usage: UsageSection,
     pub metrics: MetricsSection,
     pub admin: AdminSection,
     pub listen: SocketAddr,
@@ -363,6 +366,15 @@ impl Config {
             ));
         }
         raw.admin.check()?;
+        if raw.usage.flush_interval_ms < 100 || raw.usage.flush_interval_ms > 3_600_000 {
+            return Err(invalid(
+                "usage.flush_interval_ms",
+                "must be between 100 and 3600000".into(),
+            ));
+        }
+        if raw.usage.max_cells < 100 {
+            return Err(invalid("usage.max_cells", "must be at least 100".into()));
+        }
         if let Some(token) = &raw.metrics.token
             && token.expose_secret().len() < 16
         {
@@ -389,6 +401,7 @@ impl Config {
             auth: raw.auth,
             limits: raw.limits,
             audit: raw.audit,
+            usage: raw.usage,
             metrics: raw.metrics,
             admin: raw.admin,
             listen,

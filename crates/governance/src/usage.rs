@@ -1,0 +1,575 @@
+//! Usage metering and call quotas.
+//!
+//! [`Meter::record`] counts a finished call into an in-memory cell (tenant, UTC hour,
+//! principal, credential, server, kind, item): one short lock, no I/O. A task adds the cells
+//! to the store every `flush_interval` — one batch, never a write per call — and
+//! [`Meter::flush`] writes what is left on shutdown.
+//!
+//! [`Meter::admit`] decides a call against its tenant's and its API key's daily and monthly
+//! quotas. A quota's count starts from the store the first time it is needed in a period (so
+//! it survives restarts and counts other replicas' calls), adds the calls this process
+//! admitted since, and is re-read from the store after each flush. Replicas therefore see
+//! each other's calls within one flush interval; between two reads a quota can be exceeded
+//! by at most what the other replicas admit in that interval. A call is counted when it is
+//! admitted (so concurrent calls cannot all slip under the limit), and failed calls count:
+//! they reached the upstream.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use switchboard_domain::tenancy::{Quotas, TenantId};
+use switchboard_domain::usage::{Counters, Period, UsageKey, format_time};
+use switchboard_store::Store;
+use tokio::sync::Notify;
+
+/// Settings of the meter.
+#[derive(Debug, Clone)]
+pub struct MeterOptions {
+    /// How often counted cells are written (and quota counts re-read).
+    pub flush_interval: Duration,
+    /// Cells held before an early flush.
+    pub max_cells: usize,
+    /// Rollups older than this are deleted (checked hourly); 0 keeps them.
+    pub retention_days: u32,
+}
+
+impl Default for MeterOptions {
+    fn default() -> Self {
+        Self {
+            flush_interval: Duration::from_secs(10),
+            max_cells: 50_000,
+            retention_days: 400,
+        }
+    }
+}
+
+/// Whose quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaScope {
+    Tenant,
+    Key,
+}
+
+impl QuotaScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tenant => "tenant",
+            Self::Key => "key",
+        }
+    }
+}
+
+/// Why a call was not admitted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum QuotaError {
+    #[error(
+        "call quota exhausted: this {scope}'s {limit} calls per {period} are used up; it resets at {resets}",
+        scope = .scope.as_str(), period = .period.as_str(), resets = format_time(*.resets_at)
+    )]
+    Exceeded {
+        scope: QuotaScope,
+        period: Period,
+        limit: u64,
+        /// Unix seconds.
+        resets_at: i64,
+    },
+    /// The store could not be read to start a quota's count (fail closed).
+    #[error("quotas cannot be checked: the database is unavailable ({0}); retry shortly")]
+    Unavailable(String),
+}
+
+/// One quota's count in one period.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct QuotaKey {
+    tenant: TenantId,
+    /// `None` for the tenant's quota, the key id for a key's.
+    credential: Option<String>,
+    period: Period,
+    start: i64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct QuotaCount {
+    /// Calls in the store at the last read (this process's flushed ones included).
+    stored: u64,
+    /// Calls this process admitted in the period.
+    admitted: u64,
+    /// Of those, how many this process had written when `stored` was read.
+    flushed_at_read: u64,
+    /// Of those, how many this process has written.
+    flushed: u64,
+}
+
+impl QuotaCount {
+    fn used(&self) -> u64 {
+        self.stored + self.admitted.saturating_sub(self.flushed_at_read)
+    }
+}
+
+/// The meter's counters, for `/readyz`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MeterStats {
+    /// Cells waiting to be written.
+    pub pending_cells: usize,
+    /// Cells written since start.
+    pub written_cells: u64,
+    pub write_errors: u64,
+}
+
+/// Usage counters and quota decisions of one process.
+pub struct Meter {
+    store: Store,
+    options: MeterOptions,
+    cells: Mutex<HashMap<UsageKey, Counters>>,
+    quotas: Mutex<HashMap<QuotaKey, QuotaCount>>,
+    /// One flush at a time (the periodic one, an early one, the final one).
+    flushing: tokio::sync::Mutex<()>,
+    wake: Arc<Notify>,
+    written: AtomicU64,
+    write_errors: AtomicU64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave the counters half-updated in a way that
+    // matters more than losing them: keep serving.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Meter {
+    /// A meter writing to `store`, with its flush task running.
+    pub fn start(store: Store, options: MeterOptions) -> Arc<Self> {
+        let meter = Arc::new(Self {
+            store,
+            options,
+            cells: Mutex::new(HashMap::new()),
+            quotas: Mutex::new(HashMap::new()),
+            flushing: tokio::sync::Mutex::new(()),
+            wake: Arc::new(Notify::new()),
+            written: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
+        });
+        tokio::spawn(flush_loop(Arc::downgrade(&meter), meter.wake.clone()));
+        meter
+    }
+
+    /// Counts one finished call.
+    pub fn record(
+        &self,
+        key: UsageKey,
+        error: bool,
+        latency: Duration,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
+        let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let full = {
+            let mut cells = lock(&self.cells);
+            cells
+                .entry(key)
+                .or_default()
+                .add_call(error, latency_us, bytes_in, bytes_out);
+            cells.len() >= self.options.max_cells
+        };
+        if full {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Admits a call under its tenant's quotas and, for an API key, the key's; counts it
+    /// when admitted. `credential` is the key's public id (empty for tokens).
+    pub async fn admit(
+        &self,
+        tenant: &TenantId,
+        credential: &str,
+        tenant_quotas: Option<&Quotas>,
+        key_quotas: Option<&Quotas>,
+    ) -> Result<(), QuotaError> {
+        let at = now();
+        let mut wanted: Vec<(QuotaKey, QuotaScope, u64)> = Vec::new();
+        for (scope, quotas) in [
+            (QuotaScope::Tenant, tenant_quotas),
+            (
+                QuotaScope::Key,
+                key_quotas.filter(|_| !credential.is_empty()),
+            ),
+        ] {
+            let Some(quotas) = quotas else { continue };
+            for period in [Period::Day, Period::Month] {
+                if let Some(limit) = period.limit(quotas) {
+                    let key = QuotaKey {
+                        tenant: tenant.clone(),
+                        credential: (scope == QuotaScope::Key).then(|| credential.to_owned()),
+                        period,
+                        start: period.start(at),
+                    };
+                    wanted.push((key, scope, limit));
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        // Counts not held yet start from the store (outside the lock; a double read by two
+        // first calls is harmless).
+        let missing: Vec<QuotaKey> = {
+            let quotas = lock(&self.quotas);
+            wanted
+                .iter()
+                .filter(|(k, _, _)| !quotas.contains_key(k))
+                .map(|(k, _, _)| k.clone())
+                .collect()
+        };
+        for key in missing {
+            let stored = self
+                .store
+                .usage_calls_since(&key.tenant, key.credential.as_deref(), key.start)
+                .await
+                .map_err(|e| QuotaError::Unavailable(e.to_string()))?;
+            let flushed = 0;
+            lock(&self.quotas).entry(key).or_insert(QuotaCount {
+                stored,
+                admitted: 0,
+                flushed_at_read: flushed,
+                flushed,
+            });
+        }
+        let mut quotas = lock(&self.quotas);
+        for (key, scope, limit) in &wanted {
+            let used = quotas.get(key).map_or(0, QuotaCount::used);
+            if used >= *limit {
+                return Err(QuotaError::Exceeded {
+                    scope: *scope,
+                    period: key.period,
+                    limit: *limit,
+                    resets_at: key.period.end(at),
+                });
+            }
+        }
+        for (key, _, _) in &wanted {
+            quotas.entry(key.clone()).or_default().admitted += 1;
+        }
+        Ok(())
+    }
+
+    /// Calls used of a tenant's (or a key's) quota period holding now, as this process
+    /// sees it; `None` when no call was checked against it since start.
+    pub fn quota_used(
+        &self,
+        tenant: &TenantId,
+        credential: Option<&str>,
+        period: Period,
+    ) -> Option<u64> {
+        let key = QuotaKey {
+            tenant: tenant.clone(),
+            credential: credential.map(str::to_owned),
+            period,
+            start: period.start(now()),
+        };
+        lock(&self.quotas).get(&key).map(QuotaCount::used)
+    }
+
+    /// Writes the counted cells, then re-reads the quota counts of the current periods.
+    /// Failed writes keep the cells for the next attempt.
+    pub async fn flush(&self) {
+        let _one = self.flushing.lock().await;
+        let cells: Vec<(UsageKey, Counters)> = std::mem::take(&mut *lock(&self.cells))
+            .into_iter()
+            .collect();
+        if !cells.is_empty() {
+            match self.store.add_usage(&cells).await {
+                Ok(()) => {
+                    self.written
+                        .fetch_add(cells.len() as u64, Ordering::Relaxed);
+                    self.count_flushed(&cells);
+                }
+                Err(err) => {
+                    self.write_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %err, cells = cells.len(), "usage: cannot write the rollups; keeping them for the next attempt");
+                    let mut pending = lock(&self.cells);
+                    for (key, counters) in cells {
+                        pending.entry(key).or_default().merge(&counters);
+                    }
+                    return;
+                }
+            }
+        }
+        self.refresh_quotas().await;
+    }
+
+    fn count_flushed(&self, cells: &[(UsageKey, Counters)]) {
+        let mut quotas = lock(&self.quotas);
+        if quotas.is_empty() {
+            return;
+        }
+        for (cell, counters) in cells {
+            for period in [Period::Day, Period::Month] {
+                let start = period.start(cell.hour);
+                for credential in [None, Some(cell.credential.clone())] {
+                    let key = QuotaKey {
+                        tenant: cell.tenant.clone(),
+                        credential,
+                        period,
+                        start,
+                    };
+                    if let Some(count) = quotas.get_mut(&key) {
+                        count.flushed += counters.calls;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn refresh_quotas(&self) {
+        let at = now();
+        let keys: Vec<(QuotaKey, u64)> = {
+            let mut quotas = lock(&self.quotas);
+            // Periods that have ended are done with.
+            quotas.retain(|k, _| k.start == k.period.start(at));
+            quotas.iter().map(|(k, c)| (k.clone(), c.flushed)).collect()
+        };
+        for (key, flushed) in keys {
+            match self
+                .store
+                .usage_calls_since(&key.tenant, key.credential.as_deref(), key.start)
+                .await
+            {
+                Ok(stored) => {
+                    if let Some(count) = lock(&self.quotas).get_mut(&key) {
+                        count.stored = stored;
+                        count.flushed_at_read = flushed;
+                    }
+                }
+                Err(err) => {
+                    tracing::debug!(error = %err, "usage: cannot re-read a quota count; keeping the last one");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Counters for `/readyz`.
+    pub fn stats(&self) -> MeterStats {
+        MeterStats {
+            pending_cells: lock(&self.cells).len(),
+            written_cells: self.written.load(Ordering::Relaxed),
+            write_errors: self.write_errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Flushes every interval (or when woken by a full table) until the meter is dropped. The
+/// meter is held only while flushing, so dropping it ends the task.
+async fn flush_loop(meter: Weak<Meter>, wake: Arc<Notify>) {
+    let (interval, retention_days) = match meter.upgrade() {
+        Some(m) => (m.options.flush_interval, m.options.retention_days),
+        None => return,
+    };
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_prune = 0i64;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = wake.notified() => {}
+        }
+        let Some(m) = meter.upgrade() else { return };
+        m.flush().await;
+        let at = now();
+        if retention_days > 0 && at - last_prune >= 3_600 {
+            last_prune = at;
+            let before = at - i64::from(retention_days) * 86_400;
+            if let Err(err) = m.store.prune_usage(before).await {
+                tracing::debug!(error = %err, "usage: cannot prune old rollups");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_domain::tenancy::{ItemKind, Tenant};
+    use switchboard_domain::usage::hour_start;
+    use switchboard_store::UsageGroup;
+
+    async fn store() -> (Store, std::path::PathBuf) {
+        let path =
+            std::env::temp_dir().join(format!("sb_usage_{}.db", uuid::Uuid::new_v4().simple()));
+        let store = Store::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        store
+            .create_tenant(&Tenant::new(TenantId::new("acme").unwrap(), "Acme"))
+            .await
+            .unwrap();
+        (store, path)
+    }
+
+    fn acme() -> TenantId {
+        TenantId::new("acme").unwrap()
+    }
+
+    fn cell(credential: &str) -> UsageKey {
+        UsageKey {
+            tenant: acme(),
+            hour: hour_start(now()),
+            principal: "user:ada@acme.com".into(),
+            credential: credential.into(),
+            server: "alpha".into(),
+            kind: ItemKind::Tool,
+            item: "echo".into(),
+        }
+    }
+
+    fn slow_flush() -> MeterOptions {
+        MeterOptions {
+            flush_interval: Duration::from_secs(3600),
+            ..MeterOptions::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_are_counted_in_cells_and_written_in_one_batch() {
+        let (store, path) = store().await;
+        let meter = Meter::start(store.clone(), slow_flush());
+        for i in 0..5u64 {
+            meter.record(cell("k1"), i == 4, Duration::from_millis(2), 10, 100);
+        }
+        meter.record(cell("k2"), false, Duration::from_micros(300), 1, 1);
+        assert_eq!(meter.stats().pending_cells, 2);
+        meter.flush().await;
+        assert_eq!(
+            meter.stats(),
+            MeterStats {
+                pending_cells: 0,
+                written_cells: 2,
+                write_errors: 0
+            }
+        );
+        let rows = store
+            .tenant(&acme())
+            .usage_report(0, i64::MAX, &[UsageGroup::Key])
+            .await
+            .unwrap();
+        let k1 = &rows[0].counters;
+        assert_eq!(
+            (rows[0].group[0].as_str(), k1.calls, k1.errors, k1.bytes_out),
+            ("k1", 5, 1, 500)
+        );
+        assert_eq!(rows[1].counters.calls, 1);
+        std::fs::remove_file(path).ok();
+    }
+
+    #[tokio::test]
+    async fn quotas_hold_across_restarts_and_replicas() {
+        let (store, path) = store().await;
+        let quotas = Quotas {
+            calls_per_day: Some(3),
+            calls_per_month: Some(100),
+        };
+        let meter = Meter::start(store.clone(), slow_flush());
+        for _ in 0..3 {
+            meter.admit(&acme(), "", Some(&quotas), None).await.unwrap();
+            meter.record(cell(""), false, Duration::from_millis(1), 0, 0);
+        }
+        let refused = meter
+            .admit(&acme(), "", Some(&quotas), None)
+            .await
+            .unwrap_err();
+        match &refused {
+            QuotaError::Exceeded {
+                scope,
+                period,
+                limit,
+                resets_at,
+            } => {
+                assert_eq!(
+                    (*scope, *period, *limit),
+                    (QuotaScope::Tenant, Period::Day, 3)
+                );
+                assert_eq!(*resets_at, Period::Day.end(now()));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(refused.to_string().contains("3 calls per day"), "{refused}");
+        assert_eq!(meter.quota_used(&acme(), None, Period::Day), Some(3));
+        meter.flush().await;
+        assert_eq!(
+            meter.quota_used(&acme(), None, Period::Day),
+            Some(3),
+            "flushing does not count twice"
+        );
+        drop(meter);
+
+        // A restart (or another replica) starts from the store: still exhausted.
+        let restarted = Meter::start(store.clone(), slow_flush());
+        assert!(matches!(
+            restarted.admit(&acme(), "", Some(&quotas), None).await,
+            Err(QuotaError::Exceeded { .. })
+        ));
+        // A larger quota admits, and the month count carried over too.
+        let more = Quotas {
+            calls_per_day: Some(5),
+            calls_per_month: Some(4),
+        };
+        restarted
+            .admit(&acme(), "", Some(&more), None)
+            .await
+            .unwrap();
+        assert!(matches!(
+            restarted.admit(&acme(), "", Some(&more), None).await,
+            Err(QuotaError::Exceeded {
+                period: Period::Month,
+                ..
+            })
+        ));
+        std::fs::remove_file(path).ok();
+    }
+
+    #[tokio::test]
+    async fn a_key_s_quota_is_its_own_and_replicas_see_each_other_after_a_flush() {
+        let (store, path) = store().await;
+        let key_quota = Quotas {
+            calls_per_day: Some(2),
+            calls_per_month: None,
+        };
+        let one = Meter::start(store.clone(), slow_flush());
+        let two = Meter::start(store.clone(), slow_flush());
+        one.admit(&acme(), "k1", None, Some(&key_quota))
+            .await
+            .unwrap();
+        two.admit(&acme(), "k1", None, Some(&key_quota))
+            .await
+            .unwrap();
+        // Each replica has admitted one: neither knows of the other's yet.
+        one.record(cell("k1"), false, Duration::from_millis(1), 0, 0);
+        one.flush().await;
+        two.flush().await;
+        assert_eq!(two.quota_used(&acme(), Some("k1"), Period::Day), Some(2));
+        assert!(matches!(
+            two.admit(&acme(), "k1", None, Some(&key_quota)).await,
+            Err(QuotaError::Exceeded {
+                scope: QuotaScope::Key,
+                ..
+            })
+        ));
+        // Another key, and tokens (no key id), are not held by k1's quota.
+        two.admit(&acme(), "k2", None, Some(&key_quota))
+            .await
+            .unwrap();
+        two.admit(&acme(), "", None, Some(&key_quota))
+            .await
+            .unwrap();
+        std::fs::remove_file(path).ok();
+    }
+}

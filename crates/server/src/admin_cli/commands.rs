@@ -1,0 +1,329 @@
+//! The command line of `switchboard admin` (clap definitions).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+/// Where and as whom to call the admin API.
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// The gateway's base URL.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ADMIN_URL",
+        default_value = "http://127.0.0.1:8931",
+        global = true
+    )]
+    pub url: String,
+    /// A platform admin token, or a tenant owner's or admin's API key or token.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub token: Option<String>,
+    /// How to print answers.
+    #[arg(long, value_enum, default_value_t = Output::Table, global = true)]
+    pub output: Output,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+/// `switchboard admin …`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Who the credential belongs to.
+    Me,
+    /// Tenants.
+    #[command(subcommand)]
+    Tenants(TenantCmd),
+    /// Members of a tenant.
+    #[command(subcommand)]
+    Members(MemberCmd),
+    /// Groups of a tenant.
+    #[command(subcommand)]
+    Groups(GroupCmd),
+    /// Custom roles of a tenant.
+    #[command(subcommand)]
+    Roles(RoleCmd),
+    /// Grants of a tenant.
+    #[command(subcommand)]
+    Grants(GrantCmd),
+    /// API keys of a tenant.
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(KeyCmd),
+    /// Service clients of a tenant.
+    #[command(subcommand)]
+    Clients(ClientCmd),
+    /// A tenant's usage (calls, errors, latency, bytes) and quotas.
+    Usage {
+        #[arg(long)]
+        tenant: String,
+        /// Start: Unix seconds, 2026-12-01 or RFC 3339 (default: start of the month).
+        #[arg(long)]
+        from: Option<String>,
+        /// End, exclusive (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// Comma-separated: user, key, server, tool, day, hour.
+        #[arg(long)]
+        group_by: Option<String>,
+        /// Print CSV (for spreadsheets) instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Platform admin tokens, on the database directly (`--config`).
+    #[command(subcommand, name = "platform-token")]
+    PlatformToken(PlatformTokenCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCmd {
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        plan: Option<String>,
+        /// The tenant a host name resolves to.
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    Get {
+        id: String,
+    },
+    Create {
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        plan: Option<String>,
+        /// Email of the first owner.
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long = "domain")]
+        domains: Vec<String>,
+        /// Settings as JSON (`{"rateLimits": {"user": "100/min"}}`).
+        #[arg(long)]
+        settings: Option<String>,
+    },
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        /// Replaces the domains (repeat for several).
+        #[arg(long = "domain")]
+        domains: Option<Vec<String>>,
+        /// Replaces the settings document (JSON).
+        #[arg(long)]
+        settings: Option<String>,
+    },
+    Delete {
+        id: String,
+    },
+    Suspend {
+        id: String,
+    },
+    Resume {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCmd {
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    Add {
+        #[arg(long)]
+        tenant: String,
+        email: String,
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
+    SetRole {
+        #[arg(long)]
+        tenant: String,
+        email: String,
+        role: String,
+    },
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCmd {
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    Create {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long = "member")]
+        members: Vec<String>,
+    },
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
+    AddMember {
+        #[arg(long)]
+        tenant: String,
+        group: String,
+        email: String,
+    },
+    RemoveMember {
+        #[arg(long)]
+        tenant: String,
+        group: String,
+        email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCmd {
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Creates or replaces a custom role.
+    Put {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        /// Permissions as JSON: `[{"kinds":["tool"],"target":"github/*"}]`.
+        #[arg(long)]
+        permissions: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantCmd {
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    Add {
+        #[arg(long)]
+        tenant: String,
+        /// `user:EMAIL`, `group:NAME`, `role:ROLE` or `client:ID`.
+        #[arg(long)]
+        to: String,
+        /// `server`, `server/item` or `*` (globs).
+        #[arg(long)]
+        target: String,
+        /// A deny grant (wins over any allow).
+        #[arg(long)]
+        deny: bool,
+    },
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Creates a key and prints it once.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// For this member (default: yourself).
+        #[arg(long, conflicts_with = "client")]
+        user: Option<String>,
+        /// For this service client.
+        #[arg(long)]
+        client: Option<String>,
+        /// Only these targets (repeat).
+        #[arg(long = "restrict")]
+        restrictions: Vec<String>,
+        /// Lifetime: 3600, 15m, 12h, 90d.
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCmd {
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Creates a client and prints its secret once.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
+    Disable {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+    },
+    Enable {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlatformTokenCmd {
+    /// Creates a platform admin token and prints it.
+    Create {
+        #[arg(long, default_value = "cli")]
+        name: String,
+        #[arg(long, env = "SWITCHBOARD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    List {
+        #[arg(long, env = "SWITCHBOARD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    Revoke {
+        id: String,
+        #[arg(long, env = "SWITCHBOARD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
