@@ -51,6 +51,28 @@ pub fn status(value: &str) -> ApiResult<TenantStatus> {
     })
 }
 
+/// Client address ranges: CIDR (`10.0.0.0/8`) or single addresses, at most 100.
+pub fn address_ranges(field: &str, entries: &[String]) -> ApiResult<Vec<String>> {
+    if entries.len() > 100 {
+        return Err(ApiError::invalid(field, "at most 100 entries"));
+    }
+    entries
+        .iter()
+        .map(|entry| {
+            let entry = entry.trim();
+            let ok = entry.parse::<ipnet::IpNet>().is_ok() || entry.parse::<std::net::IpAddr>().is_ok();
+            if ok {
+                Ok(entry.to_owned())
+            } else {
+                Err(ApiError::invalid(
+                    field,
+                    format!("{entry:?} is not an address or CIDR range (write e.g. 10.0.0.0/8 or 192.0.2.7)"),
+                ))
+            }
+        })
+        .collect()
+}
+
 /// Quotas from JSON.
 pub fn quotas(field: &str, value: Value) -> ApiResult<Quotas> {
     serde_json::from_value(value).map_err(|e| ApiError::invalid(field, format!("{field}: {e}")))
@@ -371,6 +393,9 @@ pub struct ApiKeyView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub quotas: Option<Value>,
+    /// Addresses or CIDR ranges the key may be used from (empty: any; the tenant's
+    /// allowlist applies as well).
+    pub ip_allowlist: Vec<String>,
 }
 
 impl ApiKeyView {
@@ -392,6 +417,7 @@ impl ApiKeyView {
             created_at: k.created_at,
             status: status.to_owned(),
             quotas: k.quotas.as_ref().and_then(|q| serde_json::to_value(q).ok()),
+            ip_allowlist: k.ip_allowlist.clone(),
         }
     }
 }
@@ -412,6 +438,9 @@ pub struct NewApiKey {
     /// The key's own call quotas: `{"callsPerDay": 1000, "callsPerMonth": 20000}`.
     #[schema(value_type = Option<Object>)]
     pub quotas: Option<Value>,
+    /// Addresses or CIDR ranges the key may be used from; empty: any.
+    #[serde(default)]
+    pub ip_allowlist: Vec<String>,
 }
 
 /// A created API key: `secret` is shown this once and cannot be read again.

@@ -222,7 +222,7 @@ impl Authenticator {
         }
         let bearer = facts.bearer.ok_or(AuthError::MissingCredential)?;
         let found = if api_key::looks_like_key(bearer) {
-            self.api_key(&snapshot, bearer)?
+            self.api_key(&snapshot, bearer, facts.client_ip)?
         } else {
             self.token(&snapshot, bearer, requested.as_ref(), facts.resource)
                 .await?
@@ -242,7 +242,12 @@ impl Authenticator {
         Ok(found)
     }
 
-    fn api_key(&self, snapshot: &Snapshot, bearer: &str) -> Result<Authenticated, AuthError> {
+    fn api_key(
+        &self,
+        snapshot: &Snapshot,
+        bearer: &str,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Result<Authenticated, AuthError> {
         let presented = api_key::parse(bearer).ok_or(AuthError::MalformedHeader(
             "the API key is not shaped sb_<id>_<secret>",
         ))?;
@@ -259,6 +264,7 @@ impl Authenticator {
         if entry.record.expires_at.is_some_and(|at| at <= now()) {
             return Err(AuthError::ExpiredKey(entry.record.id.clone()));
         }
+        entry.admits(client_ip)?;
         let tenant = snapshot
             .tenant(&entry.record.tenant)
             .ok_or(AuthError::UnknownKey)?

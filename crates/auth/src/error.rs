@@ -54,6 +54,14 @@ pub enum AuthError {
         "tenant \"{tenant}\"'s IP allowlist entry {entry:?} is not a CIDR range (e.g. 10.0.0.0/8); requests are refused until an admin fixes it"
     )]
     InvalidAllowlist { tenant: TenantId, entry: String },
+    #[error(
+        "client address {address} is not in API key {key}'s IP allowlist; use the key from an allowed address or ask a tenant admin"
+    )]
+    KeyAddressNotAllowed { address: String, key: String },
+    #[error(
+        "API key {key}'s IP allowlist entry {entry:?} is not an address or CIDR range; the key is refused until an admin fixes it"
+    )]
+    InvalidKeyAllowlist { key: String, entry: String },
     #[error("the token lacks the required scope(s): {}", .0.join(" "))]
     InsufficientScope(Vec<String>),
     #[error(
@@ -87,6 +95,8 @@ impl AuthError {
             | Self::NotAMember(..)
             | Self::AddressNotAllowed { .. }
             | Self::InvalidAllowlist { .. }
+            | Self::KeyAddressNotAllowed { .. }
+            | Self::InvalidKeyAllowlist { .. }
             | Self::InsufficientScope(_) => 403,
             Self::Unavailable(_) => 503,
         }

@@ -133,6 +133,46 @@ impl TenantEntry {
 pub struct KeyEntry {
     pub record: ApiKeyRecord,
     pub principal: Result<Arc<Principal>, AuthError>,
+    /// The key's own client address ranges (empty admits every address); `Err` holds an
+    /// entry that does not parse, which refuses the key (fail closed).
+    allowlist: Result<Vec<IpNet>, String>,
+}
+
+impl KeyEntry {
+    /// Whether the key may be used from `address`.
+    pub fn admits(&self, address: Option<IpAddr>) -> Result<(), AuthError> {
+        let ranges = self
+            .allowlist
+            .as_ref()
+            .map_err(|entry| AuthError::InvalidKeyAllowlist {
+                key: self.record.id.clone(),
+                entry: entry.clone(),
+            })?;
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        match address {
+            Some(ip) if ranges.iter().any(|r| r.contains(&ip.to_canonical())) => Ok(()),
+            _ => Err(AuthError::KeyAddressNotAllowed {
+                address: address.map_or_else(|| "(unknown)".into(), |ip| ip.to_string()),
+                key: self.record.id.clone(),
+            }),
+        }
+    }
+}
+
+/// Parses CIDR ranges; a bare address is a range of one.
+fn parse_ranges(entries: &[String]) -> Result<Vec<IpNet>, String> {
+    entries
+        .iter()
+        .map(|entry| {
+            let entry = entry.trim();
+            entry
+                .parse::<IpNet>()
+                .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| entry.to_owned())
+        })
+        .collect()
 }
 
 /// The compiled directory.
@@ -169,7 +209,7 @@ impl Snapshot {
                 .ip_allowlist
                 .iter()
                 .map(|entry| entry.trim().parse::<IpNet>().map_err(|_| entry.clone()))
-                .collect();
+                .collect::<Result<Vec<_>, _>>();
             let entry = Arc::new(TenantEntry {
                 allowlist,
                 policy: Arc::new(Policy::new(id.clone(), dir.grants, dir.roles)),
@@ -210,9 +250,15 @@ impl Snapshot {
                         p.restrictions = record.restrictions.clone();
                         Arc::new(p)
                     });
-                snapshot
-                    .keys
-                    .insert(record.id.clone(), KeyEntry { record, principal });
+                let allowlist = parse_ranges(&record.ip_allowlist);
+                snapshot.keys.insert(
+                    record.id.clone(),
+                    KeyEntry {
+                        record,
+                        principal,
+                        allowlist,
+                    },
+                );
             }
             snapshot.tenants.insert(id, entry);
         }
@@ -260,5 +306,57 @@ impl Snapshot {
     /// All tenants.
     pub fn tenants(&self) -> impl Iterator<Item = &Arc<TenantEntry>> {
         self.tenants.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(allowlist: &[&str]) -> KeyEntry {
+        let record = ApiKeyRecord {
+            id: "k1".into(),
+            tenant: TenantId::new("acme").unwrap(),
+            name: "k".into(),
+            owner: KeyOwner::User(UserId::new("ada@acme.com").unwrap()),
+            hash: Vec::new(),
+            restrictions: Vec::new(),
+            expires_at: None,
+            revoked_at: None,
+            created_at: 0,
+            quotas: None,
+            ip_allowlist: allowlist.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        KeyEntry {
+            allowlist: parse_ranges(&record.ip_allowlist),
+            record,
+            principal: Err(AuthError::UnknownKey),
+        }
+    }
+
+    #[test]
+    fn a_key_s_allowlist_admits_its_ranges_and_fails_closed() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let fenced = entry(&["10.0.0.0/8", "192.0.2.7"]);
+        assert!(fenced.admits(ip("10.9.9.9")).is_ok());
+        assert!(
+            fenced.admits(ip("::ffff:10.9.9.9")).is_ok(),
+            "IPv4 on a dual-stack socket"
+        );
+        assert!(fenced.admits(ip("192.0.2.7")).is_ok());
+        assert!(matches!(
+            fenced.admits(ip("192.0.2.8")),
+            Err(AuthError::KeyAddressNotAllowed { .. })
+        ));
+        assert!(
+            fenced.admits(None).is_err(),
+            "an unknown address is refused"
+        );
+        assert!(entry(&[]).admits(None).is_ok());
+        let broken = entry(&["10.0.0.0/8", "not-a-range"]);
+        assert!(matches!(
+            broken.admits(ip("10.0.0.1")),
+            Err(AuthError::InvalidKeyAllowlist { .. })
+        ));
     }
 }

@@ -53,6 +53,7 @@ fn key_for(dir: &mut TenantDirectory, hashing: &HashingKey, user: &str) -> Strin
         revoked_at: None,
         created_at: 0,
         quotas: None,
+        ip_allowlist: Vec::new(),
     });
     new.text.expose_secret().to_owned()
 }

@@ -19,7 +19,7 @@ use switchboard_auth::{
 use switchboard_domain::limits::{Limit, RateLimits};
 use switchboard_domain::tenancy::{
     ApiKeyRecord, Directory, Effect, Grant, Grantee, Identity, Item, ItemKind, KeyOwner,
-    Membership, Plan, Role, Target, Tenant, TenantDirectory, TenantId, UserId,
+    Membership, Plan, Quotas, Role, Target, Tenant, TenantDirectory, TenantId, UserId,
 };
 use switchboard_governance::{Limiter, LimitsOptions};
 
@@ -35,7 +35,13 @@ fn hashing() -> HashingKey {
 }
 
 /// Creates the tenant, a member and an API key in the database at `url`; returns the key.
-pub async fn provision(url: &str) -> anyhow::Result<String> {
+/// With `quotas`, the tenant and the key get call quotas far above what a run makes, so
+/// every call goes through the quota check without being refused.
+pub async fn provision(url: &str, quotas: bool) -> anyhow::Result<String> {
+    let high = quotas.then_some(Quotas {
+        calls_per_day: Some(1_000_000_000_000),
+        calls_per_month: Some(1_000_000_000_000),
+    });
     let store = switchboard_store::Store::connect(url).await?;
     let tenant = TenantId::new(TENANT)?;
     let mut bench_tenant = Tenant::new(tenant.clone(), "Benchmark");
@@ -43,6 +49,7 @@ pub async fn provision(url: &str) -> anyhow::Result<String> {
     bench_tenant.settings.max_sessions_per_user = Some(100_000);
     // No rate limits by default (the `gov:*` scenarios configure them for this plan).
     bench_tenant.plan = Plan::Enterprise;
+    bench_tenant.settings.quotas = high.clone();
     store.create_tenant(&bench_tenant).await?;
     let scoped = store.tenant(&tenant);
     let user = UserId::new(USER)?;
@@ -66,7 +73,8 @@ pub async fn provision(url: &str) -> anyhow::Result<String> {
             expires_at: None,
             revoked_at: None,
             created_at: 0,
-            quotas: None,
+            quotas: high,
+            ip_allowlist: Vec::new(),
         })
         .await?;
     Ok(key.text.expose_secret().to_owned())
@@ -147,6 +155,7 @@ pub async fn in_process_costs(iterations: usize) -> anyhow::Result<Vec<Cost>> {
                 revoked_at: None,
                 created_at: 0,
                 quotas: None,
+                ip_allowlist: Vec::new(),
             }],
             clients: Vec::new(),
             issuers: Vec::new(),

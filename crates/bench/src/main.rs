@@ -63,8 +63,9 @@ enum Mode {
     /// The benchmark tenant (enterprise plan: no rate limits), credentials required; the
     /// audit log on (the default) or off.
     Auth { audit: bool },
-    /// As `Auth` with the audit log, plus every rate limit (address, tenant, user, key, tool)
-    /// set so high that it never refuses: governance's cost, limits in-process or on Redis.
+    /// As `Auth` with the audit log and usage metering, plus every rate limit (address,
+    /// tenant, user, key, tool) and the tenant's and key's call quotas, set so high that they
+    /// never refuse: governance's cost, limits in-process or on Redis.
     Governed { redis_url: Option<String> },
 }
 
@@ -147,7 +148,10 @@ async fn gateway(
     let config = dir.join("gateway.toml");
     let with_auth = !matches!(mode, Mode::Open);
     let limits = match &mode {
-        Mode::Auth { audit: false } => "[audit]\nenabled = false\n".to_owned(),
+        // Governance off: no audit log, no metering (and no limits: the tenant's plan has none).
+        Mode::Auth { audit: false } => {
+            "[audit]\nenabled = false\n[usage]\nenabled = false\n".to_owned()
+        }
         Mode::Governed { redis_url } => {
             let high = "\"1000000/s\"";
             let redis = redis_url.as_ref().map_or(String::new(), |url| {
@@ -171,7 +175,7 @@ async fn gateway(
     )?;
     let database_url = format!("sqlite://{}", dir.join("switchboard.db").display());
     let api_key = if with_auth {
-        Some(auth::provision(&database_url).await?)
+        Some(auth::provision(&database_url, matches!(mode, Mode::Governed { .. })).await?)
     } else {
         None
     };

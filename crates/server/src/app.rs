@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::{self, Observer};
 use crate::authn::{self, AuthState};
 use crate::config::Config;
+use crate::forwarded::{self, TrustedProxies};
 use crate::limits;
 use crate::metrics::{self, Metrics, MetricsState};
 use crate::oauth::{self, OAuthState};
@@ -212,9 +213,19 @@ fn router(
             meter,
             stopping,
         });
-    match admin {
+    let app = match admin {
         Some(admin) => app.merge(admin),
         None => app,
+    };
+    // Outermost of all: behind trusted proxies, every layer sees the client's address.
+    let proxies = TrustedProxies::parse(&config.server.trusted_proxies).unwrap_or_default();
+    if proxies.is_empty() {
+        app
+    } else {
+        app.layer(axum::middleware::from_fn_with_state(
+            Arc::new(proxies),
+            forwarded::client_address,
+        ))
     }
 }
 

@@ -9,6 +9,7 @@ pub mod authn;
 pub mod config;
 pub mod connect;
 pub mod demo;
+pub mod forwarded;
 pub mod limits;
 pub mod metrics;
 pub mod oauth;

@@ -739,6 +739,52 @@ async fn the_cli_and_the_first_start_token_drive_the_admin_api() {
     let created: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(created["secret"].as_str().unwrap().starts_with("sb_"));
     assert!(created["key"]["expiresAt"].as_i64().unwrap() > 0);
+    let out = run(&[
+        "admin",
+        "--output",
+        "json",
+        "api-keys",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "fenced",
+        "--user",
+        "root@acme.com",
+        "--calls-per-day",
+        "5",
+        "--allow-ip",
+        "10.0.0.0/8",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fenced: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(fenced["key"]["quotas"]["callsPerDay"], 5);
+    assert_eq!(fenced["key"]["ipAllowlist"], json!(["10.0.0.0/8"]));
+    let out = run(&[
+        "admin",
+        "usage",
+        "--tenant",
+        "acme",
+        "--group-by",
+        "key",
+        "--csv",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("key,calls,errors"));
+    let out = run(&["admin", "usage", "--tenant", "acme"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("acme from "),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let out = run(&["admin", "members", "list", "--tenant", "acme"]);
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(

@@ -40,6 +40,11 @@ pub(crate) fn api_key_from_row(row: &AnyRow) -> Result<ApiKeyRecord> {
             .try_get::<Option<String>, _>("quotas")?
             .map(|q| serde_json::from_str(&q).map_err(|e| corrupt(format!("quotas: {e}"))))
             .transpose()?,
+        ip_allowlist: row
+            .try_get::<Option<String>, _>("ip_allowlist")?
+            .map(|l| serde_json::from_str(&l).map_err(|e| corrupt(format!("ip_allowlist: {e}"))))
+            .transpose()?
+            .unwrap_or_default(),
     })
 }
 
@@ -85,10 +90,14 @@ impl TenantStore<'_> {
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let allowlist = (!key.ip_allowlist.is_empty())
+            .then(|| serde_json::to_string(&key.ip_allowlist))
+            .transpose()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let mut tx = self.write().await?;
         sqlx::query(
-            "INSERT INTO api_keys (id, tenant_id, name, owner_type, owner_id, hash, restrictions, expires_at, revoked_at, created_at, quotas) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO api_keys (id, tenant_id, name, owner_type, owner_id, hash, restrictions, expires_at, revoked_at, created_at, quotas, ip_allowlist) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&key.id)
         .bind(self.id())
@@ -101,6 +110,7 @@ impl TenantStore<'_> {
         .bind(key.revoked_at)
         .bind(if key.created_at > 0 { key.created_at } else { now() })
         .bind(quotas)
+        .bind(allowlist)
         .execute(&mut *tx)
         .await
         .map_err(|e| self.write_error(e, "API key", &key.id))?;

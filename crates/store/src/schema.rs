@@ -35,6 +35,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "usage",
         include_str!("../migrations/sqlite/0004_usage.sql"),
     ),
+    (
+        5,
+        "key_allowlists",
+        include_str!("../migrations/sqlite/0005_key_allowlists.sql"),
+    ),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -57,6 +62,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         4,
         "usage",
         include_str!("../migrations/postgres/0004_usage.sql"),
+    ),
+    (
+        5,
+        "key_allowlists",
+        include_str!("../migrations/postgres/0005_key_allowlists.sql"),
     ),
 ];
 

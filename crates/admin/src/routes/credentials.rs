@@ -140,6 +140,7 @@ async fn create_key(
         .quotas
         .map(|q| views::quotas("quotas", q))
         .transpose()?;
+    let ip_allowlist = views::address_ranges("ipAllowlist", &body.ip_allowlist)?;
     let new = api_key::generate(state.0.auth.hashing());
     let record = ApiKeyRecord {
         id: new.id.clone(),
@@ -152,6 +153,7 @@ async fn create_key(
         revoked_at: None,
         created_at: now,
         quotas,
+        ip_allowlist,
     };
     state.store().tenant(&id).create_api_key(&record).await?;
     let view = ApiKeyView::new(&record, now);

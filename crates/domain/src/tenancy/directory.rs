@@ -57,6 +57,10 @@ pub struct ApiKeyRecord {
     /// Call quotas of this key alone (besides its tenant's).
     #[serde(default)]
     pub quotas: Option<Quotas>,
+    /// Client addresses or CIDR ranges the key may be used from; empty allows all (the
+    /// tenant's allowlist applies as well).
+    #[serde(default)]
+    pub ip_allowlist: Vec<String>,
 }
 
 impl std::fmt::Debug for ApiKeyRecord {

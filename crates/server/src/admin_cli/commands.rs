@@ -272,6 +272,15 @@ pub enum KeyCmd {
         /// Lifetime: 3600, 15m, 12h, 90d.
         #[arg(long)]
         ttl: Option<String>,
+        /// The key's own daily call quota.
+        #[arg(long)]
+        calls_per_day: Option<u64>,
+        /// The key's own monthly call quota.
+        #[arg(long)]
+        calls_per_month: Option<u64>,
+        /// Only from this address or CIDR range (repeat).
+        #[arg(long = "allow-ip")]
+        allow_ips: Vec<String>,
     },
     Revoke {
         #[arg(long)]

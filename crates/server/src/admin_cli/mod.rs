@@ -195,36 +195,44 @@ pub async fn run(connection: &Connection, command: AdminCommand) -> anyhow::Resu
                     .await?
             }
         },
-        AdminCommand::ApiKeys(cmd) => match cmd {
-            KeyCmd::List { tenant } => api.list(&["tenants", &tenant, "api-keys"], &[]).await?,
-            KeyCmd::Create {
-                tenant,
-                name,
-                user,
-                client,
-                restrictions,
-                ttl,
-            } => {
-                let mut body = json!({ "name": name, "restrictions": restrictions });
-                if let Some(user) = user {
-                    body["owner"] = json!({ "type": "user", "id": user });
+        AdminCommand::ApiKeys(cmd) => {
+            match cmd {
+                KeyCmd::List { tenant } => api.list(&["tenants", &tenant, "api-keys"], &[]).await?,
+                KeyCmd::Create {
+                    tenant,
+                    name,
+                    user,
+                    client,
+                    restrictions,
+                    ttl,
+                    calls_per_day,
+                    calls_per_month,
+                    allow_ips,
+                } => {
+                    let mut body = json!({ "name": name, "restrictions": restrictions, "ipAllowlist": allow_ips });
+                    if calls_per_day.is_some() || calls_per_month.is_some() {
+                        body["quotas"] = json!({ "callsPerDay": calls_per_day, "callsPerMonth": calls_per_month });
+                    }
+                    if let Some(user) = user {
+                        body["owner"] = json!({ "type": "user", "id": user });
+                    }
+                    if let Some(client) = client {
+                        body["owner"] = json!({ "type": "client", "id": client });
+                    }
+                    if let Some(ttl) = ttl {
+                        let expires =
+                            switchboard_auth::issuer::now() + parse_ttl(&ttl)?.as_secs() as i64;
+                        body["expiresAt"] = json!(expires);
+                    }
+                    api.send(post, &["tenants", &tenant, "api-keys"], Some(body))
+                        .await?
                 }
-                if let Some(client) = client {
-                    body["owner"] = json!({ "type": "client", "id": client });
+                KeyCmd::Revoke { tenant, id } => {
+                    api.send(delete, &["tenants", &tenant, "api-keys", &id], None)
+                        .await?
                 }
-                if let Some(ttl) = ttl {
-                    let expires =
-                        switchboard_auth::issuer::now() + parse_ttl(&ttl)?.as_secs() as i64;
-                    body["expiresAt"] = json!(expires);
-                }
-                api.send(post, &["tenants", &tenant, "api-keys"], Some(body))
-                    .await?
             }
-            KeyCmd::Revoke { tenant, id } => {
-                api.send(delete, &["tenants", &tenant, "api-keys", &id], None)
-                    .await?
-            }
-        },
+        }
         AdminCommand::Clients(cmd) => match cmd {
             ClientCmd::List { tenant } => api.list(&["tenants", &tenant, "clients"], &[]).await?,
             ClientCmd::Create {

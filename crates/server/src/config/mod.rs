@@ -86,6 +86,9 @@ pub struct ServerSection {
     pub startup_wait_ms: u64,
     /// `instructions` returned to clients.
     pub instructions: Option<String>,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client;
+    /// from anyone else the header is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerSection {
@@ -106,6 +109,7 @@ impl Default for ServerSection {
             shutdown_grace_ms: 10_000,
             startup_wait_ms: 5_000,
             instructions: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -366,6 +370,12 @@ impl Config {
             ));
         }
         raw.admin.check()?;
+        if let Err(entry) = crate::forwarded::TrustedProxies::parse(&raw.server.trusted_proxies) {
+            return Err(invalid(
+                "server.trusted_proxies",
+                format!("{entry:?} is not an address or CIDR range (write e.g. 10.0.0.0/8)"),
+            ));
+        }
         if raw.usage.flush_interval_ms < 100 || raw.usage.flush_interval_ms > 3_600_000 {
             return Err(invalid(
                 "usage.flush_interval_ms",

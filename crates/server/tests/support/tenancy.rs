@@ -126,6 +126,7 @@ pub async fn api_key(
         revoked_at: None,
         created_at: 0,
         quotas: None,
+        ip_allowlist: Vec::new(),
     };
     store
         .tenant(&tenant(tenant_id))

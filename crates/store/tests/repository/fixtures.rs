@@ -44,6 +44,7 @@ pub fn key(tenant: &str, id: &str) -> ApiKeyRecord {
             calls_per_day: Some(1000),
             calls_per_month: None,
         }),
+        ip_allowlist: vec!["10.0.0.0/8".into(), "192.0.2.7".into()],
     }
 }
 
