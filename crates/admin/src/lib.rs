@@ -7,6 +7,8 @@
 //! - `routes/` — one module per resource; every write goes to the store, records an
 //!   `admin.change` audit event (before/after, never a secret) and republishes the
 //!   directory before answering, so a new key works and a revoked one fails at once;
+//! - secrets are written and listed here but their values never leave: the vault
+//!   (`switchboard-secrets`) encrypts them and only the gateway's upstream calls read them;
 //! - `views` — the JSON shapes (camelCase), separate from the domain types so the API can
 //!   stay stable while the domain moves;
 //! - `error`, `extract`, `page` — one error shape, extractors that use it, cursors.
@@ -31,6 +33,7 @@ use switchboard_auth::Authenticator;
 use switchboard_domain::audit::AuditEvent;
 use switchboard_domain::tenancy::TenantId;
 use switchboard_domain::usage::Period;
+use switchboard_secrets::Vault;
 use switchboard_store::Store;
 
 pub use access::BootstrapToken;
@@ -62,6 +65,7 @@ pub struct AdminState(Arc<Inner>);
 struct Inner {
     store: Store,
     auth: Arc<Authenticator>,
+    vault: Arc<Vault>,
     bootstrap: Option<BootstrapToken>,
     hooks: Arc<dyn Hooks>,
     public_url: String,
@@ -73,6 +77,7 @@ impl AdminState {
     pub fn new(
         store: Store,
         auth: Arc<Authenticator>,
+        vault: Arc<Vault>,
         bootstrap: Option<BootstrapToken>,
         hooks: Arc<dyn Hooks>,
         public_url: String,
@@ -80,6 +85,7 @@ impl AdminState {
         Self(Arc::new(Inner {
             store,
             auth,
+            vault,
             bootstrap,
             hooks,
             public_url,

@@ -14,6 +14,7 @@ use switchboard_domain::audit::AuditEvent;
 use switchboard_domain::tenancy::TenantId;
 use switchboard_domain::usage::Period;
 use switchboard_governance::{AuditLog, Meter};
+use switchboard_secrets::Vault;
 use switchboard_store::Store;
 
 use crate::config::Config;
@@ -66,6 +67,7 @@ pub async fn state(
     tenancy: &Arc<Tenancy>,
     audit: Option<Arc<AuditLog>>,
     meter: Option<Arc<Meter>>,
+    vault: Arc<Vault>,
 ) -> anyhow::Result<Option<AdminState>> {
     if !config.admin.enabled {
         return Ok(None);
@@ -86,6 +88,7 @@ pub async fn state(
     Ok(Some(AdminState::new(
         tenancy.store.clone(),
         tenancy.auth.clone(),
+        vault,
         bootstrap,
         hooks,
         config.public_url(),

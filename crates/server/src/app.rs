@@ -345,7 +345,9 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         .metrics
         .enabled
         .then(|| Metrics::new(config.metrics.max_series));
-    let admin = crate::admin::state(&config, &tenancy, audit_log.clone(), meter.clone()).await?;
+    let vault = crate::secrets::vault(&config, &tenancy.store)?;
+    let admin =
+        crate::admin::state(&config, &tenancy, audit_log.clone(), meter.clone(), vault).await?;
     if audit_log.is_some() || metrics.is_some() || meter.is_some() {
         let observer = Arc::new(Observer {
             audit: audit_log.clone(),

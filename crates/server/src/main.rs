@@ -69,6 +69,17 @@ enum AuditCommand {
 }
 
 #[derive(Subcommand)]
+enum SecretsCommand {
+    /// Re-wrap every tenant's data key under the primary master key. Configure the new key
+    /// as `secrets.master_key_file` and the old one in `secrets.previous_master_key_files`
+    /// (on every replica) first; drop the old one afterwards.
+    RotateKey {
+        #[arg(long, env = "SWITCHBOARD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum TokenCommand {
     /// Issue a token for a user of a tenant (printed on stdout).
     Issue {
@@ -140,6 +151,11 @@ enum Command {
         connection: admin_cli::Connection,
         #[command(subcommand)]
         action: admin_cli::AdminCommand,
+    },
+    /// Manage the secrets vault's master key.
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsCommand,
     },
     /// Verify and export the tamper-evident audit log.
     Audit {
@@ -390,6 +406,9 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Token { action }) => token(action, db).await,
         Some(Command::Audit { action }) => audit(action, db).await,
         Some(Command::Admin { connection, action }) => admin(connection, action, db).await,
+        Some(Command::Secrets {
+            action: SecretsCommand::RotateKey { config },
+        }) => switchboard_server::secrets::rotate_key(&load_config(config.as_deref(), db)?).await,
         Some(Command::CheckConfig { config }) => {
             let config = with_db(load_config(Some(&config), db)?);
             println!("configuration OK: listen {}", config.listen);

@@ -40,6 +40,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "key_allowlists",
         include_str!("../migrations/sqlite/0005_key_allowlists.sql"),
     ),
+    (
+        6,
+        "secrets",
+        include_str!("../migrations/sqlite/0006_secrets.sql"),
+    ),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -67,6 +72,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         5,
         "key_allowlists",
         include_str!("../migrations/postgres/0005_key_allowlists.sql"),
+    ),
+    (
+        6,
+        "secrets",
+        include_str!("../migrations/postgres/0006_secrets.sql"),
     ),
 ];
 

@@ -3,6 +3,7 @@
 mod credentials;
 mod members;
 mod policy;
+mod secrets;
 mod tenants;
 mod usage;
 
@@ -42,6 +43,7 @@ use crate::views::MeView;
         (name = "api-keys", description = "Keys for MCP clients"),
         (name = "clients", description = "Machine identities (OAuth client credentials)"),
         (name = "usage", description = "Calls, errors, latency and bytes; quotas"),
+        (name = "secrets", description = "Write-only secrets of a tenant or a user (upstream credentials)"),
         (name = "me", description = "The caller"),
     )
 )]
@@ -67,6 +69,7 @@ fn api() -> OpenApiRouter<AdminState> {
         .merge(policy::routes())
         .merge(credentials::routes())
         .merge(usage::routes())
+        .merge(secrets::routes())
 }
 
 /// The OpenAPI 3.1 document of the admin API.

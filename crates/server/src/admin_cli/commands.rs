@@ -61,6 +61,9 @@ pub enum AdminCommand {
     /// Service clients of a tenant.
     #[command(subcommand)]
     Clients(ClientCmd),
+    /// Secrets (write-only): a tenant's, or with `--mine` your own.
+    #[command(subcommand)]
+    Secrets(SecretCmd),
     /// A tenant's usage (calls, errors, latency, bytes) and quotas.
     Usage {
         #[arg(long)]
@@ -334,5 +337,42 @@ pub enum PlatformTokenCmd {
         id: String,
         #[arg(long, env = "SWITCHBOARD_CONFIG")]
         config: Option<PathBuf>,
+    },
+}
+
+/// Whose secrets: a tenant's (`--tenant`) or the caller's own (`--mine`).
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct SecretOwner {
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Your own secrets (used instead of the tenant's for your calls).
+    #[arg(long)]
+    pub mine: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCmd {
+    /// Names and metadata (never values).
+    List {
+        #[command(flatten)]
+        owner: SecretOwner,
+    },
+    /// Creates or replaces a secret; the value is read from standard input (or
+    /// `--value-file`), never from the command line.
+    Set {
+        #[command(flatten)]
+        owner: SecretOwner,
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Read the value from this file instead of standard input.
+        #[arg(long)]
+        value_file: Option<PathBuf>,
+    },
+    Delete {
+        #[command(flatten)]
+        owner: SecretOwner,
+        name: String,
     },
 }

@@ -17,6 +17,32 @@ use client::Api;
 pub use commands::*;
 use output::{print, print_usage};
 
+/// A secret's value from a file or standard input, without its final newline.
+fn read_value(file: Option<&std::path::Path>) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    use std::io::Read;
+    let mut text = zeroize::Zeroizing::new(String::new());
+    match file {
+        Some(path) => {
+            *text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+        }
+        None => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprintln!("value (end with Ctrl-D):");
+            }
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read the value from standard input")?;
+        }
+    }
+    let trimmed = text.trim_end_matches(['\n', '\r']).len();
+    text.truncate(trimmed);
+    if text.is_empty() {
+        bail!("the secret value is empty");
+    }
+    Ok(text)
+}
+
 fn parse_json(flag: &str, text: &str) -> anyhow::Result<Value> {
     serde_json::from_str(text).with_context(|| format!("--{flag} is not valid JSON"))
 }
@@ -262,6 +288,40 @@ pub async fn run(connection: &Connection, command: AdminCommand) -> anyhow::Resu
                 .await?
             }
         },
+        AdminCommand::Secrets(cmd) => {
+            let base = |owner: &SecretOwner| -> Vec<String> {
+                match &owner.tenant {
+                    Some(tenant) => vec!["tenants".into(), tenant.clone(), "secrets".into()],
+                    None => vec!["me".into(), "secrets".into()],
+                }
+            };
+            match cmd {
+                SecretCmd::List { owner } => {
+                    let path = base(&owner);
+                    let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+                    api.list(&segments, &[]).await?
+                }
+                SecretCmd::Set {
+                    owner,
+                    name,
+                    description,
+                    value_file,
+                } => {
+                    let value = read_value(value_file.as_deref())?;
+                    let mut path = base(&owner);
+                    path.push(name);
+                    let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+                    let body = json!({ "value": value.as_str(), "description": description });
+                    api.send(put, &segments, Some(body)).await?
+                }
+                SecretCmd::Delete { owner, name } => {
+                    let mut path = base(&owner);
+                    path.push(name);
+                    let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+                    api.send(delete, &segments, None).await?
+                }
+            }
+        }
         AdminCommand::Usage {
             tenant,
             from,

@@ -1,11 +1,15 @@
 //! Environment overrides: `SWITCHBOARD_<SECTION>__<KEY>=value` sets `[section] key`, and a
-//! few single-level names that operators expect (`SWITCHBOARD_ADMIN_TOKEN`) are aliases.
+//! few single-level names that operators expect (`SWITCHBOARD_ADMIN_TOKEN`,
+//! `SWITCHBOARD_MASTER_KEY`) are aliases.
 
 use super::{ConfigError, ENV_PREFIX};
 
 /// Single-level variables that set a configuration key (taken as strings, never as TOML:
 /// a token must not be reinterpreted).
-const ALIASES: &[(&str, &[&str])] = &[("ADMIN_TOKEN", &["admin", "token"])];
+const ALIASES: &[(&str, &[&str])] = &[
+    ("ADMIN_TOKEN", &["admin", "token"]),
+    ("MASTER_KEY", &["secrets", "master_key"]),
+];
 
 /// One `SWITCHBOARD_A__B__C=value` override.
 pub(super) struct EnvOverride {

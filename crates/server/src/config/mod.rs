@@ -17,9 +17,11 @@ use switchboard_domain::{RawUpstream, UpstreamDef};
 mod admin;
 mod env;
 mod governance;
+mod secrets;
 
 pub use admin::AdminSection;
 use env::env_overrides;
+pub use secrets::SecretsSection;
 
 pub use governance::{
     AuditSection, LimitsSection, MetricsSection, OnRedisErrorSetting, PlansSection, UsageSection,
@@ -176,6 +178,8 @@ struct RawConfig {
     #[serde(default)]
     admin: AdminSection,
     #[serde(default)]
+    secrets: SecretsSection,
+    #[serde(default)]
     upstreams: BTreeMap<String, RawUpstream>,
 }
 
@@ -190,6 +194,7 @@ pub struct Config {
     pub usage: UsageSection,
     pub metrics: MetricsSection,
     pub admin: AdminSection,
+    pub secrets: SecretsSection,
     pub listen: SocketAddr,
     pub upstreams: Vec<UpstreamDef>,
 }
@@ -414,6 +419,7 @@ impl Config {
             usage: raw.usage,
             metrics: raw.metrics,
             admin: raw.admin,
+            secrets: raw.secrets,
             listen,
             upstreams,
         })

@@ -32,5 +32,6 @@ mod harness;
 mod isolation;
 mod members;
 mod rls;
+mod secrets;
 mod tenants;
 mod usage;
