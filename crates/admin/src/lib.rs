@@ -31,7 +31,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use switchboard_auth::Authenticator;
 use switchboard_domain::audit::AuditEvent;
-use switchboard_domain::tenancy::TenantId;
+use switchboard_domain::tenancy::{Principal, TenantId};
 use switchboard_domain::usage::Period;
 use switchboard_secrets::Vault;
 use switchboard_store::Store;
@@ -56,6 +56,32 @@ pub trait Hooks: Send + Sync {
         credential: Option<&str>,
         period: Period,
     ) -> Option<u64>;
+    /// The upstream servers available to `tenant`, with their health; with `principal`,
+    /// only those where it may use at least one item.
+    fn servers(&self, tenant: &TenantId, principal: Option<&Principal>) -> Vec<ServerHealth>;
+}
+
+/// One upstream server as a tenant sees it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerHealth {
+    /// The server's name (the prefix of its tools: `name__tool`).
+    pub name: String,
+    /// `stdio`, `streamable-http` or `sse`.
+    pub transport: String,
+    /// `starting`, `ready`, `idle`, `down` or `stopped`.
+    pub status: String,
+    /// Why it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub tools: usize,
+    pub prompts: usize,
+    pub resources: usize,
+    /// What the server says it is (`serverInfo`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_info: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<String>,
 }
 
 /// Everything the handlers share. Cheap to clone.

@@ -8,12 +8,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
-use switchboard_admin::{AdminState, BootstrapToken, Hooks};
+use switchboard_admin::{AdminState, BootstrapToken, Hooks, ServerHealth};
 use switchboard_auth::api_key::{self, ADMIN_PREFIX, HashingKey};
 use switchboard_domain::audit::AuditEvent;
-use switchboard_domain::tenancy::TenantId;
+use switchboard_domain::tenancy::{Item, ItemKind, Principal, TenantId};
 use switchboard_domain::usage::Period;
 use switchboard_governance::{AuditLog, Meter};
+use switchboard_mcp::Gateway;
+use switchboard_mcp::upstream::Health;
 use switchboard_secrets::Vault;
 use switchboard_store::Store;
 
@@ -22,6 +24,7 @@ use crate::tenancy::{Tenancy, hashing_key, open_store};
 
 struct GatewayHooks {
     tenancy: Arc<Tenancy>,
+    gateway: Arc<Gateway>,
     audit: Option<Arc<AuditLog>>,
     meter: Option<Arc<Meter>>,
 }
@@ -58,6 +61,66 @@ impl Hooks for GatewayHooks {
     ) -> Option<u64> {
         self.meter.as_ref()?.quota_used(tenant, credential, period)
     }
+
+    fn servers(&self, tenant: &TenantId, principal: Option<&Principal>) -> Vec<ServerHealth> {
+        let snapshot = self.tenancy.auth.snapshot();
+        let policy = snapshot.tenant(tenant).map(|entry| entry.policy.clone());
+        self.gateway
+            .upstreams()
+            .iter()
+            .filter(|u| u.def().available_to(tenant))
+            .filter_map(|u| {
+                let status = u.status();
+                if let Some(principal) = principal {
+                    let policy = policy.as_ref()?;
+                    let may = |kind: ItemKind, name: &str| {
+                        policy
+                            .decide(
+                                principal,
+                                Item {
+                                    kind,
+                                    server: u.name(),
+                                    name,
+                                    arguments: None,
+                                },
+                            )
+                            .allowed
+                    };
+                    let lists = &status.lists;
+                    let usable = lists.tools.iter().any(|t| may(ItemKind::Tool, &t.name))
+                        || lists.prompts.iter().any(|p| may(ItemKind::Prompt, &p.name))
+                        || lists
+                            .resources
+                            .iter()
+                            .any(|r| may(ItemKind::Resource, &r.uri));
+                    if !usable {
+                        return None;
+                    }
+                }
+                let (state, reason) = match &status.health {
+                    Health::Starting => ("starting", None),
+                    Health::Ready => ("ready", None),
+                    Health::Idle => ("idle", None),
+                    Health::Down { reason } => ("down", Some(reason.clone())),
+                    Health::Stopped => ("stopped", None),
+                };
+                Some(ServerHealth {
+                    name: u.name().to_owned(),
+                    transport: u.def().transport.kind().to_owned(),
+                    status: state.to_owned(),
+                    reason,
+                    tools: status.lists.tools.len(),
+                    prompts: status.lists.prompts.len(),
+                    resources: status.lists.resources.len(),
+                    server_info: status
+                        .server_info
+                        .as_ref()
+                        .map(|i| format!("{} {}", i.name, i.version)),
+                    protocol_version: status.protocol_version.clone(),
+                })
+            })
+            .collect()
+    }
 }
 
 /// The admin API's state, or `None` when `[admin] enabled = false`. Without an operator
@@ -68,6 +131,7 @@ pub async fn state(
     audit: Option<Arc<AuditLog>>,
     meter: Option<Arc<Meter>>,
     vault: Arc<Vault>,
+    gateway: Arc<Gateway>,
 ) -> anyhow::Result<Option<AdminState>> {
     if !config.admin.enabled {
         return Ok(None);
@@ -82,6 +146,7 @@ pub async fn state(
     };
     let hooks = Arc::new(GatewayHooks {
         tenancy: tenancy.clone(),
+        gateway,
         audit,
         meter,
     });

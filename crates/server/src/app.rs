@@ -346,8 +346,15 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         .enabled
         .then(|| Metrics::new(config.metrics.max_series));
     let vault = crate::secrets::vault(&config, &tenancy.store)?;
-    let admin =
-        crate::admin::state(&config, &tenancy, audit_log.clone(), meter.clone(), vault).await?;
+    let admin = crate::admin::state(
+        &config,
+        &tenancy,
+        audit_log.clone(),
+        meter.clone(),
+        vault,
+        gateway.clone(),
+    )
+    .await?;
     if audit_log.is_some() || metrics.is_some() || meter.is_some() {
         let observer = Arc::new(Observer {
             audit: audit_log.clone(),

@@ -18,7 +18,6 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde::Serialize;
-use serde_json::json;
 use switchboard_auth::{AuthEventSink, LogAuthEvents, Refusal};
 use switchboard_domain::audit::{AuditEvent, AuditKind, PLATFORM_CHAIN};
 use switchboard_domain::tenancy::Principal;
@@ -268,23 +267,7 @@ pub async fn export(
         };
         after = last.seq;
         for record in &page {
-            let e = &record.event;
-            let detail: serde_json::Value =
-                serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::Null);
-            let line = json!({
-                "tenant": e.chain(),
-                "seq": record.seq,
-                "at_ms": e.at_ms,
-                "kind": e.kind.as_str(),
-                "actor": e.actor,
-                "credential": e.credential,
-                "target": e.target,
-                "outcome": e.outcome,
-                "reason": e.reason,
-                "detail": detail,
-                "prev_hash": record.prev_hash,
-                "hash": record.hash,
-            });
+            let line = record.to_json();
             writeln!(out, "{line}")?;
             count += 1;
         }

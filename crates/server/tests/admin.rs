@@ -285,6 +285,24 @@ async fn an_organisation_is_run_through_the_admin_api(backend: Backend) {
     );
     client.cancel().await.ok();
 
+    // Servers and their health: all of them for the owner, what ada may use for ada.
+    let all = api.send(r, M::GET, "/tenants/acme/servers", None).await;
+    let names_of = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names_of(&all.body), ["alpha", "shared"], "{}", all.body);
+    assert_eq!(all.body["items"][0]["status"], "ready");
+    assert!(all.body["items"][0]["tools"].as_u64().unwrap() > 0);
+    let hers = api
+        .send(Some(&ada), M::GET, "/tenants/acme/servers", None)
+        .await;
+    assert_eq!(names_of(&hers.body), ["alpha"]);
+
     // Another tenant's objects are 404 — never 403 — and platform operations are 403.
     for path in [
         "/tenants/globex",
@@ -587,6 +605,118 @@ async fn an_organisation_is_run_through_the_admin_api(backend: Backend) {
             );
         }
     }
+
+    // The audit trail through the API: newest first with a cursor, filters, JSON lines,
+    // verification; owners and admins only, another tenant's is 404.
+    let first = api
+        .send(
+            r,
+            M::GET,
+            "/tenants/acme/audit?kind=admin.change&limit=3",
+            None,
+        )
+        .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let seqs: Vec<i64> = first.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs.len(), 3);
+    assert!(
+        seqs.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {seqs:?}"
+    );
+    let cursor = first.body["nextCursor"].as_str().unwrap();
+    let second = api
+        .send(
+            r,
+            M::GET,
+            &format!("/tenants/acme/audit?kind=admin.change&limit=3&cursor={cursor}"),
+            None,
+        )
+        .await;
+    let next: Vec<i64> = second.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["seq"].as_i64().unwrap())
+        .collect();
+    assert!(next.iter().all(|s| *s < seqs[2]), "{next:?} after {seqs:?}");
+    let by_root = api
+        .send(
+            r,
+            M::GET,
+            "/tenants/acme/audit?actor=user:root@acme.com&kind=admin.change",
+            None,
+        )
+        .await;
+    let items = by_root.body["items"].as_array().unwrap();
+    assert!(
+        !items.is_empty()
+            && items
+                .iter()
+                .all(|i| i["actor"] == "user:root@acme.com" && i["kind"] == "admin.change")
+    );
+    let jsonl = api
+        .http
+        .get(format!(
+            "{}/admin/v1/tenants/acme/audit?format=jsonl",
+            gw.base
+        ))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jsonl.headers()["content-type"], "application/x-ndjson");
+    let text = jsonl.text().await.unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= records.len(), "every record exported");
+    assert!(
+        lines
+            .windows(2)
+            .all(|w| w[0]["seq"].as_i64() < w[1]["seq"].as_i64()),
+        "oldest first"
+    );
+    let verified = api
+        .send(r, M::GET, "/tenants/acme/audit/verify", None)
+        .await;
+    assert_eq!(verified.body["intact"], true, "{}", verified.body);
+    let ada2 = mine.body["secret"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.send(Some(&ada2), M::GET, "/tenants/acme/audit", None)
+            .await
+            .status,
+        403,
+        "members do not read the audit trail"
+    );
+    assert_eq!(
+        api.send(r, M::GET, "/tenants/globex/audit", None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        api.send(r, M::GET, "/platform/audit", None).await.status,
+        403
+    );
+    assert_eq!(
+        api.send(p, M::GET, "/platform/audit?kind=auth.refused", None)
+            .await
+            .status,
+        200
+    );
+    let bad = api
+        .send(r, M::GET, "/tenants/acme/audit?kind=everything", None)
+        .await;
+    assert_eq!(
+        (bad.status.as_u16(), bad.body["error"]["field"].as_str()),
+        (422, Some("kind"))
+    );
 
     // The platform admin deletes a tenant; its members' keys die with it.
     assert_eq!(

@@ -78,6 +78,26 @@ fn record_from_row(row: &AnyRow) -> Result<AuditRecord> {
     })
 }
 
+/// Which records of a chain an audit search returns.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Unix milliseconds, inclusive.
+    pub from_ms: Option<i64>,
+    /// Unix milliseconds, exclusive.
+    pub to_ms: Option<i64>,
+    pub kind: Option<AuditKind>,
+    /// Exact actor (`user:ada@acme.com`, `client:ci`, `platform-admin`).
+    pub actor: Option<String>,
+    /// Exact outcome (`allowed`, `denied`, `ok`, `error`, `refused`).
+    pub outcome: Option<String>,
+    /// Only records after this sequence number (paging oldest first).
+    pub after_seq: Option<i64>,
+    /// Only records before this sequence number (paging newest first).
+    pub before_seq: Option<i64>,
+    /// Oldest first instead of newest first.
+    pub ascending: bool,
+}
+
 impl Store {
     /// Appends `events` to their chains, in order, in one transaction; returns how many
     /// records were written. Nothing is written if any part fails.
@@ -201,6 +221,39 @@ impl Store {
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    /// Records of `chain` matching `filter`, newest first (or oldest first with
+    /// `filter.ascending`), at most `limit`.
+    pub async fn audit_search(
+        &self,
+        chain: &str,
+        filter: &AuditFilter,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>> {
+        let order = if filter.ascending { "ASC" } else { "DESC" };
+        let sql = format!(
+            "SELECT tenant_id, seq, at_ms, kind, actor, credential, target, outcome, reason, \
+             detail, prev_hash, hash FROM audit_events WHERE tenant_id = $1 \
+             AND at_ms >= $2 AND at_ms < $3 AND ($4 = '' OR kind = $4) \
+             AND ($5 = '' OR actor = $5) AND ($6 = '' OR outcome = $6) \
+             AND seq > $7 AND seq < $8 ORDER BY seq {order} LIMIT $9"
+        );
+        let mut tx = self.begin(Scope::Platform, Access::Read).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(chain.to_owned())
+            .bind(filter.from_ms.unwrap_or(i64::MIN))
+            .bind(filter.to_ms.unwrap_or(i64::MAX))
+            .bind(filter.kind.map_or("", AuditKind::as_str))
+            .bind(filter.actor.clone().unwrap_or_default())
+            .bind(filter.outcome.clone().unwrap_or_default())
+            .bind(filter.after_seq.unwrap_or(0))
+            .bind(filter.before_seq.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         rows.iter().map(record_from_row).collect()
     }

@@ -37,6 +37,7 @@ use sqlx::AnyPool;
 use switchboard_domain::tenancy::TenantId;
 
 pub use admin_tokens::AdminTokenRow;
+pub use audit::AuditFilter;
 pub use connect::redact_url;
 pub use error::StoreError;
 pub use secrets::{SecretMeta, WrappedKey};

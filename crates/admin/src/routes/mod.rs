@@ -1,9 +1,11 @@
 //! The admin API's routes, gathered with the OpenAPI document they generate.
 
+mod audit;
 mod credentials;
 mod members;
 mod policy;
 mod secrets;
+mod servers;
 mod tenants;
 mod usage;
 
@@ -43,6 +45,8 @@ use crate::views::MeView;
         (name = "api-keys", description = "Keys for MCP clients"),
         (name = "clients", description = "Machine identities (OAuth client credentials)"),
         (name = "usage", description = "Calls, errors, latency and bytes; quotas"),
+        (name = "servers", description = "Upstream servers a tenant can reach, and their health"),
+        (name = "audit", description = "The tamper-evident audit trail: search, export, verify"),
         (name = "secrets", description = "Write-only secrets of a tenant or a user (upstream credentials)"),
         (name = "me", description = "The caller"),
     )
@@ -70,6 +74,8 @@ fn api() -> OpenApiRouter<AdminState> {
         .merge(credentials::routes())
         .merge(usage::routes())
         .merge(secrets::routes())
+        .merge(audit::routes())
+        .merge(servers::routes())
 }
 
 /// The OpenAPI 3.1 document of the admin API.
