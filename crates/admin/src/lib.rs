@@ -59,6 +59,24 @@ pub trait Hooks: Send + Sync {
     /// The upstream servers available to `tenant`, with their health; with `principal`,
     /// only those where it may use at least one item.
     fn servers(&self, tenant: &TenantId, principal: Option<&Principal>) -> Vec<ServerHealth>;
+    /// The tenant's open legacy sessions (Streamable HTTP and SSE) on this replica.
+    fn sessions<'a>(&'a self, tenant: &'a TenantId) -> BoxFuture<'a, Vec<SessionView>>;
+    /// Ends one of the tenant's sessions on this replica; `false` when there is none.
+    fn end_session<'a>(&'a self, tenant: &'a TenantId, id: &'a str) -> BoxFuture<'a, bool>;
+}
+
+/// An open legacy session.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    /// The session id (useless without its owner's credential: sessions are bound).
+    pub id: String,
+    /// `streamable-http` or `sse`.
+    pub transport: String,
+    /// Who opened it: `user:…`, `client:…`.
+    pub owner: String,
+    /// Unix seconds.
+    pub opened_at: i64,
 }
 
 /// One upstream server as a tenant sees it.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
-use switchboard_admin::{AdminState, BootstrapToken, Hooks, ServerHealth};
+use switchboard_admin::{AdminState, BootstrapToken, Hooks, ServerHealth, SessionView};
 use switchboard_auth::api_key::{self, ADMIN_PREFIX, HashingKey};
 use switchboard_domain::audit::AuditEvent;
 use switchboard_domain::tenancy::{Item, ItemKind, Principal, TenantId};
@@ -19,12 +19,14 @@ use switchboard_mcp::upstream::Health;
 use switchboard_secrets::Vault;
 use switchboard_store::Store;
 
+use crate::app::Sessions;
 use crate::config::Config;
 use crate::tenancy::{Tenancy, hashing_key, open_store};
 
 struct GatewayHooks {
     tenancy: Arc<Tenancy>,
     gateway: Arc<Gateway>,
+    sessions: Sessions,
     audit: Option<Arc<AuditLog>>,
     meter: Option<Arc<Meter>>,
 }
@@ -60,6 +62,28 @@ impl Hooks for GatewayHooks {
         period: Period,
     ) -> Option<u64> {
         self.meter.as_ref()?.quota_used(tenant, credential, period)
+    }
+
+    fn sessions<'a>(&'a self, tenant: &'a TenantId) -> BoxFuture<'a, Vec<SessionView>> {
+        Box::pin(async move {
+            let mut found = self.sessions.limit.sessions_of(tenant).await;
+            found.extend(self.sessions.sse.sessions_of(tenant));
+            found
+                .into_iter()
+                .map(|s| SessionView {
+                    id: s.id,
+                    transport: s.transport.to_owned(),
+                    owner: s.owner.identity.to_string(),
+                    opened_at: s.opened_at,
+                })
+                .collect()
+        })
+    }
+
+    fn end_session<'a>(&'a self, tenant: &'a TenantId, id: &'a str) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            self.sessions.limit.close(tenant, id).await || self.sessions.sse.close(tenant, id)
+        })
     }
 
     fn servers(&self, tenant: &TenantId, principal: Option<&Principal>) -> Vec<ServerHealth> {
@@ -132,6 +156,7 @@ pub async fn state(
     meter: Option<Arc<Meter>>,
     vault: Arc<Vault>,
     gateway: Arc<Gateway>,
+    sessions: Sessions,
 ) -> anyhow::Result<Option<AdminState>> {
     if !config.admin.enabled {
         return Ok(None);
@@ -147,6 +172,7 @@ pub async fn state(
     let hooks = Arc::new(GatewayHooks {
         tenancy: tenancy.clone(),
         gateway,
+        sessions,
         audit,
         meter,
     });

@@ -87,15 +87,30 @@ struct Services {
     meter: Option<Arc<Meter>>,
     metrics: Option<Arc<Metrics>>,
     admin: Option<switchboard_admin::AdminState>,
+    sessions: Sessions,
+}
+
+/// The downstream session holders: the Streamable HTTP service with its session limit, and
+/// the legacy SSE endpoint's state. Built before the router so the admin API can list and
+/// end sessions.
+#[derive(Clone)]
+pub struct Sessions {
+    pub mcp: streamable::McpService,
+    pub limit: streamable::SessionLimit,
+    pub sse: Arc<sse::SseState>,
+}
+
+impl Sessions {
+    fn new(gateway: &Arc<Gateway>, config: &Config, ct: &CancellationToken) -> Self {
+        let options = config.http_options();
+        let (mcp, limit) = streamable::service(gateway.clone(), &options, ct.clone());
+        let sse = sse::SseState::new(gateway.clone(), options, ct.clone());
+        Self { mcp, limit, sse }
+    }
 }
 
 /// Builds the router for a gateway.
-fn router(
-    services: Services,
-    config: &Config,
-    sessions_ct: CancellationToken,
-    stopping: Arc<AtomicBool>,
-) -> Router {
+fn router(services: Services, config: &Config, stopping: Arc<AtomicBool>) -> Router {
     let Services {
         gateway,
         tenancy,
@@ -104,6 +119,7 @@ fn router(
         meter,
         metrics,
         admin,
+        sessions,
     } = services;
     let options = config.http_options();
     let policy = Arc::new(OriginPolicy {
@@ -122,7 +138,11 @@ fn router(
         axum::middleware::from_fn_with_state(limiter.clone(), limits::limit_address);
     let limit_request =
         axum::middleware::from_fn_with_state(limiter.clone(), limits::limit_request);
-    let (mcp, session_limit) = streamable::service(gateway.clone(), &options, sessions_ct.clone());
+    let Sessions {
+        mcp,
+        limit: session_limit,
+        sse: sse_state,
+    } = sessions;
     // Layers run outside-in (the last added runs first): the address limit, authentication,
     // the caller's rate limits, then the session binding and session caps.
     let mut streamable = Router::new()
@@ -135,7 +155,6 @@ fn router(
         .layer(limit_request.clone())
         .layer(authenticate.clone())
         .layer(limit_address.clone());
-    let sse_state = sse::SseState::new(gateway.clone(), options, sessions_ct);
     let mut legacy = Router::new()
         .route("/sse", get(sse::open_stream))
         .route("/messages", post(sse::post_message))
@@ -346,6 +365,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         .enabled
         .then(|| Metrics::new(config.metrics.max_series));
     let vault = crate::secrets::vault(&config, &tenancy.store)?;
+    let sessions_ct = CancellationToken::new();
+    let sessions = Sessions::new(&gateway, &config, &sessions_ct);
     let admin = crate::admin::state(
         &config,
         &tenancy,
@@ -353,6 +374,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         meter.clone(),
         vault,
         gateway.clone(),
+        sessions.clone(),
     )
     .await?;
     if audit_log.is_some() || metrics.is_some() || meter.is_some() {
@@ -368,7 +390,6 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         .wait_started(Duration::from_millis(config.server.startup_wait_ms))
         .await;
     let stop = CancellationToken::new();
-    let sessions_ct = CancellationToken::new();
     let stopping = Arc::new(AtomicBool::new(false));
     tenancy.spawn_reloader(
         Duration::from_millis(config.auth.reload_interval_ms),
@@ -382,8 +403,9 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         meter: meter.clone(),
         metrics,
         admin,
+        sessions,
     };
-    let app = router(services, &config, sessions_ct.clone(), stopping.clone());
+    let app = router(services, &config, stopping.clone());
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
 
     let listener = listener.tap_io(|tcp| {

@@ -6,6 +6,7 @@ mod members;
 mod policy;
 mod secrets;
 mod servers;
+mod sessions;
 mod tenants;
 mod usage;
 
@@ -46,6 +47,7 @@ use crate::views::MeView;
         (name = "clients", description = "Machine identities (OAuth client credentials)"),
         (name = "usage", description = "Calls, errors, latency and bytes; quotas"),
         (name = "servers", description = "Upstream servers a tenant can reach, and their health"),
+        (name = "sessions", description = "Open legacy sessions: list, terminate"),
         (name = "audit", description = "The tamper-evident audit trail: search, export, verify"),
         (name = "secrets", description = "Write-only secrets of a tenant or a user (upstream credentials)"),
         (name = "me", description = "The caller"),
@@ -76,6 +78,7 @@ fn api() -> OpenApiRouter<AdminState> {
         .merge(secrets::routes())
         .merge(audit::routes())
         .merge(servers::routes())
+        .merge(sessions::routes())
 }
 
 /// The OpenAPI 3.1 document of the admin API.

@@ -22,8 +22,9 @@ use rmcp::model::{ClientJsonRpcMessage, GetExtensions, ServerJsonRpcMessage};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use switchboard_domain::tenancy::{Identity, SessionOwner};
+use switchboard_domain::tenancy::{Identity, SessionOwner, TenantId};
 
+use super::SessionInfo;
 use super::streamable::HttpOptions;
 use crate::caller::Caller;
 use crate::error::codes;
@@ -45,6 +46,9 @@ struct SessionEntry {
     to_server: mpsc::Sender<ClientJsonRpcMessage>,
     /// Who opened the stream: only they may post to it.
     owner: SessionOwner,
+    /// Ends the session (its MCP service and its event stream).
+    cancel: CancellationToken,
+    opened_at: i64,
 }
 
 /// Shared state of the legacy SSE endpoint.
@@ -77,6 +81,32 @@ impl SseState {
     /// Number of open legacy SSE sessions.
     pub fn session_count(&self) -> usize {
         self.sessions().len()
+    }
+
+    /// The open sessions of `tenant`.
+    pub fn sessions_of(&self, tenant: &TenantId) -> Vec<SessionInfo> {
+        self.sessions()
+            .iter()
+            .filter(|(_, s)| &s.owner.tenant == tenant)
+            .map(|(id, s)| SessionInfo {
+                id: id.clone(),
+                transport: "sse",
+                owner: s.owner.clone(),
+                opened_at: s.opened_at,
+            })
+            .collect()
+    }
+
+    /// Ends a session of `tenant`; `false` when it has no such session.
+    pub fn close(&self, tenant: &TenantId, id: &str) -> bool {
+        let sessions = self.sessions();
+        match sessions.get(id) {
+            Some(entry) if &entry.owner.tenant == tenant => {
+                entry.cancel.cancel();
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -144,11 +174,17 @@ pub async fn open_stream(State(state): State<Arc<SseState>>, request: Request) -
     let id = uuid::Uuid::new_v4().simple().to_string();
     let (to_server, from_client) = mpsc::channel::<ClientJsonRpcMessage>(CHANNEL_CAPACITY);
     let (to_client, from_server) = mpsc::channel::<ServerJsonRpcMessage>(CHANNEL_CAPACITY);
-    state
-        .sessions()
-        .insert(id.clone(), SessionEntry { to_server, owner });
-
     let service_ct = state.shutdown.child_token();
+    state.sessions().insert(
+        id.clone(),
+        SessionEntry {
+            to_server,
+            owner,
+            cancel: service_ct.clone(),
+            opened_at: super::now_secs(),
+        },
+    );
+
     let handler = state.gateway.handler();
     let ct = service_ct.clone();
     let session = id.clone();

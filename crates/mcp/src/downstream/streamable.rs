@@ -13,11 +13,15 @@ use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::SessionId;
+use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::{LocalSessionManager, SessionConfig};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use switchboard_domain::tenancy::{Identity, SessionOwner};
+use switchboard_domain::tenancy::{Identity, SessionOwner, TenantId};
+
+use super::SessionInfo;
 
 use crate::caller::Caller;
 use crate::error::codes;
@@ -71,9 +75,9 @@ pub struct SessionLimit {
     sessions: Arc<LocalSessionManager>,
     max: usize,
     max_per_user: usize,
-    /// session id → who opened it. Pruned of ended sessions whenever a session opens, so it
-    /// never holds more than the open sessions plus those ended since.
-    owners: Arc<Mutex<HashMap<String, SessionOwner>>>,
+    /// session id → who opened it, and when. Pruned of ended sessions whenever a session
+    /// opens, so it never holds more than the open sessions plus those ended since.
+    owners: Arc<Mutex<HashMap<String, (SessionOwner, i64)>>>,
 }
 
 impl SessionLimit {
@@ -82,8 +86,43 @@ impl SessionLimit {
         self.sessions.sessions.read().await.len()
     }
 
-    fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionOwner>> {
+    fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<String, (SessionOwner, i64)>> {
         self.owners.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The open sessions of `tenant`.
+    pub async fn sessions_of(&self, tenant: &TenantId) -> Vec<SessionInfo> {
+        let live = self.sessions.sessions.read().await;
+        let mut owners = self.owners();
+        owners.retain(|id, _| live.contains_key(id.as_str()));
+        owners
+            .iter()
+            .filter(|(_, (owner, _))| &owner.tenant == tenant)
+            .map(|(id, (owner, opened_at))| SessionInfo {
+                id: id.clone(),
+                transport: "streamable-http",
+                owner: owner.clone(),
+                opened_at: *opened_at,
+            })
+            .collect()
+    }
+
+    /// Ends a session of `tenant`; `false` when it has no such session.
+    pub async fn close(&self, tenant: &TenantId, id: &str) -> bool {
+        let belongs = self
+            .owners()
+            .get(id)
+            .is_some_and(|(owner, _)| &owner.tenant == tenant);
+        if !belongs {
+            return false;
+        }
+        let closed = self
+            .sessions
+            .close_session(&SessionId::from(id))
+            .await
+            .is_ok();
+        self.owners().remove(id);
+        closed
     }
 
     /// Forgets ended sessions; returns how many open ones `owner` and its tenant hold.
@@ -91,7 +130,7 @@ impl SessionLimit {
         let live = self.sessions.sessions.read().await;
         let mut owners = self.owners();
         owners.retain(|id, _| live.contains_key(id.as_str()));
-        owners.values().fold((0, 0), |(user, tenant), o| {
+        owners.values().fold((0, 0), |(user, tenant), (o, _)| {
             (
                 user + usize::from(o == owner),
                 tenant + usize::from(o.tenant == owner.tenant),
@@ -124,7 +163,7 @@ pub async fn limit_sessions(
         .map(|c| (c.principal.session_owner(), c.clone()));
     let headers = request.headers();
     if let Some(session) = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) {
-        let bound = limit.owners().get(session).cloned();
+        let bound = limit.owners().get(session).map(|(owner, _)| owner.clone());
         if let Some(bound) = bound
             && owner.as_ref().is_none_or(|(o, _)| *o != bound)
         {
@@ -193,7 +232,9 @@ pub async fn limit_sessions(
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
     {
-        limit.owners().insert(id.to_owned(), owner);
+        limit
+            .owners()
+            .insert(id.to_owned(), (owner, super::now_secs()));
     }
     response
 }

@@ -2,6 +2,7 @@
 //! it with real MCP clients (rmcp) and raw HTTP.
 #![allow(dead_code, deprecated)]
 
+pub mod admin;
 pub mod peers;
 pub mod tenancy;
 

@@ -1,0 +1,80 @@
+//! A client of the admin API for tests: every answer as status, headers and JSON body.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// The operator token every admin test gateway is configured with.
+pub const PLATFORM: &str = "platform-admin-token-for-tests-0123456789abcdef";
+
+impl Api {
+    /// A client of the gateway at `base`.
+    pub fn new(base: &str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: base.to_owned(),
+        }
+    }
+}
+
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Api {
+    pub async fn send(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        self.send_with(token, method, path, body, &[]).await
+    }
+
+    pub async fn send_with(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = self
+            .http
+            .request(method, format!("{}/admin/v1{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("admin API reachable");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+pub fn code(answer: &Answer) -> &str {
+    answer.body["error"]["code"].as_str().unwrap_or("")
+}
