@@ -78,18 +78,11 @@ pub fn quotas(field: &str, value: Value) -> ApiResult<Quotas> {
     serde_json::from_value(value).map_err(|e| ApiError::invalid(field, format!("{field}: {e}")))
 }
 
-/// Settings from JSON, checked beyond their shape (CIDR ranges parse).
+/// Settings from JSON, checked beyond their shape (addresses and CIDR ranges parse).
 pub fn settings(value: Value) -> ApiResult<TenantSettings> {
     let settings: TenantSettings = serde_json::from_value(value)
         .map_err(|e| ApiError::invalid("settings", format!("settings: {e}")))?;
-    for entry in &settings.ip_allowlist {
-        if entry.trim().parse::<ipnet::IpNet>().is_err() {
-            return Err(ApiError::invalid(
-                "settings.ipAllowlist",
-                format!("{entry:?} is not a CIDR range (write e.g. 10.0.0.0/8 or 192.0.2.7/32)"),
-            ));
-        }
-    }
+    address_ranges("settings.ipAllowlist", &settings.ip_allowlist)?;
     Ok(settings)
 }
 

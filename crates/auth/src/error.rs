@@ -51,7 +51,7 @@ pub enum AuthError {
     )]
     AddressNotAllowed { address: String, tenant: TenantId },
     #[error(
-        "tenant \"{tenant}\"'s IP allowlist entry {entry:?} is not a CIDR range (e.g. 10.0.0.0/8); requests are refused until an admin fixes it"
+        "tenant \"{tenant}\"'s IP allowlist entry {entry:?} is not an address or CIDR range (e.g. 10.0.0.0/8); requests are refused until an admin fixes it"
     )]
     InvalidAllowlist { tenant: TenantId, entry: String },
     #[error(

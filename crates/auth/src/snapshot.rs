@@ -28,9 +28,8 @@ pub struct TrustedIssuer {
 pub struct TenantEntry {
     pub tenant: Tenant,
     pub policy: Arc<Policy>,
-    /// The tenant's client address ranges (empty admits every address); `Err` holds an entry
-    /// that does not parse, which refuses every request (fail closed).
-    allowlist: Result<Vec<IpNet>, String>,
+    /// The tenant's client address ranges.
+    allowlist: Allowlist,
     members: HashMap<UserId, Role>,
     groups_of: HashMap<UserId, Vec<GroupName>>,
     clients: HashMap<ClientId, ServiceClient>,
@@ -40,24 +39,18 @@ pub struct TenantEntry {
 impl TenantEntry {
     /// Whether a request from `address` may reach this tenant.
     pub fn admits(&self, address: Option<IpAddr>) -> Result<(), AuthError> {
-        let ranges = self
-            .allowlist
-            .as_ref()
-            .map_err(|entry| AuthError::InvalidAllowlist {
-                tenant: self.tenant.id.clone(),
-                entry: entry.clone(),
-            })?;
-        if ranges.is_empty() {
-            return Ok(());
-        }
-        match address {
-            // An IPv4 client on a dual-stack socket arrives as ::ffff:a.b.c.d.
-            Some(ip) if ranges.iter().any(|r| r.contains(&ip.to_canonical())) => Ok(()),
-            _ => Err(AuthError::AddressNotAllowed {
-                address: address.map_or_else(|| "(unknown)".into(), |ip| ip.to_string()),
-                tenant: self.tenant.id.clone(),
-            }),
-        }
+        self.allowlist
+            .check(address)
+            .map_err(|refusal| match refusal {
+                Refusal::Invalid(entry) => AuthError::InvalidAllowlist {
+                    tenant: self.tenant.id.clone(),
+                    entry,
+                },
+                Refusal::Outside(address) => AuthError::AddressNotAllowed {
+                    address,
+                    tenant: self.tenant.id.clone(),
+                },
+            })
     }
 
     /// A service client of the tenant.
@@ -133,30 +126,60 @@ impl TenantEntry {
 pub struct KeyEntry {
     pub record: ApiKeyRecord,
     pub principal: Result<Arc<Principal>, AuthError>,
-    /// The key's own client address ranges (empty admits every address); `Err` holds an
-    /// entry that does not parse, which refuses the key (fail closed).
-    allowlist: Result<Vec<IpNet>, String>,
+    /// The key's own client address ranges.
+    allowlist: Allowlist,
 }
 
 impl KeyEntry {
     /// Whether the key may be used from `address`.
     pub fn admits(&self, address: Option<IpAddr>) -> Result<(), AuthError> {
+        self.allowlist
+            .check(address)
+            .map_err(|refusal| match refusal {
+                Refusal::Invalid(entry) => AuthError::InvalidKeyAllowlist {
+                    key: self.record.id.clone(),
+                    entry,
+                },
+                Refusal::Outside(address) => AuthError::KeyAddressNotAllowed {
+                    address,
+                    key: self.record.id.clone(),
+                },
+            })
+    }
+}
+
+/// Client address ranges (a tenant's or a key's): empty admits every address; an entry that
+/// does not parse refuses every request (fail closed) until it is fixed.
+struct Allowlist(Result<Vec<IpNet>, String>);
+
+/// Why an address was refused.
+enum Refusal {
+    /// The entry that does not parse.
+    Invalid(String),
+    /// The address, as shown in the refusal.
+    Outside(String),
+}
+
+impl Allowlist {
+    /// Parses addresses and CIDR ranges (a bare address is a range of one).
+    fn parse(entries: &[String]) -> Self {
+        Self(parse_ranges(entries))
+    }
+
+    fn check(&self, address: Option<IpAddr>) -> Result<(), Refusal> {
         let ranges = self
-            .allowlist
+            .0
             .as_ref()
-            .map_err(|entry| AuthError::InvalidKeyAllowlist {
-                key: self.record.id.clone(),
-                entry: entry.clone(),
-            })?;
+            .map_err(|entry| Refusal::Invalid(entry.clone()))?;
         if ranges.is_empty() {
             return Ok(());
         }
         match address {
+            // An IPv4 client on a dual-stack socket arrives as ::ffff:a.b.c.d.
             Some(ip) if ranges.iter().any(|r| r.contains(&ip.to_canonical())) => Ok(()),
-            _ => Err(AuthError::KeyAddressNotAllowed {
-                address: address.map_or_else(|| "(unknown)".into(), |ip| ip.to_string()),
-                key: self.record.id.clone(),
-            }),
+            _ => Err(Refusal::Outside(
+                address.map_or_else(|| "(unknown)".into(), |ip| ip.to_string()),
+            )),
         }
     }
 }
@@ -203,13 +226,7 @@ impl Snapshot {
                         .push(group.name.clone());
                 }
             }
-            let allowlist = dir
-                .tenant
-                .settings
-                .ip_allowlist
-                .iter()
-                .map(|entry| entry.trim().parse::<IpNet>().map_err(|_| entry.clone()))
-                .collect::<Result<Vec<_>, _>>();
+            let allowlist = Allowlist::parse(&dir.tenant.settings.ip_allowlist);
             let entry = Arc::new(TenantEntry {
                 allowlist,
                 policy: Arc::new(Policy::new(id.clone(), dir.grants, dir.roles)),
@@ -250,7 +267,7 @@ impl Snapshot {
                         p.restrictions = record.restrictions.clone();
                         Arc::new(p)
                     });
-                let allowlist = parse_ranges(&record.ip_allowlist);
+                let allowlist = Allowlist::parse(&record.ip_allowlist);
                 snapshot.keys.insert(
                     record.id.clone(),
                     KeyEntry {
@@ -328,7 +345,7 @@ mod tests {
             ip_allowlist: allowlist.iter().map(|s| (*s).to_owned()).collect(),
         };
         KeyEntry {
-            allowlist: parse_ranges(&record.ip_allowlist),
+            allowlist: Allowlist::parse(&record.ip_allowlist),
             record,
             principal: Err(AuthError::UnknownKey),
         }
