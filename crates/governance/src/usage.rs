@@ -367,6 +367,9 @@ impl Meter {
     }
 }
 
+/// Shortest time between two flushes when a full table asks for an early one.
+const EARLY_FLUSH_SPACING: Duration = Duration::from_secs(1);
+
 /// Flushes every interval (or when woken by a full table) until the meter is dropped. The
 /// meter is held only while flushing, so dropping it ends the task.
 async fn flush_loop(meter: Weak<Meter>, wake: Arc<Notify>) {
@@ -377,12 +380,19 @@ async fn flush_loop(meter: Weak<Meter>, wake: Arc<Notify>) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_prune = 0i64;
+    let mut last_flush = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            () = wake.notified() => {}
+            () = wake.notified() => {
+                // A full table wakes the task early, but never more than once a second: with
+                // the database down every new cell would wake it again (a busy retry loop).
+                let next = last_flush + EARLY_FLUSH_SPACING;
+                tokio::time::sleep_until(next).await;
+            }
         }
         let Some(m) = meter.upgrade() else { return };
+        last_flush = tokio::time::Instant::now();
         m.flush().await;
         let at = now();
         if retention_days > 0 && at - last_prune >= 3_600 {

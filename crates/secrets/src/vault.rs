@@ -61,8 +61,11 @@ pub struct Rotation {
 pub struct Vault {
     store: Store,
     keyring: Keyring,
-    /// Unwrapped data keys (wiped when dropped), so a read costs one decryption.
-    keys: Mutex<HashMap<TenantId, Arc<Key>>>,
+    /// Unwrapped data keys (wiped when dropped) with the wrapped form they came from, so a
+    /// read costs one small query and one decryption. The wrapped form is compared on every
+    /// use: a tenant deleted and created again has a new data key, and a rotation changes the
+    /// wrapping — either way the cached key is replaced, never used for the wrong data.
+    keys: Mutex<HashMap<TenantId, (Vec<u8>, Arc<Key>)>>,
 }
 
 fn owner_of(user: Option<&UserId>) -> &str {
@@ -78,12 +81,13 @@ impl Vault {
         }
     }
 
-    fn cached(&self, tenant: &TenantId) -> Option<Arc<Key>> {
+    fn cached(&self, stored: &WrappedKey) -> Option<Arc<Key>> {
         self.keys
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(tenant)
-            .cloned()
+            .get(&stored.tenant)
+            .filter(|(wrapped, _)| *wrapped == stored.wrapped)
+            .map(|(_, key)| key.clone())
     }
 
     fn unwrap_key(&self, stored: &WrappedKey) -> Result<Key, VaultError> {
@@ -107,35 +111,32 @@ impl Vault {
 
     /// The tenant's data key, created (and wrapped by the primary master key) on first use.
     async fn data_key(&self, tenant: &TenantId) -> Result<Arc<Key>, VaultError> {
-        if let Some(key) = self.cached(tenant) {
-            return Ok(key);
-        }
         let scoped = self.store.tenant(tenant);
         let stored = match scoped.data_key().await? {
             Some(stored) => stored,
             None => {
-                let fresh = Key::generate().map_err(|source| VaultError::Crypto {
+                let crypto = |source| VaultError::Crypto {
                     tenant: tenant.clone(),
                     what: "data key",
                     source,
-                })?;
+                };
+                let fresh = Key::generate().map_err(crypto)?;
                 let primary = self.keyring.primary();
                 let wrapped = primary
                     .seal(&data_key_aad(tenant.as_str()), fresh.bytes())
-                    .map_err(|source| VaultError::Crypto {
-                        tenant: tenant.clone(),
-                        what: "data key",
-                        source,
-                    })?;
+                    .map_err(crypto)?;
                 // Another replica may have created one first: the stored one stands.
                 scoped.create_data_key(&primary.id(), &wrapped).await?
             }
         };
+        if let Some(key) = self.cached(&stored) {
+            return Ok(key);
+        }
         let key = Arc::new(self.unwrap_key(&stored)?);
         self.keys
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(tenant.clone(), key.clone());
+            .insert(tenant.clone(), (stored.wrapped.clone(), key.clone()));
         Ok(key)
     }
 

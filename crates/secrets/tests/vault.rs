@@ -192,3 +192,36 @@ async fn a_master_key_rotation_rewraps_data_keys_without_downtime() {
     assert!(err.to_string().contains("previous_master_key_files"));
     std::fs::remove_file(path).ok();
 }
+
+#[tokio::test]
+async fn a_tenant_created_again_gets_a_new_data_key_not_the_cached_one() {
+    let (store, path) = store().await;
+    let vault = Vault::new(store.clone(), Keyring::new(key(1), Vec::new()));
+    vault
+        .put(&t("acme"), None, "token", "", &secret("first life"))
+        .await
+        .unwrap();
+    // The same id, deleted and created again (perhaps by another replica): a new data key.
+    store.delete_tenant(&t("acme")).await.unwrap();
+    store
+        .create_tenant(&Tenant::new(t("acme"), "Acme again"))
+        .await
+        .unwrap();
+    assert_eq!(
+        vault
+            .get(&t("acme"), None, "token")
+            .await
+            .unwrap()
+            .map(|s| s.expose_secret().to_owned()),
+        None
+    );
+    vault
+        .put(&t("acme"), None, "token", "", &secret("second life"))
+        .await
+        .unwrap();
+    // A fresh vault (another replica) reads what this one wrote: it used the stored key.
+    let other = Vault::new(store.clone(), Keyring::new(key(1), Vec::new()));
+    let value = other.get(&t("acme"), None, "token").await.unwrap().unwrap();
+    assert_eq!(value.expose_secret(), "second life");
+    std::fs::remove_file(path).ok();
+}

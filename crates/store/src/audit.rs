@@ -24,30 +24,13 @@ const VERIFY_PAGE: i64 = 1000;
 const INSERT_ROWS: usize = 200;
 const COLUMNS: usize = 12;
 
-/// `INSERT … VALUES ($1, …, $12), ($13, …)` for `rows` records; on SQLite with anonymous
-/// `?` placeholders, because SQLite looks a numbered parameter's name up by a linear scan
-/// (`sqlite3_bind_parameter_name`), which makes binding a large statement quadratic.
+/// `INSERT … VALUES (…), (…)` for `rows` records.
 fn insert_sql(backend: Backend, rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO audit_events (tenant_id, seq, at_ms, kind, actor, credential, target, \
          outcome, reason, detail, prev_hash, hash) VALUES ",
     );
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for column in 0..COLUMNS {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            match backend {
-                Backend::Sqlite => sql.push('?'),
-                Backend::Postgres => sql.push_str(&format!("${}", row * COLUMNS + column + 1)),
-            }
-        }
-        sql.push(')');
-    }
+    crate::tx::push_values(&mut sql, backend, rows, COLUMNS);
     sql
 }
 

@@ -140,3 +140,29 @@ async fn change_one(mut tx: Tx, query: Bound<'_>, what: &'static str, id: &str) 
     }
     commit_write(tx).await
 }
+
+/// Appends `rows` value tuples of `columns` parameters each: `($1, …), ($n+1, …)` on
+/// PostgreSQL, anonymous `?` on SQLite — SQLite looks a numbered parameter's name up by a
+/// linear scan (`sqlite3_bind_parameter_name`), which makes binding a large multi-row
+/// statement quadratic.
+pub(crate) fn push_values(sql: &mut String, backend: Backend, rows: usize, columns: usize) {
+    use std::fmt::Write;
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    let _ = write!(sql, "${}", row * columns + column + 1);
+                }
+            }
+        }
+        sql.push(')');
+    }
+}

@@ -113,16 +113,7 @@ impl Store {
                 "INSERT INTO usage_rollups (tenant_id, hour, principal, credential, server, kind, item, \
                  calls, errors, latency_us, latency_max_us, b0, b1, b2, b3, b4, b5, b6, bytes_in, bytes_out) VALUES ",
             );
-            for i in 0..chunk.len() {
-                let base = i * 20;
-                let row: Vec<String> = (1..=20).map(|n| format!("${}", base + n)).collect();
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                sql.push_str(&row.join(", "));
-                sql.push(')');
-            }
+            crate::tx::push_values(&mut sql, self.backend, chunk.len(), 20);
             sql.push_str(
                 " ON CONFLICT (tenant_id, hour, principal, credential, server, kind, item) DO UPDATE SET \
                  calls = usage_rollups.calls + excluded.calls, errors = usage_rollups.errors + excluded.errors, \
