@@ -57,6 +57,9 @@ pub struct Rotation {
     pub already_current: usize,
 }
 
+/// An unwrapped data key and the wrapped form it came from.
+type CachedKey = (Vec<u8>, Arc<Key>);
+
 /// Secrets of every tenant.
 pub struct Vault {
     store: Store,
@@ -65,7 +68,7 @@ pub struct Vault {
     /// read costs one small query and one decryption. The wrapped form is compared on every
     /// use: a tenant deleted and created again has a new data key, and a rotation changes the
     /// wrapping — either way the cached key is replaced, never used for the wrong data.
-    keys: Mutex<HashMap<TenantId, (Vec<u8>, Arc<Key>)>>,
+    keys: Mutex<HashMap<TenantId, CachedKey>>,
 }
 
 fn owner_of(user: Option<&UserId>) -> &str {
