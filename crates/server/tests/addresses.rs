@@ -6,11 +6,10 @@ mod support;
 
 use serde_json::{Value, json};
 use support::TestGateway;
+use support::admin::{Api, PLATFORM};
 use support::stdio_demo;
 use support::tenancy::{Backend, TestDb};
 use switchboard_domain::audit::AuditKind;
-
-const PLATFORM: &str = "platform-admin-token-for-tests-0123456789abcdef";
 
 async fn post(
     url: &str,
@@ -39,18 +38,15 @@ fn initialize() -> Value {
 }
 
 async fn keys(base: &str) -> (String, String) {
-    let admin = |path: &str, body: Value| {
-        let url = format!("{base}/admin/v1{path}");
+    let api = Api::new(base);
+    let admin = |path: &'static str, body: Value| {
+        let api = &api;
         async move {
-            let response = reqwest::Client::new()
-                .post(url)
-                .bearer_auth(PLATFORM)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert!(response.status().is_success());
-            response.json::<Value>().await.unwrap()
+            let made = api
+                .send(Some(PLATFORM), reqwest::Method::POST, path, Some(body))
+                .await;
+            assert!(made.status.is_success(), "{}", made.body);
+            made.body
         }
     };
     admin(
@@ -65,15 +61,8 @@ async fn keys(base: &str) -> (String, String) {
     )
     .await;
     assert_eq!(fenced["key"]["ipAllowlist"], json!(["203.0.113.0/24"]));
-    let open = admin(
-        "/tenants/acme/api-keys",
-        json!({"name": "anywhere", "owner": owner}),
-    )
-    .await;
-    (
-        fenced["secret"].as_str().unwrap().to_owned(),
-        open["secret"].as_str().unwrap().to_owned(),
-    )
+    let open = api.user_key("acme", "root@acme.com").await;
+    (fenced["secret"].as_str().unwrap().to_owned(), open)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

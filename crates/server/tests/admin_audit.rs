@@ -10,18 +10,6 @@ use support::TestGateway;
 use support::admin::{Api, PLATFORM};
 use support::tenancy::{Backend, TestDb};
 
-async fn key(api: &Api, tenant: &str, user: &str) -> String {
-    let made = api
-        .send(
-            Some(PLATFORM),
-            M::POST,
-            &format!("/tenants/{tenant}/api-keys"),
-            Some(json!({"name": "k", "owner": {"type": "user", "id": user}})),
-        )
-        .await;
-    made.body["secret"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_trail_is_searched_exported_and_verified_through_the_api() {
     let db = TestDb::create(Backend::Sqlite).await.unwrap();
@@ -39,7 +27,7 @@ async fn the_audit_trail_is_searched_exported_and_verified_through_the_api() {
             .await;
         assert_eq!(made.status, 201);
     }
-    let root = key(&api, "acme", "root@acme.com").await;
+    let root = api.user_key("acme", "root@acme.com").await;
     let r = Some(root.as_str());
     for user in ["ada@acme.com", "bob@acme.com", "cy@acme.com", "di@acme.com"] {
         assert_eq!(
@@ -54,7 +42,7 @@ async fn the_audit_trail_is_searched_exported_and_verified_through_the_api() {
             201
         );
     }
-    let ada = key(&api, "acme", "ada@acme.com").await;
+    let ada = api.user_key("acme", "ada@acme.com").await;
     let store = gw.tenancy().store.clone();
     let written = support::eventually_async(std::time::Duration::from_secs(10), || {
         let store = store.clone();

@@ -7,10 +7,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::admin::{Api, PLATFORM};
 use support::tenancy::{Backend, TestDb};
 use support::{TestGateway, stdio_demo};
-
-const PLATFORM: &str = "platform-admin-token-for-tests-0123456789abcdef";
 
 async fn admin(
     base: &str,
@@ -19,15 +18,7 @@ async fn admin(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
-        .request(method, format!("{base}/admin/v1{path}"))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
+    let (status, text) = Api::new(base).raw(token, method, path, body).await;
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 

@@ -6,11 +6,11 @@
 mod support;
 
 use serde_json::{Value, json};
+use support::admin::{Api, PLATFORM};
 use support::tenancy::{Backend, HASHING_SECRET, TestDb};
 use support::{TestGateway, switchboard_bin, temp_dir};
 use switchboard_domain::tenancy::{TenantId, UserId};
 
-const PLATFORM: &str = "platform-admin-token-for-tests-0123456789abcdef";
 const VALUE: &str = "ghp_tenant-secret-value-0001";
 const ADA_VALUE: &str = "ghp_ada-own-secret-value-0002";
 
@@ -21,30 +21,11 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, String) {
-    let mut request = reqwest::Client::new()
-        .request(method, format!("{base}/admin/v1{path}"))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
+    Api::new(base).raw(token, method, path, body).await
 }
 
 async fn key_for(base: &str, tenant: &str, user: &str) -> String {
-    let (status, text) = call(
-        base,
-        PLATFORM,
-        reqwest::Method::POST,
-        &format!("/tenants/{tenant}/api-keys"),
-        Some(json!({"name": "k", "owner": {"type": "user", "id": user}})),
-    )
-    .await;
-    assert_eq!(status, 201, "{text}");
-    serde_json::from_str::<Value>(&text).unwrap()["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    Api::new(base).user_key(tenant, user).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,10 +7,9 @@
 mod support;
 
 use serde_json::{Value, json};
+use support::admin::{Api, PLATFORM};
 use support::tenancy::{Backend, TestDb};
 use support::{Era, TestGateway, call, connect_as, mcp_error, stdio_demo};
-
-const PLATFORM: &str = "platform-admin-token-for-tests-0123456789abcdef";
 
 async fn admin(
     base: &str,
@@ -18,15 +17,7 @@ async fn admin(
     path: &str,
     body: Option<Value>,
 ) -> (u16, String) {
-    let mut request = reqwest::Client::new()
-        .request(method, format!("{base}/admin/v1{path}"))
-        .bearer_auth(PLATFORM);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
+    Api::new(base).raw(PLATFORM, method, path, body).await
 }
 
 async fn json_of(base: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {

@@ -14,6 +14,37 @@ impl Api {
             base: base.to_owned(),
         }
     }
+
+    /// The raw answer to one request: status and body text.
+    pub async fn raw(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, String) {
+        let mut request = self
+            .http
+            .request(method, format!("{}/admin/v1{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("admin API reachable");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    /// An API key for `user` of `tenant`, made by the platform administrator.
+    pub async fn user_key(&self, tenant: &str, user: &str) -> String {
+        let body = serde_json::json!({"name": "k", "owner": {"type": "user", "id": user}});
+        let path = format!("/tenants/{tenant}/api-keys");
+        let made = self
+            .send(Some(PLATFORM), Method::POST, &path, Some(body))
+            .await;
+        assert_eq!(made.status, 201, "{}", made.body);
+        made.body["secret"].as_str().expect("a secret").to_owned()
+    }
 }
 
 pub struct Api {
