@@ -5,7 +5,8 @@
 //! - `keyring` — the master keys: the primary wraps, previous ones only unwrap (rotation
 //!   with no downtime);
 //! - `vault` — the service: a data key per tenant (created on first use, wrapped by the
-//!   master key, cached unwrapped in memory and wiped on drop), secrets of a tenant or of
+//!   master key, cached unwrapped in memory — checked against the stored wrapping on each use —
+//!   and wiped on drop), secrets of a tenant or of
 //!   one of its users, `resolve` (the user's, else the tenant's), and `rotate`.
 //!
 //! A KMS or Vault backend slots in behind the keyring: only wrapping and unwrapping data
