@@ -63,6 +63,9 @@ pub trait Hooks: Send + Sync {
     fn sessions<'a>(&'a self, tenant: &'a TenantId) -> BoxFuture<'a, Vec<SessionView>>;
     /// Ends one of the tenant's sessions on this replica; `false` when there is none.
     fn end_session<'a>(&'a self, tenant: &'a TenantId, id: &'a str) -> BoxFuture<'a, bool>;
+    /// A secret of `tenant` (or of one of its users) was set or deleted: upstream
+    /// connections made from secrets must look them up again.
+    fn secrets_changed(&self, tenant: &TenantId);
 }
 
 /// An open legacy session.

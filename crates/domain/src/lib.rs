@@ -2,13 +2,14 @@
 //!
 //! Everything here is plain data and pure functions: how upstream servers are described, how
 //! their tools, prompts and resources are named towards clients, and how list cursors are
-//! encoded, the tenancy model with its policy decision, rate-limit arithmetic, and usage counters with quota periods. No I/O, no async runtime, no protocol library: the adapters (`switchboard-mcp`,
+//! encoded, the tenancy model with its policy decision, rate-limit arithmetic, and usage counters with quota periods, and the placeholders that put secrets into upstream definitions. No I/O, no async runtime, no protocol library: the adapters (`switchboard-mcp`,
 //! `switchboard-server`) depend on this crate, never the other way round.
 
 pub mod audit;
 pub mod cursor;
 pub mod limits;
 pub mod names;
+pub mod template;
 pub mod tenancy;
 pub mod upstream;
 pub mod usage;

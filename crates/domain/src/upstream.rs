@@ -12,6 +12,7 @@ use crate::tenancy::TenantId;
 use serde::{Deserialize, Serialize};
 
 use crate::names::{ServerName, exposed_name, is_valid_exposed_name};
+use crate::template::{Encoding, Template};
 
 /// How the gateway reaches an upstream.
 ///
@@ -140,12 +141,84 @@ pub struct UpstreamDef {
     /// Tenants that may use this server; empty makes it available to every tenant (the
     /// platform catalog). Grants inside each tenant still decide who may use what.
     pub tenants: Vec<TenantId>,
+    /// The secrets its placeholders name (sorted, once each).
+    pub secrets: Vec<String>,
+    /// True when a header, environment value or the URL has a placeholder
+    /// (`{{secret.NAME}}`, `{{tenant}}`): each tenant then gets connections of its own, see
+    /// [`UpstreamDef::render`].
+    pub per_tenant: bool,
 }
 
 impl UpstreamDef {
     /// Whether `tenant` may see and use this server at all.
     pub fn available_to(&self, tenant: &TenantId) -> bool {
         self.tenants.is_empty() || self.tenants.contains(tenant)
+    }
+
+    /// The definition one tenant's connection uses: every placeholder filled in with
+    /// `tenant` and `secret(name)` (URL parts percent-encoded). The result has no
+    /// placeholder left and is not `per_tenant`.
+    pub fn render<'a>(
+        &self,
+        tenant: &TenantId,
+        secret: impl Fn(&str) -> Option<&'a str> + Copy,
+    ) -> UpstreamDef {
+        let fill = |text: &str, encoding: Encoding| match Template::parse(text) {
+            Ok(template) => template.render(tenant.as_str(), secret, encoding),
+            // Checked when the definition was made; unreachable for a validated one.
+            Err(_) => text.to_owned(),
+        };
+        let fill_map = |map: &BTreeMap<String, String>| {
+            map.iter()
+                .map(|(k, v)| (k.clone(), fill(v, Encoding::Raw)))
+                .collect()
+        };
+        let transport = match &self.transport {
+            UpstreamTransport::Stdio {
+                command,
+                args,
+                env,
+                cwd,
+            } => UpstreamTransport::Stdio {
+                command: command.clone(),
+                args: args.clone(),
+                env: fill_map(env),
+                cwd: cwd.clone(),
+            },
+            UpstreamTransport::StreamableHttp { url, headers } => {
+                UpstreamTransport::StreamableHttp {
+                    url: fill(url, Encoding::UrlComponent),
+                    headers: fill_map(headers),
+                }
+            }
+            UpstreamTransport::Sse { url, headers } => UpstreamTransport::Sse {
+                url: fill(url, Encoding::UrlComponent),
+                headers: fill_map(headers),
+            },
+        };
+        UpstreamDef {
+            transport,
+            secrets: Vec::new(),
+            per_tenant: false,
+            ..self.clone()
+        }
+    }
+}
+
+/// The placeholders of a definition: which secrets they name, and whether there is any.
+#[derive(Default)]
+struct Placeholders {
+    secrets: std::collections::BTreeSet<String>,
+    any: bool,
+}
+
+impl Placeholders {
+    fn scan(&mut self, text: &str) -> Result<(), String> {
+        let template = Template::parse(text)?;
+        self.any |= template.has_placeholders();
+        self.secrets
+            .extend(template.secrets().map(ToOwned::to_owned));
+        Ok(())
     }
 }
 
@@ -293,6 +366,43 @@ impl UpstreamDef {
                 ));
             }
         };
+        let mut placeholders = Placeholders::default();
+        match &transport {
+            UpstreamTransport::Stdio {
+                command,
+                args,
+                env,
+                cwd,
+            } => {
+                let elsewhere = std::iter::once(command)
+                    .chain(args)
+                    .chain(cwd)
+                    .any(|s| s.contains("{{"));
+                if elsewhere {
+                    return Err(err(
+                        "args",
+                        "placeholders go in env (arguments and the command show in process lists); write env = { TOKEN = \"{{secret.NAME}}\" }".into(),
+                    ));
+                }
+                for value in env.values() {
+                    placeholders.scan(value).map_err(|m| err("env", m))?;
+                }
+            }
+            UpstreamTransport::StreamableHttp { url, headers }
+            | UpstreamTransport::Sse { url, headers } => {
+                placeholders.scan(url).map_err(|m| err("url", m))?;
+                for value in headers.values() {
+                    placeholders.scan(value).map_err(|m| err("headers", m))?;
+                }
+            }
+        }
+        let isolation = raw.isolation.unwrap_or_default();
+        if placeholders.any && isolation == Isolation::PerSession {
+            return Err(err(
+                "isolation",
+                "a definition with placeholders already gets connections per tenant; remove isolation = \"per-session\"".into(),
+            ));
+        }
         let prefix = raw.prefix.unwrap_or_else(|| server.as_str().to_owned());
         if !prefix.is_empty() && !is_valid_exposed_name(&exposed_name(&prefix, "x")) {
             return Err(err(
@@ -336,7 +446,9 @@ impl UpstreamDef {
             prefix,
             transport,
             timeouts,
-            isolation: raw.isolation.unwrap_or_default(),
+            isolation,
+            secrets: placeholders.secrets.into_iter().collect(),
+            per_tenant: placeholders.any,
             tenants: raw
                 .tenants
                 .iter()
@@ -421,6 +533,77 @@ mod tests {
         assert!(
             printed.contains("API_KEY") && !printed.contains("hunter2"),
             "{printed}"
+        );
+    }
+
+    #[test]
+    fn placeholders_make_a_definition_per_tenant() {
+        let mut r = raw("streamable-http");
+        r.url = Some("https://{{tenant}}.api.example/mcp?k={{secret.api_key}}".into());
+        r.headers
+            .insert("Authorization".into(), "Bearer {{secret.gh_token}}".into());
+        let def = UpstreamDef::from_raw("gh", r).unwrap();
+        assert!(def.per_tenant);
+        assert_eq!(def.secrets, vec!["api_key", "gh_token"]);
+        let tenant = TenantId::new("acme").unwrap();
+        let rendered = def.render(&tenant, |name| match name {
+            "gh_token" => Some("ghp_1"),
+            "api_key" => Some("a b"),
+            _ => None,
+        });
+        assert!(!rendered.per_tenant && rendered.secrets.is_empty());
+        let UpstreamTransport::StreamableHttp { url, headers } = &rendered.transport else {
+            panic!("transport changed");
+        };
+        assert_eq!(url, "https://acme.api.example/mcp?k=a%20b");
+        assert_eq!(headers["Authorization"], "Bearer ghp_1");
+
+        let mut r = raw("stdio");
+        r.command = Some("x".into());
+        r.env.insert("TOKEN".into(), "{{secret.token}}".into());
+        r.env.insert("PLAIN".into(), "p".into());
+        let def = UpstreamDef::from_raw("s", r).unwrap();
+        assert!(def.per_tenant);
+        let rendered = def.render(&tenant, |_| Some("t"));
+        let UpstreamTransport::Stdio { env, .. } = &rendered.transport else {
+            panic!("transport changed");
+        };
+        assert_eq!((env["TOKEN"].as_str(), env["PLAIN"].as_str()), ("t", "p"));
+    }
+
+    #[test]
+    fn a_definition_without_placeholders_is_shared() {
+        let mut r = raw("streamable-http");
+        r.url = Some("http://127.0.0.1/mcp".into());
+        r.headers.insert("Authorization".into(), "Bearer x".into());
+        let def = UpstreamDef::from_raw("a", r).unwrap();
+        assert!(!def.per_tenant && def.secrets.is_empty());
+    }
+
+    #[test]
+    fn misplaced_or_broken_placeholders_are_refused() {
+        let mut r = raw("stdio");
+        r.command = Some("x".into());
+        r.args = vec!["--token={{secret.t}}".into()];
+        let e = UpstreamDef::from_raw("a", r).unwrap_err();
+        assert_eq!(e.field, "args");
+        assert!(e.message.contains("env"), "{e}");
+
+        let mut r = raw("streamable-http");
+        r.url = Some("http://127.0.0.1/mcp".into());
+        r.headers
+            .insert("Authorization".into(), "Bearer {{secrets.t}}".into());
+        let e = UpstreamDef::from_raw("a", r).unwrap_err();
+        assert_eq!(e.field, "headers");
+        assert!(e.message.contains("unknown placeholder"), "{e}");
+
+        let mut r = raw("streamable-http");
+        r.url = Some("http://127.0.0.1/mcp".into());
+        r.headers.insert("X-Key".into(), "{{secret.k}}".into());
+        r.isolation = Some(Isolation::PerSession);
+        assert_eq!(
+            UpstreamDef::from_raw("a", r).unwrap_err().field,
+            "isolation"
         );
     }
 

@@ -19,6 +19,8 @@ pub mod codes {
     /// A server-to-client request (sampling, elicitation, roots) could not be bridged to the
     /// calling client (e.g. shared upstream connection or a stateless client).
     pub const CANNOT_BRIDGE: i32 = -32012;
+    /// An upstream needs a secret that neither the caller nor the tenant has set.
+    pub const MISSING_SECRET: i32 = -32013;
     /// No valid credential (HTTP 401).
     pub const UNAUTHENTICATED: i32 = -32020;
     /// A valid credential that may not do this: another tenant's endpoint, a suspended
@@ -91,6 +93,11 @@ pub enum GatewayError {
         /// Unix seconds.
         resets_at: i64,
     },
+    /// A per-tenant upstream needs a secret that neither the caller nor the tenant has set.
+    #[error(
+        "upstream {server:?} needs the secret {secret:?}, which neither you nor your tenant has set; set your own with `switchboard admin secrets set {secret} --mine` (PUT /admin/v1/me/secrets/{secret}) or ask a tenant admin to set the tenant's"
+    )]
+    MissingSecret { server: String, secret: String },
     /// An error the upstream itself returned: passed through unchanged.
     #[error("{0:?}")]
     Upstream(ErrorData),
@@ -141,6 +148,10 @@ impl From<GatewayError> for ErrorData {
                     "resetsAt": resets_at,
                 });
                 ErrorData::new(ErrorCode(codes::QUOTA_EXHAUSTED), message, Some(data))
+            }
+            GatewayError::MissingSecret { server, secret } => {
+                let data = serde_json::json!({ "server": server, "secret": secret });
+                ErrorData::new(ErrorCode(codes::MISSING_SECRET), message, Some(data))
             }
             GatewayError::Upstream(data) => data,
         }

@@ -21,6 +21,7 @@ use crate::caller::{CallGate, Caller, DecisionSink, LogDecisions};
 use crate::catalog::Catalog;
 use crate::handler::GatewayHandler;
 use crate::hub::Hub;
+use crate::per_tenant::{PerTenant, PerTenantLimits};
 use crate::upstream::{Health, Lists, Upstream};
 
 /// Data-plane settings.
@@ -33,6 +34,8 @@ pub struct GatewayConfig {
     /// Most session-owned upstream connections (per-session isolation, bridged calls) open
     /// at once; beyond it sessions use the shared connection and bridged calls are refused.
     pub max_session_connections: usize,
+    /// Bounds on per-tenant connections to upstreams with placeholders.
+    pub per_tenant: PerTenantLimits,
 }
 
 impl Default for GatewayConfig {
@@ -41,6 +44,7 @@ impl Default for GatewayConfig {
             page_size: 500,
             instructions: None,
             max_session_connections: 256,
+            per_tenant: PerTenantLimits::default(),
         }
     }
 }
@@ -66,6 +70,8 @@ pub struct Gateway {
     decisions: std::sync::OnceLock<Arc<dyn DecisionSink>>,
     /// What admits each tool call (the rate limiter), when set.
     call_gate: std::sync::OnceLock<Arc<dyn CallGate>>,
+    /// Tenants' own connections to upstreams whose definitions have placeholders.
+    pub(crate) per_tenant: Arc<PerTenant>,
 }
 
 /// Counts one upstream request in flight while alive.
@@ -107,7 +113,11 @@ impl Gateway {
                 None
             }
         };
+        let (per_tenant, per_tenant_task) =
+            PerTenant::start(&upstreams, hub.clone(), shutdown.clone(), config.per_tenant);
+        tasks.extend(per_tenant_task);
         let gateway = Arc::new(Gateway {
+            per_tenant,
             catalog: ArcSwap::from_pointee(Catalog::build(&upstreams).with_info(&config)),
             http,
             has_per_session,
@@ -150,6 +160,12 @@ impl Gateway {
         for task in tasks {
             let _ = task.await;
         }
+        self.per_tenant.close_all().await;
+    }
+
+    /// Tenants' own connections to upstreams with placeholders.
+    pub fn per_tenant(&self) -> &Arc<PerTenant> {
+        &self.per_tenant
     }
 
     /// The upstreams, in configuration order.
@@ -202,7 +218,7 @@ impl Gateway {
 
 impl Catalog {
     /// Fills in what this gateway answers to `initialize`/`server/discover`.
-    fn with_info(mut self, config: &GatewayConfig) -> Catalog {
+    pub(crate) fn with_info(mut self, config: &GatewayConfig) -> Catalog {
         let mut info = ServerConfig::new(self.capabilities.clone());
         let mut implementation = Implementation::default();
         implementation.name = "switchboard".into();

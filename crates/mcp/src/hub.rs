@@ -26,6 +26,10 @@ pub struct ListChanges {
     pub resources: bool,
 }
 
+/// A resource subscription's key: the tenant owning the connection (none: the shared one)
+/// and the exposed URI.
+type Interest = (Option<TenantId>, String);
+
 /// Decides which tenants hear about a change (those that can see a changed upstream).
 pub type TenantFilter<'a> = &'a (dyn Fn(&TenantId) -> bool + Sync);
 
@@ -59,7 +63,9 @@ pub struct Hub {
     listeners: Mutex<HashMap<ClientId, (SubscriptionSink, TenantId)>>,
     progress: Mutex<HashMap<(u64, ProgressToken), ProgressRoute>>,
     /// exposed resource URI → clients subscribed to it.
-    resource_interest: Mutex<HashMap<String, HashSet<ClientId>>>,
+    /// Subscribers by (owning tenant of the connection — none for the shared one —, exposed
+    /// URI): one tenant's own connection and the shared one are subscribed separately.
+    resource_interest: Mutex<HashMap<Interest, HashSet<ClientId>>>,
     /// Progress that arrived before its route was recorded (an upstream can report progress
     /// before `send_request` has returned its token to us). Bounded and short-lived.
     early_progress: Mutex<VecDeque<EarlyProgress>>,
@@ -115,25 +121,30 @@ impl Hub {
         lock(&self.sessions).len()
     }
 
-    /// Records that client `id` wants `notifications/resources/updated` for `uri`. Returns true
-    /// when it is the first subscriber, i.e. the upstream must be subscribed.
-    pub fn subscribe_resource(&self, id: ClientId, uri: &str) -> bool {
+    /// Records that client `id` wants `notifications/resources/updated` for `uri` from the
+    /// connection owned by `owner` (none: the shared one). Returns true when it is the first
+    /// subscriber, i.e. the upstream must be subscribed.
+    pub fn subscribe_resource(&self, id: ClientId, owner: Option<&TenantId>, uri: &str) -> bool {
         let mut interest = lock(&self.resource_interest);
-        let clients = interest.entry(uri.to_owned()).or_default();
+        let clients = interest
+            .entry((owner.cloned(), uri.to_owned()))
+            .or_default();
         let first = clients.is_empty();
         clients.insert(id);
         first
     }
 
-    /// Drops client `id`'s interest in `uri`. Returns true when nobody is left subscribed.
-    pub fn unsubscribe_resource(&self, id: ClientId, uri: &str) -> bool {
+    /// Drops client `id`'s interest in `uri` (of `owner`'s connection). Returns true when
+    /// nobody is left subscribed.
+    pub fn unsubscribe_resource(&self, id: ClientId, owner: Option<&TenantId>, uri: &str) -> bool {
         let mut interest = lock(&self.resource_interest);
-        let Some(clients) = interest.get_mut(uri) else {
+        let key = (owner.cloned(), uri.to_owned());
+        let Some(clients) = interest.get_mut(&key) else {
             return false;
         };
         clients.remove(&id);
         if clients.is_empty() {
-            interest.remove(uri);
+            interest.remove(&key);
             true
         } else {
             false
@@ -229,19 +240,27 @@ impl Hub {
     }
 
     /// Forwards `notifications/resources/updated` (already carrying the exposed URI) to the
-    /// clients subscribed to it.
-    pub async fn forward_resource_updated(&self, params: ResourceUpdatedNotificationParam) {
+    /// clients subscribed to it — only those of `tenant` when the update came from one
+    /// tenant's own connection.
+    pub async fn forward_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        tenant: Option<&TenantId>,
+    ) {
         let ids: Vec<ClientId> = lock(&self.resource_interest)
-            .get(&params.uri)
+            .get(&(tenant.cloned(), params.uri.clone()))
             .map(|c| c.iter().copied().collect())
             .unwrap_or_default();
         if ids.is_empty() {
             return;
         }
+        let audience = |of: &TenantId| tenant.is_none_or(|t| t == of);
         let peers: Vec<_> = {
             let sessions = lock(&self.sessions);
             ids.iter()
-                .filter_map(|id| sessions.get(id).map(|s| s.peer.clone()))
+                .filter_map(|id| sessions.get(id))
+                .filter(|s| audience(&s.tenant))
+                .map(|s| s.peer.clone())
                 .collect()
         };
         for peer in peers {
@@ -250,7 +269,9 @@ impl Hub {
         let sinks: Vec<_> = {
             let listeners = lock(&self.listeners);
             ids.iter()
-                .filter_map(|id| listeners.get(id).map(|(sink, _)| sink.clone()))
+                .filter_map(|id| listeners.get(id))
+                .filter(|(_, of)| audience(of))
+                .map(|(sink, _)| sink.clone())
                 .collect()
         };
         for sink in sinks {

@@ -24,6 +24,7 @@ pub mod gateway;
 pub mod handler;
 pub mod hub;
 pub mod mrtr;
+pub mod per_tenant;
 pub mod session;
 pub mod upstream;
 

@@ -50,6 +50,11 @@ pub struct SessionLink {
 }
 
 impl SessionLink {
+    /// The lists (and capabilities) this connection announced.
+    pub(crate) fn lists(&self) -> Override {
+        Override::clone(&self.state.lists.load())
+    }
+
     /// Closes the connection now (a bridged call's link ends with its call).
     pub(crate) async fn close(self) {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();

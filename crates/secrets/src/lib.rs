@@ -21,4 +21,4 @@ pub mod vault;
 
 pub use envelope::{EnvelopeError, Key};
 pub use keyring::{Keyring, parse_master_key};
-pub use vault::{MAX_VALUE, Rotation, Vault, VaultError, check_name};
+pub use vault::{MAX_VALUE, Resolution, ResolveError, Rotation, Vault, VaultError, check_name};

@@ -50,6 +50,26 @@ pub fn check_name(name: &str) -> Result<(), VaultError> {
     }
 }
 
+/// The values an upstream connection is made with (see [`Vault::resolve_all`]).
+pub struct Resolution {
+    /// By name.
+    pub values: std::collections::BTreeMap<String, SecretString>,
+    /// True when at least one value is the user's own.
+    pub per_user: bool,
+    /// Changes when any value used changes: a hash of each one's owner, name and version.
+    pub fingerprint: u64,
+}
+
+/// Why [`Vault::resolve_all`] found no complete set of values.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// Neither the user nor the tenant has this secret.
+    #[error("secret {0:?} is not set")]
+    Missing(String),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
 /// Result of re-wrapping data keys under the primary master key.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rotation {
@@ -216,6 +236,48 @@ impl Vault {
             return Ok(Some(value));
         }
         self.get(tenant, None, name).await
+    }
+
+    /// The values of `names` for `user` in `tenant`, each the user's own when they set one,
+    /// else the tenant's; the first name set by neither is an error. Costs two metadata
+    /// queries and one read and decryption per name.
+    pub async fn resolve_all(
+        &self,
+        tenant: &TenantId,
+        user: Option<&UserId>,
+        names: &[String],
+    ) -> Result<Resolution, ResolveError> {
+        use std::hash::{Hash, Hasher};
+        let tenants = self.list(tenant, None).await?;
+        let users = match user {
+            Some(user) => self.list(tenant, Some(user)).await?,
+            None => Vec::new(),
+        };
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        let mut values = std::collections::BTreeMap::new();
+        let mut per_user = false;
+        for name in names {
+            let (owner, meta) = if let Some(meta) = users.iter().find(|m| &m.name == name) {
+                (user, meta)
+            } else if let Some(meta) = tenants.iter().find(|m| &m.name == name) {
+                (None, meta)
+            } else {
+                return Err(ResolveError::Missing(name.clone()));
+            };
+            per_user |= owner.is_some();
+            (&meta.owner, &meta.name, meta.version).hash(&mut hasher);
+            // Deleted between the two reads: as if never set.
+            let value = self
+                .get(tenant, owner, name)
+                .await?
+                .ok_or_else(|| ResolveError::Missing(name.clone()))?;
+            values.insert(name.clone(), value);
+        }
+        Ok(Resolution {
+            values,
+            per_user,
+            fingerprint: hasher.finish(),
+        })
     }
 
     /// Names and metadata of the tenant's (or a user's) secrets.

@@ -86,15 +86,24 @@ impl Hooks for GatewayHooks {
         })
     }
 
+    fn secrets_changed(&self, tenant: &TenantId) {
+        self.gateway.per_tenant().forget(tenant);
+    }
+
     fn servers(&self, tenant: &TenantId, principal: Option<&Principal>) -> Vec<ServerHealth> {
         let snapshot = self.tenancy.auth.snapshot();
         let policy = snapshot.tenant(tenant).map(|entry| entry.policy.clone());
+        // A definition with placeholders shows the tenant's own connection, once it has one.
+        let own = self.gateway.per_tenant().connections_of(tenant);
         self.gateway
             .upstreams()
             .iter()
             .filter(|u| u.def().available_to(tenant))
             .filter_map(|u| {
-                let status = u.status();
+                let status = own
+                    .iter()
+                    .find(|(c, user)| c.index() == u.index() && user.is_none())
+                    .map_or_else(|| u.status(), |(c, _)| c.status());
                 if let Some(principal) = principal {
                     let policy = policy.as_ref()?;
                     let may = |kind: ItemKind, name: &str| {
@@ -127,6 +136,7 @@ impl Hooks for GatewayHooks {
                     Health::Idle => ("idle", None),
                     Health::Down { reason } => ("down", Some(reason.clone())),
                     Health::Stopped => ("stopped", None),
+                    Health::PerTenant => ("per-tenant", None),
                 };
                 Some(ServerHealth {
                     name: u.name().to_owned(),

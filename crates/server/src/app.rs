@@ -365,6 +365,9 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         .enabled
         .then(|| Metrics::new(config.metrics.max_series));
     let vault = crate::secrets::vault(&config, &tenancy.store)?;
+    gateway
+        .per_tenant()
+        .set_source(Arc::new(crate::secrets::VaultSource(vault.clone())));
     let sessions_ct = CancellationToken::new();
     let sessions = Sessions::new(&gateway, &config, &sessions_ct);
     let admin = crate::admin::state(

@@ -40,6 +40,9 @@ pub struct DemoServer {
     state: Arc<DemoState>,
     /// Speak only the session protocols (up to 2025-11-25), like many deployed servers.
     legacy_only: bool,
+    /// Environment variables the `env` tool shows (none: no `env` tool). Shows what a
+    /// gateway hands a stdio upstream, e.g. a tenant's secret.
+    env_tool: Arc<Vec<String>>,
 }
 
 /// State shared by all sessions of one demo upstream.
@@ -62,8 +65,21 @@ impl DemoServer {
         }
     }
 
+    /// Adds an `env` tool that shows these environment variables (and no others).
+    pub fn with_env_tool(mut self, names: Vec<String>) -> Self {
+        self.env_tool = Arc::new(names);
+        self
+    }
+
     fn tools(&self) -> Vec<Tool> {
         let mut tools = tools();
+        if !self.env_tool.is_empty() {
+            tools.push(Tool::new(
+                "env",
+                "Shows the environment variables this upstream was started to show.",
+                schema(json!({"type": "object"})),
+            ));
+        }
         if self.state.extra.load(Ordering::Acquire) {
             tools.push(Tool::new(
                 "extra",
@@ -290,6 +306,17 @@ impl ServerHandler for DemoServer {
     ) -> Result<CallToolResponse, ErrorData> {
         let args = &request.arguments;
         let result = match request.name.as_ref() {
+            "env" if !self.env_tool.is_empty() => {
+                let shown: Map<String, Value> = self
+                    .env_tool
+                    .iter()
+                    .map(|name| {
+                        let value = std::env::var(name).map_or(Value::Null, Value::String);
+                        (name.clone(), value)
+                    })
+                    .collect();
+                text(Value::Object(shown).to_string())
+            }
             "echo" => {
                 let value = argument(args, "text")?;
                 let s = value.as_str().ok_or_else(|| {

@@ -170,6 +170,10 @@ enum Command {
         /// Speak only the session protocols (up to 2025-11-25), not 2026-07-28.
         #[arg(long)]
         legacy: bool,
+        /// Add an `env` tool showing these environment variables (to check what a gateway
+        /// passes to a stdio upstream).
+        #[arg(long, value_name = "NAME,…", value_delimiter = ',')]
+        env_tool: Vec<String>,
     },
 }
 
@@ -258,12 +262,17 @@ async fn wait_for_signal() {
     }
 }
 
-async fn demo_upstream(http: Option<String>, legacy: bool) -> anyhow::Result<()> {
+async fn demo_upstream(
+    http: Option<String>,
+    legacy: bool,
+    env_tool: Vec<String>,
+) -> anyhow::Result<()> {
     let demo = if legacy {
         DemoServer::legacy_only()
     } else {
         DemoServer::default()
-    };
+    }
+    .with_env_tool(env_tool);
     match http {
         None => {
             let running = demo
@@ -450,6 +459,10 @@ async fn main() -> anyhow::Result<()> {
             token,
             headers,
         }) => switchboard_server::connect::run(url, token, headers).await,
-        Some(Command::DemoUpstream { http, legacy }) => demo_upstream(http, legacy).await,
+        Some(Command::DemoUpstream {
+            http,
+            legacy,
+            env_tool,
+        }) => demo_upstream(http, legacy, env_tool).await,
     }
 }

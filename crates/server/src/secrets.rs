@@ -1,13 +1,16 @@
 //! The secrets vault in this process: its master keys (configured, or a `master.key`
-//! created in the data folder at first start, like the key-hashing secret), and
-//! `switchboard secrets rotate-key`.
+//! created in the data folder at first start, like the key-hashing secret), the source of
+//! per-tenant upstream credentials, and `switchboard secrets rotate-key`.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use futures::future::BoxFuture;
 use secrecy::ExposeSecret;
-use switchboard_secrets::{Key, Keyring, Vault, parse_master_key};
+use switchboard_domain::tenancy::{TenantId, UserId};
+use switchboard_mcp::per_tenant::{Resolved, SecretLookupError, SecretSource};
+use switchboard_secrets::{Key, Keyring, ResolveError, Vault, parse_master_key};
 use switchboard_store::Store;
 
 use crate::config::Config;
@@ -60,6 +63,35 @@ pub fn keyring(config: &Config) -> anyhow::Result<Keyring> {
 /// The vault over `store`.
 pub fn vault(config: &Config, store: &Store) -> anyhow::Result<Arc<Vault>> {
     Ok(Arc::new(Vault::new(store.clone(), keyring(config)?)))
+}
+
+/// Upstream credentials from the vault: the calling user's secret, else the tenant's.
+pub struct VaultSource(pub Arc<Vault>);
+
+impl SecretSource for VaultSource {
+    fn resolve<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        user: Option<&'a UserId>,
+        names: &'a [String],
+    ) -> BoxFuture<'a, Result<Resolved, SecretLookupError>> {
+        Box::pin(async move {
+            match self.0.resolve_all(tenant, user, names).await {
+                Ok(r) => Ok(Resolved {
+                    values: r.values,
+                    per_user: r.per_user,
+                    fingerprint: r.fingerprint,
+                }),
+                Err(ResolveError::Missing(name)) => Err(SecretLookupError::Missing(name)),
+                Err(ResolveError::Vault(err)) => {
+                    tracing::error!(%tenant, error = %err, "cannot read secrets for an upstream connection");
+                    Err(SecretLookupError::Failed(
+                        "the secret store failed; the gateway log says why".into(),
+                    ))
+                }
+            }
+        })
+    }
 }
 
 /// `switchboard secrets rotate-key`: re-wraps every tenant's data key under the primary

@@ -140,6 +140,7 @@ async fn put(
         .put(tenant, user, name, &body.description, &value)
         .await
         .map_err(vault_error)?;
+    state.0.hooks.secrets_changed(tenant);
     let created = meta.version == 1;
     state
         .changed(
@@ -174,6 +175,7 @@ async fn delete(
         .delete(tenant, user, name)
         .await
         .map_err(vault_error)?;
+    state.0.hooks.secrets_changed(tenant);
     state
         .changed(
             admin,

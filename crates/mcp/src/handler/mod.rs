@@ -270,6 +270,39 @@ impl GatewayHandler {
         &self.gateway.upstreams[route.upstream]
     }
 
+    /// The connection a request for `route` goes to: the shared upstream, or for a
+    /// definition with placeholders the caller's own connection to it.
+    async fn target(&self, caller: &Caller, route: &Route) -> Result<Arc<Upstream>, ErrorData> {
+        let upstream = self.upstream(route);
+        if !upstream.def().per_tenant {
+            return Ok(upstream.clone());
+        }
+        self.gateway
+            .per_tenant
+            .connection(&self.gateway.upstreams, route.upstream, caller)
+            .await
+            .map_err(ErrorData::from)
+    }
+
+    /// Explains an unknown tool name that would belong to a per-tenant upstream the caller
+    /// may use once its secret is set; otherwise the plain "unknown" error.
+    async fn unknown_tool(&self, caller: &Caller, name: &str) -> ErrorData {
+        if !self.gateway.per_tenant.is_empty()
+            && let Some(err) = self
+                .gateway
+                .per_tenant
+                .explain_unknown(&self.gateway.upstreams, caller, name, |upstream, tool| {
+                    caller
+                        .decide(upstream.def(), ItemKind::Tool, tool, None)
+                        .allowed
+                })
+                .await
+        {
+            return err.into();
+        }
+        GatewayError::UnknownTool(name.to_owned()).into()
+    }
+
     /// The session's own upstream connections, opened on first use, to the per-session
     /// upstreams its tenant may use. Only legacy sessions get them: a 2026-07-28 request is
     /// stateless and has no session to own a connection.
@@ -367,10 +400,28 @@ impl GatewayHandler {
             .map(Some)
     }
 
-    /// The catalog this request sees: the shared one, or the session's own view.
+    /// The catalog this request sees: the shared one, or with the caller's own connections
+    /// (a session's, a tenant's to upstreams with placeholders) in place of shared ones.
     async fn view(&self, ctx: &RequestContext<RoleServer>) -> Arc<Catalog> {
         let shared = self.gateway.catalog.load_full();
-        match self.links_for(ctx).await {
+        let links = self.links_for(ctx).await;
+        if !self.gateway.per_tenant.is_empty()
+            && let Ok(caller) = self.caller(&ctx.extensions)
+        {
+            let config = &self.gateway.config;
+            return self
+                .gateway
+                .per_tenant
+                .view(
+                    &self.gateway.upstreams,
+                    &shared,
+                    &caller,
+                    links.as_deref(),
+                    |catalog| catalog.with_info(config),
+                )
+                .await;
+        }
+        match links {
             Some(links) => links.catalog(&self.gateway.upstreams, &shared),
             None => shared,
         }
@@ -404,6 +455,15 @@ impl GatewayHandler {
         self.gateway.in_flight.fetch_add(1, Ordering::Relaxed);
         let _in_flight = InFlight(&self.gateway.in_flight);
         let span = tracing::debug_span!("forward", server = upstream.name(), name = %route.name);
+        if upstream.def().per_tenant {
+            let caller = self.caller(&ctx.extensions)?;
+            let own = self.target(&caller, route).await?;
+            return own
+                .forward(request, ctx)
+                .instrument(span)
+                .await
+                .map_err(ErrorData::from);
+        }
         let links = self.links_for(ctx).await;
         let result = match links.as_ref().and_then(|l| l.link(route.upstream)) {
             Some(link) => {

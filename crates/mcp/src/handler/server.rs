@@ -71,13 +71,15 @@ impl ServerHandler for GatewayHandler {
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = self.caller(&context.extensions)?;
         let unknown = || GatewayError::UnknownTool(request.name.to_string());
-        let route = self
+        let Some(route) = self
             .view(&context)
             .await
             .tools
             .route(&request.name)
             .cloned()
-            .ok_or_else(unknown)?;
+        else {
+            return Err(self.unknown_tool(&caller, &request.name).await);
+        };
         let admitted = self.authorize(
             &caller,
             &route,
@@ -325,7 +327,7 @@ impl ServerHandler for GatewayHandler {
         self.authorize(&caller, &route, ItemKind::Resource, None, &context, unknown)?;
         let mut params = request.clone();
         params.uri = route.name.to_string();
-        let upstream = self.upstream(&route);
+        let upstream = self.target(&caller, &route).await?;
         let upstream_request = ClientRequest::from(SubscribeRequest::new(params));
         // A session-owned connection delivers its updates straight to this session.
         if let Some(links) = self.links_for(&context).await
@@ -342,12 +344,12 @@ impl ServerHandler for GatewayHandler {
         if self
             .gateway
             .hub
-            .subscribe_resource(self.client.id, &request.uri)
+            .subscribe_resource(self.client.id, upstream.tenant(), &request.uri)
             && let Err(err) = upstream.request_simple(upstream_request).await
         {
             self.gateway
                 .hub
-                .unsubscribe_resource(self.client.id, &request.uri);
+                .unsubscribe_resource(self.client.id, upstream.tenant(), &request.uri);
             return Err(err.into());
         }
         Ok(())
@@ -358,12 +360,13 @@ impl ServerHandler for GatewayHandler {
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        let caller = self.caller(&context.extensions)?;
         let Some(route) = self.view(&context).await.route_uri(&request.uri) else {
             return Ok(());
         };
         let mut params = request.clone();
         params.uri = route.name.to_string();
-        let upstream = self.upstream(&route);
+        let upstream = self.target(&caller, &route).await?;
         let upstream_request = ClientRequest::from(UnsubscribeRequest::new(params));
         if let Some(links) = self.links_for(&context).await
             && let Some(link) = links.link(route.upstream)
@@ -377,7 +380,7 @@ impl ServerHandler for GatewayHandler {
         if self
             .gateway
             .hub
-            .unsubscribe_resource(self.client.id, &request.uri)
+            .unsubscribe_resource(self.client.id, upstream.tenant(), &request.uri)
         {
             let _ = upstream.request_simple(upstream_request).await;
         }

@@ -109,7 +109,10 @@ impl ClientHandler for SharedClient {
     ) {
         if let Some(upstream) = self.upstream.upgrade() {
             params.uri = switchboard_domain::exposed_uri(&upstream.def.prefix, &params.uri);
-            upstream.hub.forward_resource_updated(params).await;
+            upstream
+                .hub
+                .forward_resource_updated(params, upstream.tenant())
+                .await;
         }
     }
 

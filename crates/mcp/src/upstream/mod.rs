@@ -24,6 +24,7 @@ use rmcp::model::{
 use rmcp::service::{Peer, PeerRequestOptions, RequestContext, RoleClient, RoleServer};
 use serde::Serialize;
 use switchboard_domain::UpstreamDef;
+use switchboard_domain::tenancy::TenantId;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -47,6 +48,9 @@ pub enum Health {
     Down { reason: String },
     /// Shut down with the gateway.
     Stopped,
+    /// A definition with placeholders: no connection of its own; each tenant gets one
+    /// (see [`crate::per_tenant`]).
+    PerTenant,
 }
 
 /// An immutable snapshot of an upstream's state, replaced as a whole on every change.
@@ -98,10 +102,25 @@ pub struct Upstream {
     catalog_dirty: Arc<Notify>,
     hub: Arc<Hub>,
     shutdown: CancellationToken,
+    /// Set on one tenant's connection to a per-tenant definition: its resource updates go to
+    /// that tenant's clients only.
+    tenant: Option<TenantId>,
+    /// Secret values this connection carries, cut out of every error message it produces
+    /// (an HTTP client's error can quote the URL).
+    redactions: Vec<String>,
+}
+
+/// Who a connection belongs to: every tenant (the shared connection), or one tenant with the
+/// secret values its definition was rendered with.
+#[derive(Default)]
+pub struct Owner {
+    pub tenant: Option<TenantId>,
+    pub redactions: Vec<String>,
 }
 
 impl Upstream {
-    /// Creates the upstream and starts its supervisor task.
+    /// Creates the upstream and starts its supervisor task. A definition with placeholders
+    /// gets no supervisor: it only names what each tenant's connection is made from.
     pub fn spawn(
         index: usize,
         def: UpstreamDef,
@@ -109,11 +128,28 @@ impl Upstream {
         catalog_dirty: Arc<Notify>,
         shutdown: CancellationToken,
     ) -> (Arc<Upstream>, tokio::task::JoinHandle<()>) {
+        Self::spawn_for(index, def, hub, catalog_dirty, shutdown, Owner::default())
+    }
+
+    /// Like [`Upstream::spawn`], for a connection owned by `owner`.
+    pub fn spawn_for(
+        index: usize,
+        def: UpstreamDef,
+        hub: Arc<Hub>,
+        catalog_dirty: Arc<Notify>,
+        shutdown: CancellationToken,
+        owner: Owner,
+    ) -> (Arc<Upstream>, tokio::task::JoinHandle<()>) {
+        let per_tenant = def.per_tenant;
         let upstream = Arc::new(Upstream {
             index,
             def: Arc::new(def),
             status: ArcSwap::from_pointee(UpstreamStatus {
-                health: Health::Starting,
+                health: if per_tenant {
+                    Health::PerTenant
+                } else {
+                    Health::Starting
+                },
                 lists: Lists::default(),
                 capabilities: None,
                 server_info: None,
@@ -130,9 +166,48 @@ impl Upstream {
             catalog_dirty,
             hub,
             shutdown,
+            tenant: owner.tenant,
+            redactions: owner
+                .redactions
+                .into_iter()
+                .filter(|v| v.len() >= 4)
+                .collect(),
         });
-        let task = tokio::spawn(supervisor::run(upstream.clone()));
+        let task = if per_tenant {
+            tokio::spawn(async {})
+        } else {
+            tokio::spawn(supervisor::run(upstream.clone()))
+        };
         (upstream, task)
+    }
+
+    /// The tenant this connection belongs to, if it is one tenant's.
+    pub fn tenant(&self) -> Option<&TenantId> {
+        self.tenant.as_ref()
+    }
+
+    /// `text` with every secret value this connection carries replaced by `[redacted]`.
+    pub(crate) fn redact(&self, text: String) -> String {
+        if self.redactions.iter().any(|v| text.contains(v.as_str())) {
+            let mut text = text;
+            for value in &self.redactions {
+                text = text.replace(value.as_str(), "[redacted]");
+            }
+            text
+        } else {
+            text
+        }
+    }
+
+    /// A service error of this upstream as a gateway error, secrets cut out.
+    fn service_error(&self, timeout: Duration, e: rmcp::ServiceError) -> GatewayError {
+        match from_service_error(self.name(), timeout, e) {
+            GatewayError::Unavailable { server, reason } => GatewayError::Unavailable {
+                server,
+                reason: self.redact(reason),
+            },
+            other => other,
+        }
     }
 
     /// The definition this upstream was created from.
@@ -175,7 +250,7 @@ impl Upstream {
         self.last_used_ms.store(now, Ordering::Relaxed);
     }
 
-    fn idle_for(&self) -> Duration {
+    pub(crate) fn idle_for(&self) -> Duration {
         let now = self.epoch.elapsed().as_millis() as u64;
         Duration::from_millis(now.saturating_sub(self.last_used_ms.load(Ordering::Relaxed)))
     }
@@ -183,7 +258,7 @@ impl Upstream {
     fn unavailable(&self, reason: impl Into<String>) -> GatewayError {
         GatewayError::Unavailable {
             server: self.name().to_owned(),
-            reason: reason.into(),
+            reason: self.redact(reason.into()),
         }
     }
 
@@ -198,6 +273,9 @@ impl Upstream {
         match &self.status.load().health {
             Health::Down { reason } => return Err(self.unavailable(reason.clone())),
             Health::Stopped => return Err(self.unavailable("the gateway is shutting down")),
+            Health::PerTenant => {
+                return Err(self.unavailable("connections to it are opened per tenant"));
+            }
             Health::Starting | Health::Ready | Health::Idle => {}
         }
         let mut connected = self.connected.subscribe();
@@ -261,7 +339,7 @@ impl Upstream {
             .peer
             .send_request_with_option(request, options)
             .await
-            .map_err(|e| from_service_error(self.name(), timeout, e))?;
+            .map_err(|e| self.service_error(timeout, e))?;
         let upstream_token: ProgressToken = handle.progress_token.clone();
         let request_id = handle.id.clone();
         let routed = ctx.meta.get_progress_token();
@@ -279,7 +357,7 @@ impl Upstream {
         }
         let result = tokio::select! {
             result = handle.await_response() => {
-                result.map_err(|e| from_service_error(self.name(), timeout, e))
+                result.map_err(|e| self.service_error(timeout, e))
             }
             _ = ctx.ct.cancelled() => {
                 let cancel = CancelledNotificationParam::new(
@@ -322,9 +400,9 @@ impl Upstream {
         live.peer
             .send_request_with_option(request, PeerRequestOptions::with_timeout(timeout))
             .await
-            .map_err(|e| from_service_error(self.name(), timeout, e))?
+            .map_err(|e| self.service_error(timeout, e))?
             .await_response()
             .await
-            .map_err(|e| from_service_error(self.name(), timeout, e))
+            .map_err(|e| self.service_error(timeout, e))
     }
 }

@@ -73,6 +73,12 @@ impl Upstream {
     }
 
     fn set_health(&self, health: Health) {
+        let health = match health {
+            Health::Down { reason } => Health::Down {
+                reason: self.redact(reason),
+            },
+            other => other,
+        };
         if self.status.load().health != health {
             match &health {
                 Health::Down { reason } => {

@@ -77,6 +77,10 @@ pub struct ServerSection {
     pub max_sessions: usize,
     /// Most session-owned upstream connections (per-session isolation, bridged calls).
     pub max_session_connections: usize,
+    /// Most tenants' own connections to upstreams with placeholders (all tenants).
+    pub max_tenant_connections: usize,
+    /// Most own connections of one tenant (its users' included).
+    pub max_connections_per_tenant: usize,
     /// Most concurrent legacy sessions of one user per transport, unless the tenant sets
     /// `maxSessionsPerUser`.
     pub max_sessions_per_user: usize,
@@ -106,6 +110,8 @@ impl Default for ServerSection {
             max_sse_sessions: 10_000,
             max_sessions: 10_000,
             max_session_connections: 256,
+            max_tenant_connections: 1000,
+            max_connections_per_tenant: 20,
             max_sessions_per_user: 100,
             data_dir: "switchboard-data".into(),
             shutdown_grace_ms: 10_000,
@@ -283,6 +289,14 @@ impl Config {
             (
                 "server.max_session_connections",
                 raw.server.max_session_connections,
+            ),
+            (
+                "server.max_tenant_connections",
+                raw.server.max_tenant_connections,
+            ),
+            (
+                "server.max_connections_per_tenant",
+                raw.server.max_connections_per_tenant,
             ),
         ] {
             if value == 0 {
@@ -483,6 +497,10 @@ impl Config {
             page_size: self.server.page_size,
             instructions: self.server.instructions.clone(),
             max_session_connections: self.server.max_session_connections,
+            per_tenant: switchboard_mcp::per_tenant::PerTenantLimits {
+                total: self.server.max_tenant_connections,
+                per_tenant: self.server.max_connections_per_tenant,
+            },
         }
     }
 }

@@ -1,0 +1,325 @@
+//! Per-tenant and per-user upstream credentials through the real server: a definition with
+//! `{{secret.NAME}}` / `{{tenant}}` gets a connection per tenant (or per user with a secret of
+//! their own), each carrying only its owner's values — checked with a header-capturing HTTP
+//! upstream and an environment-showing stdio upstream — on SQLite and PostgreSQL. A missing
+//! secret fails closed with an error naming it; the client's own credential never goes
+//! upstream; a changed secret replaces the connection.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use reqwest::Method as M;
+use serde_json::{Value, json};
+use support::admin::{Api, PLATFORM};
+use support::tenancy::{Backend, TestDb};
+use support::{Era, TestGateway, call, connect_as, mcp_error, switchboard_bin, text, tool_names};
+
+/// What the upstream received: (Authorization header, request URI, body).
+type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+
+async fn capture(State(seen): State<Seen>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let auth = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    seen.lock().unwrap().push((
+        auth,
+        parts.uri.to_string(),
+        String::from_utf8_lossy(&bytes).into_owned(),
+    ));
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// The demo upstream over Streamable HTTP, recording every request it gets.
+async fn capturing_upstream() -> (String, Seen, tokio_util::sync::CancellationToken) {
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+    let ct = tokio_util::sync::CancellationToken::new();
+    let service = StreamableHttpService::new(
+        {
+            let demo = switchboard_server::demo::DemoServer::default();
+            move || Ok(demo.clone())
+        },
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default().with_cancellation_token(ct.clone()),
+    );
+    let seen: Seen = Arc::default();
+    let app = axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn_with_state(seen.clone(), capture));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = ct.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+    });
+    (format!("http://{addr}/mcp"), seen, ct)
+}
+
+/// The Authorization header and URI of the request whose body carried `marker`.
+fn seen_with(seen: &Seen, marker: &str) -> (String, String) {
+    let seen = seen.lock().unwrap();
+    let (auth, uri, _) = seen
+        .iter()
+        .find(|(_, _, body)| body.contains(marker))
+        .unwrap_or_else(|| panic!("no upstream request carried {marker:?}"));
+    (auth.clone(), uri.clone())
+}
+
+async fn tenants(api: &Api, list: &[(&str, &str)]) {
+    for (id, owner) in list {
+        let made = api
+            .send(
+                Some(PLATFORM),
+                M::POST,
+                "/tenants",
+                Some(json!({"id": id, "name": id, "owner": owner})),
+            )
+            .await;
+        assert_eq!(made.status, 201, "{}", made.body);
+    }
+}
+
+async fn set_secret(api: &Api, token: &str, path: &str, value: &str) {
+    let set = api
+        .send(Some(token), M::PUT, path, Some(json!({"value": value})))
+        .await;
+    assert!(set.status.is_success(), "{} {}", set.status, set.body);
+}
+
+async fn echo(url: &str, key: &str, marker: &str) -> Result<String, rmcp::model::ErrorData> {
+    let (client, _) = connect_as(url, Era::Modern, key).await;
+    let result = client
+        .call_tool(call("gh__echo", json!({"text": marker})))
+        .await
+        .map(|r| text(&r))
+        .map_err(mcp_error);
+    let _ = client.cancel().await;
+    result
+}
+
+async fn http_credentials_per_tenant_and_user(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let (url, seen, upstream) = capturing_upstream().await;
+    let config = format!(
+        "{}[admin]\ntoken = {PLATFORM:?}\n[upstreams.gh]\ntransport = \"streamable-http\"\nurl = \"{url}?tenant={{{{tenant}}}}\"\nheaders = {{ Authorization = \"Bearer {{{{secret.gh_token}}}}\" }}\n",
+        db.toml()
+    );
+    let mut gw = TestGateway::start("", &config).await;
+    let api = Api::new(&gw.base);
+    tenants(
+        &api,
+        &[("acme", "root@acme.com"), ("globex", "boss@globex.com")],
+    )
+    .await;
+    let member = api
+        .send(
+            Some(PLATFORM),
+            M::POST,
+            "/tenants/acme/members",
+            Some(json!({"user": "ada@acme.com"})),
+        )
+        .await;
+    assert_eq!(member.status, 201, "{}", member.body);
+    let grant = api
+        .send(
+            Some(PLATFORM),
+            M::POST,
+            "/tenants/acme/grants",
+            Some(json!({"grantee": {"type": "user", "id": "ada@acme.com"}, "target": "gh"})),
+        )
+        .await;
+    assert_eq!(grant.status, 201, "{}", grant.body);
+    let root = api.user_key("acme", "root@acme.com").await;
+    let ada = api.user_key("acme", "ada@acme.com").await;
+    let boss = api.user_key("globex", "boss@globex.com").await;
+    let acme_mcp = format!("{}/t/acme/mcp", gw.base);
+    let globex_mcp = format!("{}/t/globex/mcp", gw.base);
+
+    // No secret yet: nothing listed, and a call fails closed naming the secret and the fix.
+    let (client, _) = connect_as(&acme_mcp, Era::Modern, &root).await;
+    assert!(
+        !tool_names(&client)
+            .await
+            .iter()
+            .any(|t| t.starts_with("gh__")),
+        "a server without its secret lists nothing"
+    );
+    let _ = client.cancel().await;
+    let err = echo(&acme_mcp, &root, "before-secret").await.unwrap_err();
+    assert_eq!(err.code.0, -32013, "{err:?}");
+    assert!(
+        err.message.contains("gh_token") && err.message.contains("--mine"),
+        "{}",
+        err.message
+    );
+    assert!(seen.lock().unwrap().is_empty(), "nothing went upstream");
+
+    // Each tenant's calls carry its own secret, on its own connection.
+    set_secret(&api, &root, "/tenants/acme/secrets/gh_token", "token-acme").await;
+    set_secret(
+        &api,
+        &boss,
+        "/tenants/globex/secrets/gh_token",
+        "token-globex",
+    )
+    .await;
+    assert_eq!(
+        echo(&acme_mcp, &root, "from-acme").await.unwrap(),
+        "from-acme"
+    );
+    assert_eq!(
+        echo(&globex_mcp, &boss, "from-globex").await.unwrap(),
+        "from-globex"
+    );
+    let (auth, uri) = seen_with(&seen, "from-acme");
+    assert_eq!(auth, "Bearer token-acme");
+    assert!(uri.ends_with("?tenant=acme"), "{uri}");
+    let (auth, uri) = seen_with(&seen, "from-globex");
+    assert_eq!(auth, "Bearer token-globex");
+    assert!(uri.ends_with("?tenant=globex"), "{uri}");
+
+    // A member without a secret of her own uses the tenant's; with one, her own.
+    assert!(echo(&acme_mcp, &ada, "ada-tenant").await.is_ok());
+    assert_eq!(seen_with(&seen, "ada-tenant").0, "Bearer token-acme");
+    set_secret(&api, &ada, "/me/secrets/gh_token", "token-ada").await;
+    assert!(echo(&acme_mcp, &ada, "ada-own").await.is_ok());
+    assert_eq!(seen_with(&seen, "ada-own").0, "Bearer token-ada");
+    assert!(echo(&acme_mcp, &root, "root-again").await.is_ok());
+    assert_eq!(
+        seen_with(&seen, "root-again").0,
+        "Bearer token-acme",
+        "the user's own secret is never used for anyone else"
+    );
+
+    // A changed secret replaces the connection at once; a deleted user secret falls back.
+    set_secret(
+        &api,
+        &root,
+        "/tenants/acme/secrets/gh_token",
+        "token-acme-2",
+    )
+    .await;
+    assert!(echo(&acme_mcp, &root, "after-rotation").await.is_ok());
+    assert_eq!(seen_with(&seen, "after-rotation").0, "Bearer token-acme-2");
+    let deleted = api
+        .send(Some(&ada), M::DELETE, "/me/secrets/gh_token", None)
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    assert!(echo(&acme_mcp, &ada, "ada-fallback").await.is_ok());
+    assert_eq!(seen_with(&seen, "ada-fallback").0, "Bearer token-acme-2");
+
+    // The clients' own credentials never reached the upstream.
+    for (auth, _, body) in seen.lock().unwrap().iter() {
+        for key in [&root, &ada, &boss] {
+            assert!(
+                !auth.contains(key.as_str()) && !body.contains(key.as_str()),
+                "a client's API key went upstream"
+            );
+        }
+    }
+
+    // The tenant admin sees the tenant's own connection in the servers health.
+    let servers = api
+        .send(Some(&root), M::GET, "/tenants/acme/servers", None)
+        .await;
+    assert_eq!(servers.status, 200, "{}", servers.body);
+    let gh = servers.body["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|s| s["name"] == "gh"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(gh["status"], "ready", "{}", servers.body);
+
+    gw.stop().await;
+    upstream.cancel();
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_upstream_gets_each_tenants_and_users_own_secret_on_sqlite() {
+    http_credentials_per_tenant_and_user(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_upstream_gets_each_tenants_and_users_own_secret_on_postgres() {
+    http_credentials_per_tenant_and_user(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_upstream_gets_a_process_per_tenant_with_only_its_declared_environment() {
+    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let config = format!(
+        "{}[admin]\ntoken = {PLATFORM:?}\n[upstreams.envy]\ntransport = \"stdio\"\ncommand = {:?}\nargs = [\"demo-upstream\", \"--env-tool\", \"API_TOKEN,TENANT,CARGO_MANIFEST_DIR\"]\nenv = {{ API_TOKEN = \"{{{{secret.api_token}}}}\", TENANT = \"{{{{tenant}}}}\" }}\n",
+        db.toml(),
+        switchboard_bin()
+    );
+    let mut gw = TestGateway::start("", &config).await;
+    let api = Api::new(&gw.base);
+    tenants(
+        &api,
+        &[("acme", "root@acme.com"), ("globex", "boss@globex.com")],
+    )
+    .await;
+    let root = api.user_key("acme", "root@acme.com").await;
+    let boss = api.user_key("globex", "boss@globex.com").await;
+    set_secret(&api, &root, "/tenants/acme/secrets/api_token", "acme-stdio").await;
+    set_secret(
+        &api,
+        &boss,
+        "/tenants/globex/secrets/api_token",
+        "globex-stdio",
+    )
+    .await;
+
+    let shown = |tenant: &'static str, key: String| {
+        let url = format!("{}/t/{tenant}/mcp", gw.base);
+        async move {
+            let (client, _) = connect_as(&url, Era::Legacy, &key).await;
+            let result = client
+                .call_tool(call("envy__env", json!({})))
+                .await
+                .expect("env tool answers");
+            let _ = client.cancel().await;
+            serde_json::from_str::<Value>(&text(&result)).expect("env tool answers JSON")
+        }
+    };
+    let acme = shown("acme", root.clone()).await;
+    let globex = shown("globex", boss.clone()).await;
+    assert_eq!(
+        acme,
+        json!({"API_TOKEN": "acme-stdio", "TENANT": "acme", "CARGO_MANIFEST_DIR": null})
+    );
+    assert_eq!(
+        globex,
+        json!({"API_TOKEN": "globex-stdio", "TENANT": "globex", "CARGO_MANIFEST_DIR": null}),
+        "another process, with only globex's values; the gateway's own environment is scrubbed"
+    );
+    let per_tenant = gw.gateway().per_tenant();
+    for tenant in ["acme", "globex"] {
+        let tenant = switchboard_domain::tenancy::TenantId::new(tenant).unwrap();
+        assert_eq!(per_tenant.connections_of(&tenant).len(), 1);
+    }
+    gw.stop().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    db.cleanup().await;
+}
