@@ -17,5 +17,6 @@ pub mod usage;
 pub use cursor::{Cursor, CursorError, ListKind};
 pub use names::{NameError, ServerName, exposed_name, exposed_uri, split_exposed_uri};
 pub use upstream::{
-    Isolation, RawUpstream, Timeouts, UpstreamDef, UpstreamDefError, UpstreamTransport,
+    Isolation, ProcessLimits, RawUpstream, Timeouts, UpstreamDef, UpstreamDefError,
+    UpstreamTransport,
 };

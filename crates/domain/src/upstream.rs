@@ -115,6 +115,9 @@ pub struct Timeouts {
     /// How often a connected upstream is pinged; a ping unanswered within `connect` (at most
     /// 5 s) marks the connection dead and it is replaced.
     pub ping_interval: Duration,
+    /// Close a connection (stop a stdio child) this long after it opened, once no request
+    /// is in flight; the next request opens a fresh one. `None`: no limit.
+    pub lifetime: Option<Duration>,
 }
 
 impl Default for Timeouts {
@@ -125,8 +128,22 @@ impl Default for Timeouts {
             idle: None,
             list_ttl: Duration::from_secs(300),
             ping_interval: Duration::from_secs(15),
+            lifetime: None,
         }
     }
+}
+
+/// Operating-system limits a stdio child starts with (`setrlimit`); `None` inherits the
+/// gateway's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProcessLimits {
+    /// Address space, MiB (`RLIMIT_AS`).
+    pub memory_mb: Option<u64>,
+    /// Open file descriptors (`RLIMIT_NOFILE`).
+    pub open_files: Option<u64>,
+    /// Processes of the gateway's user the child may have running, itself included
+    /// (`RLIMIT_NPROC`: counted per user, so it caps fork bombs, not an exact count).
+    pub processes: Option<u64>,
 }
 
 /// A validated upstream definition.
@@ -138,6 +155,8 @@ pub struct UpstreamDef {
     pub transport: UpstreamTransport,
     pub timeouts: Timeouts,
     pub isolation: Isolation,
+    /// Resource limits of a stdio child.
+    pub process: ProcessLimits,
     /// Tenants that may use this server; empty makes it available to every tenant (the
     /// platform catalog). Grants inside each tenant still decide who may use what.
     pub tenants: Vec<TenantId>,
@@ -247,6 +266,10 @@ pub struct RawUpstream {
     pub idle_timeout_ms: Option<u64>,
     pub list_ttl_ms: Option<u64>,
     pub ping_interval_ms: Option<u64>,
+    pub max_lifetime_ms: Option<u64>,
+    pub max_memory_mb: Option<u64>,
+    pub max_open_files: Option<u64>,
+    pub max_processes: Option<u64>,
 }
 
 /// A problem in one upstream definition: which field, and what to do about it.
@@ -397,6 +420,31 @@ impl UpstreamDef {
             }
         }
         let isolation = raw.isolation.unwrap_or_default();
+        let stdio = matches!(transport, UpstreamTransport::Stdio { .. });
+        let mut process = ProcessLimits::default();
+        for (field, value, slot) in [
+            ("max_memory_mb", raw.max_memory_mb, &mut process.memory_mb),
+            (
+                "max_open_files",
+                raw.max_open_files,
+                &mut process.open_files,
+            ),
+            ("max_processes", raw.max_processes, &mut process.processes),
+        ] {
+            match value {
+                None => {}
+                Some(_) if !stdio => {
+                    return Err(err(
+                        field,
+                        format!(
+                            "limits a stdio child; transport \"{transport_kind}\" has none, remove it"
+                        ),
+                    ));
+                }
+                Some(0) => return Err(err(field, "must be greater than 0".into())),
+                Some(n) => *slot = Some(n),
+            }
+        }
         if placeholders.any && isolation == Isolation::PerSession {
             return Err(err(
                 "isolation",
@@ -440,6 +488,11 @@ impl UpstreamDef {
                 raw.ping_interval_ms,
                 defaults.ping_interval,
             )?,
+            lifetime: match raw.max_lifetime_ms {
+                None => None,
+                Some(0) => return Err(err("max_lifetime_ms", "must be greater than 0".into())),
+                Some(ms) => Some(Duration::from_millis(ms)),
+            },
         };
         Ok(UpstreamDef {
             name: server,
@@ -447,6 +500,7 @@ impl UpstreamDef {
             transport,
             timeouts,
             isolation,
+            process,
             secrets: placeholders.secrets.into_iter().collect(),
             per_tenant: placeholders.any,
             tenants: raw
@@ -604,6 +658,31 @@ mod tests {
         assert_eq!(
             UpstreamDef::from_raw("a", r).unwrap_err().field,
             "isolation"
+        );
+    }
+
+    #[test]
+    fn process_limits_belong_to_stdio() {
+        let mut r = raw("stdio");
+        r.command = Some("x".into());
+        r.max_open_files = Some(64);
+        r.max_memory_mb = Some(512);
+        r.max_lifetime_ms = Some(60_000);
+        let def = UpstreamDef::from_raw("a", r).unwrap();
+        assert_eq!(def.process.open_files, Some(64));
+        assert_eq!(def.process.memory_mb, Some(512));
+        assert_eq!(def.timeouts.lifetime, Some(Duration::from_secs(60)));
+        let mut r = raw("streamable-http");
+        r.url = Some("http://127.0.0.1/mcp".into());
+        r.max_processes = Some(4);
+        let e = UpstreamDef::from_raw("a", r).unwrap_err();
+        assert_eq!(e.field, "max_processes");
+        let mut r = raw("stdio");
+        r.command = Some("x".into());
+        r.max_open_files = Some(0);
+        assert_eq!(
+            UpstreamDef::from_raw("a", r).unwrap_err().field,
+            "max_open_files"
         );
     }
 

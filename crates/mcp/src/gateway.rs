@@ -36,6 +36,9 @@ pub struct GatewayConfig {
     pub max_session_connections: usize,
     /// Bounds on per-tenant connections to upstreams with placeholders.
     pub per_tenant: PerTenantLimits,
+    /// Where a tenant's stdio children run when their definition names no `cwd`: each in
+    /// `{work_dir}/{tenant}/{server}` (created, private to the gateway's user).
+    pub work_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for GatewayConfig {
@@ -45,6 +48,7 @@ impl Default for GatewayConfig {
             instructions: None,
             max_session_connections: 256,
             per_tenant: PerTenantLimits::default(),
+            work_dir: None,
         }
     }
 }
@@ -114,7 +118,7 @@ impl Gateway {
             }
         };
         let (per_tenant, per_tenant_task) =
-            PerTenant::start(&upstreams, hub.clone(), shutdown.clone(), config.per_tenant);
+            PerTenant::start(&upstreams, hub.clone(), shutdown.clone(), &config);
         tasks.extend(per_tenant_task);
         let gateway = Arc::new(Gateway {
             per_tenant,

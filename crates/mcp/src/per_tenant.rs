@@ -15,12 +15,14 @@
 //! [`IDLE`] without use.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
+use switchboard_domain::UpstreamTransport;
 use switchboard_domain::tenancy::{Identity, TenantId, UserId};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -151,6 +153,7 @@ pub struct PerTenant {
     hub: Arc<Hub>,
     shutdown: CancellationToken,
     limits: PerTenantLimits,
+    work_dir: Option<PathBuf>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -170,7 +173,7 @@ impl PerTenant {
         upstreams: &[Arc<Upstream>],
         hub: Arc<Hub>,
         shutdown: CancellationToken,
-        limits: PerTenantLimits,
+        config: &crate::GatewayConfig,
     ) -> (Arc<PerTenant>, Option<JoinHandle<()>>) {
         let indices: Vec<usize> = upstreams
             .iter()
@@ -187,7 +190,8 @@ impl PerTenant {
             dirty: Arc::new(Notify::new()),
             hub,
             shutdown,
-            limits,
+            limits: config.per_tenant,
+            work_dir: config.work_dir.clone(),
         });
         let task = (!pool.indices.is_empty()).then(|| tokio::spawn(maintain(pool.clone())));
         (pool, task)
@@ -351,9 +355,21 @@ impl PerTenant {
             }
         }
         let values = &resolved.values;
-        let def = template.def().render(&key.tenant, |name| {
+        let mut def = template.def().render(&key.tenant, |name| {
             values.get(name).map(|v| v.expose_secret())
         });
+        if let UpstreamTransport::Stdio {
+            cwd: cwd @ None, ..
+        } = &mut def.transport
+            && let Some(root) = &self.work_dir
+        {
+            let dir = root.join(key.tenant.as_str()).join(template.name());
+            private_dir(&dir).map_err(|e| GatewayError::Unavailable {
+                server: template.name().to_owned(),
+                reason: format!("cannot create the tenant's working folder: {e}"),
+            })?;
+            *cwd = Some(dir.display().to_string());
+        }
         let stop = self.shutdown.child_token();
         let (upstream, task) = Upstream::spawn_for(
             key.index,
@@ -499,6 +515,16 @@ impl PerTenant {
             let _ = task.await;
         }
     }
+}
+
+/// Creates `dir` (and its parents), readable by the gateway's user only.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 /// Tells a tenant's clients about its connections' list changes, and closes idle

@@ -92,6 +92,48 @@ async fn idle_stdio_children_stop_and_come_back_on_demand() {
 }
 
 #[tokio::test]
+async fn stdio_children_run_under_their_limits_and_are_recycled_at_their_lifetime() {
+    let dir = temp_dir("limits");
+    let limits = "max_open_files = 64\nmax_memory_mb = 4096\nmax_lifetime_ms = 400";
+    let gw = TestGateway::start("", &stdio_demo("demo", Some(&dir), limits)).await;
+    let first = processes_in(&dir);
+    assert_eq!(first.len(), 1);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", first[0])).unwrap();
+    let line = |name: &str| {
+        limits
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    assert!(line("Max open files").contains("64 64"), "{limits}");
+    let bytes = (4096u64 << 20).to_string();
+    assert!(
+        line("Max address space").contains(&format!("{bytes} {bytes}")),
+        "{limits}"
+    );
+
+    // A call longer than the lifetime is never cut short; the child is replaced after it.
+    let (client, _) = connect(&gw.mcp_url(), Era::Modern).await;
+    let slow = call("demo__slow_count", json!({"steps": 8, "delay_ms": 100}));
+    let result = client
+        .call_tool(slow)
+        .await
+        .expect("the long call completes");
+    assert!(format!("{result:?}").contains("counted to 8"));
+    assert!(
+        eventually(Duration::from_secs(5), || processes_in(&dir).is_empty()).await,
+        "the child must be stopped at its lifetime"
+    );
+    let result = client.call_tool(echo("demo__echo", "fresh")).await.unwrap();
+    assert_eq!(result.content[0].as_text().unwrap().text, "fresh");
+    let second = processes_in(&dir);
+    assert_eq!(second.len(), 1);
+    assert_ne!(first, second, "a fresh child serves the next call");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
 async fn progress_reaches_the_caller_with_its_own_token_in_both_eras() {
     let gw = TestGateway::start("", &stdio_demo("demo", None, "")).await;
     for era in [Era::Legacy, Era::Modern] {

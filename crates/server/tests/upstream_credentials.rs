@@ -18,7 +18,10 @@ use reqwest::Method as M;
 use serde_json::{Value, json};
 use support::admin::{Api, PLATFORM};
 use support::tenancy::{Backend, TestDb};
-use support::{Era, TestGateway, call, connect_as, mcp_error, switchboard_bin, text, tool_names};
+use support::{
+    Era, TestGateway, call, connect_as, mcp_error, processes_in, switchboard_bin, temp_dir, text,
+    tool_names,
+};
 
 /// What the upstream received: (Authorization header, request URI, body).
 type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
@@ -273,7 +276,9 @@ async fn stdio_upstream_gets_a_process_per_tenant_with_only_its_declared_environ
         db.toml(),
         switchboard_bin()
     );
-    let mut gw = TestGateway::start("", &config).await;
+    let data = temp_dir("work");
+    let server = format!("data_dir = {:?}\n", data.display().to_string());
+    let mut gw = TestGateway::start(&server, &config).await;
     let api = Api::new(&gw.base);
     tenants(
         &api,
@@ -315,9 +320,20 @@ async fn stdio_upstream_gets_a_process_per_tenant_with_only_its_declared_environ
         "another process, with only globex's values; the gateway's own environment is scrubbed"
     );
     let per_tenant = gw.gateway().per_tenant();
-    for tenant in ["acme", "globex"] {
-        let tenant = switchboard_domain::tenancy::TenantId::new(tenant).unwrap();
+    for name in ["acme", "globex"] {
+        let tenant = switchboard_domain::tenancy::TenantId::new(name).unwrap();
         assert_eq!(per_tenant.connections_of(&tenant).len(), 1);
+        // Each tenant's child runs in its own private working folder.
+        let folder = data.join("work").join(name).join("envy");
+        assert_eq!(
+            processes_in(&folder).len(),
+            1,
+            "{name}'s child in {folder:?}"
+        );
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&folder).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o700);
     }
     gw.stop().await;
     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -82,6 +82,40 @@ impl Drop for ChildGroup {
     }
 }
 
+/// Applies a definition's resource limits to the child before it runs its program.
+fn limit_resources(cmd: &mut tokio::process::Command, limits: switchboard_domain::ProcessLimits) {
+    let wanted: Vec<(libc::__rlimit_resource_t, u64)> = [
+        (
+            libc::RLIMIT_AS,
+            limits.memory_mb.map(|mb| mb.saturating_mul(1 << 20)),
+        ),
+        (libc::RLIMIT_NOFILE, limits.open_files),
+        (libc::RLIMIT_NPROC, limits.processes),
+    ]
+    .into_iter()
+    .filter_map(|(resource, value)| value.map(|v| (resource, v)))
+    .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    // SAFETY: the closure runs in the forked child before exec and only calls setrlimit,
+    // which is async-signal-safe; it allocates nothing (the list was built before the fork).
+    unsafe {
+        cmd.pre_exec(move || {
+            for (resource, value) in &wanted {
+                let limit = libc::rlimit {
+                    rlim_cur: *value as libc::rlim_t,
+                    rlim_max: *value as libc::rlim_t,
+                };
+                if libc::setrlimit(*resource, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Closes a connection: ends the MCP service, stops SSE tasks, terminates a stdio child.
 pub async fn close<H: ClientHandler>(mut conn: Connection<H>, grace: std::time::Duration) {
     conn.transport_ct.cancel();
@@ -192,6 +226,7 @@ async fn open_with<H: ClientHandler>(
             if let Some(cwd) = cwd {
                 cmd.current_dir(cwd);
             }
+            limit_resources(&mut cmd, def.process);
             let mut wrap = CommandWrap::from(cmd);
             wrap.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
             let (process, stderr) = TokioChildProcess::builder(wrap)

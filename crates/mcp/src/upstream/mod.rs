@@ -13,7 +13,7 @@ mod sse_client;
 pub(crate) mod supervisor;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -80,6 +80,22 @@ impl Live {
 
 pub(crate) static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
+/// Counts one request in flight on an upstream while alive.
+struct Busy<'a>(&'a AtomicUsize);
+
+impl<'a> Busy<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Busy(count)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// One configured upstream and its supervised connection.
 pub struct Upstream {
     index: usize,
@@ -98,6 +114,9 @@ pub struct Upstream {
     connected: watch::Sender<u64>,
     epoch: Instant,
     last_used_ms: AtomicU64,
+    /// Requests on this upstream's connections right now (idle and lifetime closing wait
+    /// for zero, so they never cut a call short).
+    in_flight: AtomicUsize,
     /// Shared with the gateway: rebuild the catalog.
     catalog_dirty: Arc<Notify>,
     hub: Arc<Hub>,
@@ -163,6 +182,7 @@ impl Upstream {
             connected: watch::channel(0).0,
             epoch: Instant::now(),
             last_used_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
             catalog_dirty,
             hub,
             shutdown,
@@ -250,6 +270,11 @@ impl Upstream {
         self.last_used_ms.store(now, Ordering::Relaxed);
     }
 
+    /// Requests in flight on this upstream's connections.
+    pub(crate) fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) > 0
+    }
+
     pub(crate) fn idle_for(&self) -> Duration {
         let now = self.epoch.elapsed().as_millis() as u64;
         Duration::from_millis(now.saturating_sub(self.last_used_ms.load(Ordering::Relaxed)))
@@ -323,6 +348,7 @@ impl Upstream {
         request: ClientRequest,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, GatewayError> {
+        let _busy = Busy::enter(&self.in_flight);
         let timeout = self.def.timeouts.request;
         let mut options = PeerRequestOptions::with_timeout(timeout);
         // A 2026-07-28 upstream decides which input it may ask for from the request's declared
@@ -396,6 +422,7 @@ impl Upstream {
         live: &Live,
         request: ClientRequest,
     ) -> Result<ServerResult, GatewayError> {
+        let _busy = Busy::enter(&self.in_flight);
         let timeout = self.def.timeouts.request;
         live.peer
             .send_request_with_option(request, PeerRequestOptions::with_timeout(timeout))

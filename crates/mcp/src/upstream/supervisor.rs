@@ -238,9 +238,16 @@ async fn serve(upstream: &Arc<Upstream>, conn: Connection<SharedClient>, connect
     let mut ttl = tokio::time::interval(upstream.def.timeouts.list_ttl);
     ttl.tick().await;
     let idle_limit = upstream.def.timeouts.idle;
-    let mut idle_check = tokio::time::interval(idle_limit.map_or(Duration::from_secs(3600), |d| {
-        (d / 4).max(Duration::from_millis(50))
-    }));
+    let lifetime = upstream.def.timeouts.lifetime;
+    let opened = tokio::time::Instant::now();
+    let check_every = [idle_limit, lifetime]
+        .into_iter()
+        .flatten()
+        .min()
+        .map_or(Duration::from_secs(3600), |d| {
+            (d / 4).max(Duration::from_millis(50))
+        });
+    let mut idle_check = tokio::time::interval(check_every);
     idle_check.tick().await;
 
     let mut ping = tokio::time::interval(upstream.def.timeouts.ping_interval);
@@ -258,8 +265,16 @@ async fn serve(upstream: &Arc<Upstream>, conn: Connection<SharedClient>, connect
             _ = upstream.refresh.notified() => (upstream.take_refresh(), true),
             _ = ttl.tick() => (Wanted::ALL, false),
             _ = idle_check.tick() => {
+                // Never while a request is in flight: closing would cut it short.
+                if upstream.busy() {
+                    continue;
+                }
                 if idle_limit.is_some_and(|limit| upstream.idle_for() >= limit) {
                     tracing::info!(server = upstream.name(), "stopping idle upstream");
+                    break Ended::Idle;
+                }
+                if lifetime.is_some_and(|limit| opened.elapsed() >= limit) {
+                    tracing::info!(server = upstream.name(), "closing the upstream connection at its maximum lifetime; the next request opens a fresh one");
                     break Ended::Idle;
                 }
                 continue;

@@ -501,6 +501,7 @@ impl Config {
                 total: self.server.max_tenant_connections,
                 per_tenant: self.server.max_connections_per_tenant,
             },
+            work_dir: Some(std::path::Path::new(&self.server.data_dir).join("work")),
         }
     }
 }
