@@ -9,6 +9,7 @@ pub mod audit;
 pub mod cursor;
 pub mod limits;
 pub mod names;
+pub mod rewrite;
 pub mod template;
 pub mod tenancy;
 pub mod upstream;

@@ -12,6 +12,7 @@ use crate::tenancy::TenantId;
 use serde::{Deserialize, Serialize};
 
 use crate::names::{ServerName, exposed_name, is_valid_exposed_name};
+use crate::rewrite::{RawArgumentRule, RawResultRule, Rewrites};
 use crate::template::{Encoding, Template};
 
 /// How the gateway reaches an upstream.
@@ -157,6 +158,8 @@ pub struct UpstreamDef {
     pub isolation: Isolation,
     /// Resource limits of a stdio child.
     pub process: ProcessLimits,
+    /// Argument prefixing and result filtering per tenant (tools only).
+    pub rewrites: Rewrites,
     /// Tenants that may use this server; empty makes it available to every tenant (the
     /// platform catalog). Grants inside each tenant still decide who may use what.
     pub tenants: Vec<TenantId>,
@@ -270,6 +273,12 @@ pub struct RawUpstream {
     pub max_memory_mb: Option<u64>,
     pub max_open_files: Option<u64>,
     pub max_processes: Option<u64>,
+    /// `[[upstreams.<name>.arguments]]`: arguments prefixed per tenant.
+    #[serde(default)]
+    pub arguments: Vec<RawArgumentRule>,
+    /// `[[upstreams.<name>.results]]`: results filtered per tenant.
+    #[serde(default)]
+    pub results: Vec<RawResultRule>,
 }
 
 /// A problem in one upstream definition: which field, and what to do about it.
@@ -501,6 +510,8 @@ impl UpstreamDef {
             timeouts,
             isolation,
             process,
+            rewrites: Rewrites::from_raw(raw.arguments, raw.results)
+                .map_err(|(field, message)| err(field, message))?,
             secrets: placeholders.secrets.into_iter().collect(),
             per_tenant: placeholders.any,
             tenants: raw

@@ -93,6 +93,16 @@ impl ServerHandler for GatewayHandler {
             &context,
             unknown,
         )?;
+        // The server's per-tenant argument rules, before anything is charged.
+        let rewrites = &self.upstream(&route).def().rewrites;
+        let tenant = caller.tenant().as_str();
+        if !rewrites.is_empty()
+            && let Some(arguments) = request.arguments.as_mut()
+            && let Err(message) = rewrites.rewrite_arguments(&route.name, tenant, arguments)
+        {
+            let refused = Err(ErrorData::invalid_params(message, None));
+            return self.finish(&caller, &route, admitted, refused, false);
+        }
         // Authorized first: a refused tool answers "unknown", never "rate limited".
         if let Some(gate) = self.gateway.call_gate() {
             let admitted_by_gate = gate.admit(&caller, &request.name).await;
@@ -102,9 +112,14 @@ impl ServerHandler for GatewayHandler {
         }
         request.name = route.name.to_string().into();
         request.meta = forwarded_meta(&context.meta);
-        let result = self
+        let mut result = self
             .call_upstream_tool(&caller, &route, request, &context)
             .await;
+        if let Ok(CallToolResponse::Complete(r)) = &mut result {
+            for prefix in rewrites.result_prefixes(&route.name, tenant) {
+                keep_tenant_items(r, &prefix);
+            }
+        }
         self.finish(&caller, &route, admitted, result, true)
     }
 
@@ -407,6 +422,25 @@ impl ServerHandler for GatewayHandler {
         context.cancelled().await;
         self.gateway.hub.remove_client(id);
         Ok(())
+    }
+}
+
+/// Applies a `keep_prefix` result rule: text and structured content keep only the items
+/// carrying `prefix` (stripped); embedded resources and links, which could name anything,
+/// are dropped (fail closed).
+fn keep_tenant_items(result: &mut rmcp::model::CallToolResult, prefix: &str) {
+    use rmcp::model::ContentBlock;
+    use switchboard_domain::rewrite::{filter_json, filter_text};
+    result.content.retain_mut(|block| match block {
+        ContentBlock::Text(t) => {
+            t.text = filter_text(&t.text, prefix);
+            true
+        }
+        ContentBlock::Image(_) | ContentBlock::Audio(_) => true,
+        _ => false,
+    });
+    if let Some(structured) = result.structured_content.as_mut() {
+        filter_json(structured, prefix);
     }
 }
 
