@@ -339,3 +339,65 @@ async fn stdio_upstream_gets_a_process_per_tenant_with_only_its_declared_environ
     tokio::time::sleep(Duration::from_millis(50)).await;
     db.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_routed_to_its_own_endpoint_never_reaches_the_shared_one() {
+    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let (shared_url, shared_seen, shared_stop) = capturing_upstream().await;
+    let (acme_url, acme_seen, acme_stop) = capturing_upstream().await;
+    let config = format!(
+        "{}[admin]\ntoken = {PLATFORM:?}\n[upstreams.gh]\ntransport = \"streamable-http\"\nurl = \"{shared_url}\"\ntenant_urls = {{ acme = \"{acme_url}?tenant={{{{tenant}}}}\" }}\n",
+        db.toml()
+    );
+    let mut gw = TestGateway::start("", &config).await;
+    let api = Api::new(&gw.base);
+    tenants(
+        &api,
+        &[("acme", "root@acme.com"), ("globex", "boss@globex.com")],
+    )
+    .await;
+    let root = api.user_key("acme", "root@acme.com").await;
+    let boss = api.user_key("globex", "boss@globex.com").await;
+    for era in [Era::Legacy, Era::Modern] {
+        let marker = format!("acme-{era:?}");
+        let url = format!("{}/t/acme/mcp", gw.base);
+        let (client, _) = connect_as(&url, era, &root).await;
+        assert!(tool_names(&client).await.contains(&"gh__echo".to_owned()));
+        let done = client
+            .call_tool(call("gh__echo", json!({"text": marker})))
+            .await
+            .unwrap();
+        assert_eq!(text(&done), marker);
+        let _ = client.cancel().await;
+        let (_, uri) = seen_with(&acme_seen, &marker);
+        assert!(uri.ends_with("?tenant=acme"), "{uri}");
+        assert!(
+            !shared_seen
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(_, _, body)| body.contains(&marker)),
+            "acme's call reached the shared endpoint"
+        );
+        let marker = format!("globex-{era:?}");
+        assert_eq!(
+            echo(&format!("{}/t/globex/mcp", gw.base), &boss, &marker)
+                .await
+                .unwrap(),
+            marker
+        );
+        seen_with(&shared_seen, &marker);
+        assert!(
+            !acme_seen
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(_, _, body)| body.contains(&marker)),
+            "globex's call reached acme's endpoint"
+        );
+    }
+    gw.stop().await;
+    shared_stop.cancel();
+    acme_stop.cancel();
+    db.cleanup().await;
+}

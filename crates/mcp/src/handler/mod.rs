@@ -274,7 +274,7 @@ impl GatewayHandler {
     /// definition with placeholders the caller's own connection to it.
     async fn target(&self, caller: &Caller, route: &Route) -> Result<Arc<Upstream>, ErrorData> {
         let upstream = self.upstream(route);
-        if !upstream.def().per_tenant {
+        if !upstream.def().own_connection_for(caller.tenant()) {
             return Ok(upstream.clone());
         }
         self.gateway
@@ -455,8 +455,10 @@ impl GatewayHandler {
         self.gateway.in_flight.fetch_add(1, Ordering::Relaxed);
         let _in_flight = InFlight(&self.gateway.in_flight);
         let span = tracing::debug_span!("forward", server = upstream.name(), name = %route.name);
-        if upstream.def().per_tenant {
-            let caller = self.caller(&ctx.extensions)?;
+        if upstream.def().has_own_connections()
+            && let caller = self.caller(&ctx.extensions)?
+            && upstream.def().own_connection_for(caller.tenant())
+        {
             let own = self.target(&caller, route).await?;
             return own
                 .forward(request, ctx)

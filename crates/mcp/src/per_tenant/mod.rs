@@ -31,9 +31,13 @@ use tokio_util::sync::CancellationToken;
 use crate::caller::Caller;
 use crate::catalog::{Catalog, Override};
 use crate::error::GatewayError;
-use crate::hub::{Hub, ListChanges};
+use crate::hub::Hub;
 use crate::session::SessionLinks;
 use crate::upstream::{Lists, Owner, Upstream};
+
+mod upkeep;
+
+use upkeep::{maintain, private_dir};
 
 /// How long a caller's connection choice (and a missing secret) is trusted before the
 /// secrets are looked up again (changes made on another replica show within this).
@@ -177,7 +181,7 @@ impl PerTenant {
     ) -> (Arc<PerTenant>, Option<JoinHandle<()>>) {
         let indices: Vec<usize> = upstreams
             .iter()
-            .filter(|u| u.def().per_tenant)
+            .filter(|u| u.def().has_own_connections())
             .map(|u| u.index())
             .collect();
         let pool = Arc::new(PerTenant {
@@ -423,7 +427,8 @@ impl PerTenant {
         }
         let mut overrides: HashMap<usize, Override> = HashMap::new();
         for &index in &self.indices {
-            if !upstreams[index].def().available_to(tenant) {
+            let def = upstreams[index].def();
+            if !def.available_to(tenant) || !def.own_connection_for(tenant) {
                 continue;
             }
             let upstream = match self.connection(upstreams, index, caller).await {
@@ -445,10 +450,11 @@ impl PerTenant {
                 .map(|link| link.lists())
                 .or_else(|| overrides.get(&index).cloned())
                 .or_else(|| {
-                    // Left out: no lists at all rather than another tenant's.
+                    // Left out: no lists at all rather than another tenant's or another
+                    // endpoint's.
                     upstreams[index]
                         .def()
-                        .per_tenant
+                        .own_connection_for(tenant)
                         .then(|| (Lists::default(), None))
                 })
         });
@@ -512,99 +518,6 @@ impl PerTenant {
             .filter_map(|(_, instance)| instance.close())
             .collect();
         for task in tasks {
-            let _ = task.await;
-        }
-    }
-}
-
-/// Creates `dir` (and its parents), readable by the gateway's user only.
-fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-}
-
-/// Tells a tenant's clients about its connections' list changes, and closes idle
-/// connections.
-async fn maintain(pool: Arc<PerTenant>) {
-    let mut seen: HashMap<Key, Lists> = HashMap::new();
-    let mut sweep = tokio::time::interval(Duration::from_secs(30));
-    sweep.tick().await;
-    loop {
-        tokio::select! {
-            _ = pool.dirty.notified() => {}
-            _ = sweep.tick() => {
-                close_idle(&pool).await;
-                continue;
-            }
-            _ = pool.shutdown.cancelled() => return,
-        }
-        // Coalesce bursts, as the shared catalog does.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        let current: Vec<(Key, Arc<Upstream>)> = lock(&pool.instances)
-            .iter()
-            .map(|(k, i)| (k.clone(), i.upstream.clone()))
-            .collect();
-        let mut changed_tenants: HashMap<TenantId, ListChanges> = HashMap::new();
-        for (key, upstream) in &current {
-            let announced = upstream.take_announced();
-            let lists = upstream.status().lists.clone();
-            let before = seen.insert(key.clone(), lists.clone());
-            let changes = ListChanges {
-                tools: announced.tools || before.as_ref().is_some_and(|b| b.tools != lists.tools),
-                prompts: announced.prompts
-                    || before.as_ref().is_some_and(|b| b.prompts != lists.prompts),
-                resources: announced.resources
-                    || before.as_ref().is_some_and(|b| {
-                        b.resources != lists.resources
-                            || b.resource_templates != lists.resource_templates
-                    }),
-            };
-            if changes.any() {
-                let entry = changed_tenants.entry(key.tenant.clone()).or_default();
-                entry.tools |= changes.tools;
-                entry.prompts |= changes.prompts;
-                entry.resources |= changes.resources;
-            }
-        }
-        seen.retain(|key, _| current.iter().any(|(k, _)| k == key));
-        pool.generation.fetch_add(1, Ordering::AcqRel);
-        for (tenant, changes) in changed_tenants {
-            let audience = |t: &TenantId| t == &tenant;
-            pool.hub.broadcast_list_changes(changes, &audience).await;
-        }
-    }
-}
-
-async fn close_idle(pool: &PerTenant) {
-    let idle: Vec<_> = {
-        let mut instances = lock(&pool.instances);
-        let keys: Vec<Key> = instances
-            .iter()
-            .filter(|(_, i)| {
-                let limit = i.upstream.def().timeouts.idle.map_or(IDLE, |d| d.max(IDLE));
-                i.upstream.idle_for() >= limit
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        keys.into_iter()
-            .filter_map(|k| instances.remove(&k).map(|i| (k, i)))
-            .collect()
-    };
-    if idle.is_empty() {
-        return;
-    }
-    lock(&pool.bindings).retain(|_, b| match &b.bound {
-        Bound::To(key) => !idle.iter().any(|(k, _)| k == key),
-        Bound::Missing(_) => true,
-    });
-    pool.generation.fetch_add(1, Ordering::AcqRel);
-    for (key, instance) in idle {
-        tracing::info!(server = instance.upstream.name(), tenant = %key.tenant, "closing an idle tenant's upstream connection");
-        if let Some(task) = instance.close() {
             let _ = task.await;
         }
     }
