@@ -18,6 +18,6 @@ pub mod usage;
 pub use cursor::{Cursor, CursorError, ListKind};
 pub use names::{NameError, ServerName, exposed_name, exposed_uri, split_exposed_uri};
 pub use upstream::{
-    Isolation, ProcessLimits, RawUpstream, Timeouts, UpstreamDef, UpstreamDefError,
+    IdentityKey, Isolation, ProcessLimits, RawUpstream, Timeouts, UpstreamDef, UpstreamDefError,
     UpstreamTransport,
 };

@@ -23,8 +23,15 @@ use support::{
     tool_names,
 };
 
-/// What the upstream received: (Authorization header, request URI, body).
-type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+/// One request the upstream received.
+struct Received {
+    auth: String,
+    uri: String,
+    body: String,
+    headers: http::HeaderMap,
+}
+
+type Seen = Arc<Mutex<Vec<Received>>>;
 
 async fn capture(State(seen): State<Seen>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
@@ -37,11 +44,12 @@ async fn capture(State(seen): State<Seen>, request: Request, next: Next) -> Resp
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    seen.lock().unwrap().push((
+    seen.lock().unwrap().push(Received {
         auth,
-        parts.uri.to_string(),
-        String::from_utf8_lossy(&bytes).into_owned(),
-    ));
+        uri: parts.uri.to_string(),
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        headers: parts.headers.clone(),
+    });
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }
@@ -79,11 +87,16 @@ async fn capturing_upstream() -> (String, Seen, tokio_util::sync::CancellationTo
 /// The Authorization header and URI of the request whose body carried `marker`.
 fn seen_with(seen: &Seen, marker: &str) -> (String, String) {
     let seen = seen.lock().unwrap();
-    let (auth, uri, _) = seen
+    let r = seen
         .iter()
-        .find(|(_, _, body)| body.contains(marker))
+        .find(|r| r.body.contains(marker))
         .unwrap_or_else(|| panic!("no upstream request carried {marker:?}"));
-    (auth.clone(), uri.clone())
+    (r.auth.clone(), r.uri.clone())
+}
+
+/// True when some request the upstream received carried `marker`.
+fn reached(seen: &Seen, marker: &str) -> bool {
+    seen.lock().unwrap().iter().any(|r| r.body.contains(marker))
 }
 
 async fn tenants(api: &Api, list: &[(&str, &str)]) {
@@ -232,10 +245,10 @@ async fn http_credentials_per_tenant_and_user(backend: Backend) {
     assert_eq!(seen_with(&seen, "ada-fallback").0, "Bearer token-acme-2");
 
     // The clients' own credentials never reached the upstream.
-    for (auth, _, body) in seen.lock().unwrap().iter() {
+    for r in seen.lock().unwrap().iter() {
         for key in [&root, &ada, &boss] {
             assert!(
-                !auth.contains(key.as_str()) && !body.contains(key.as_str()),
+                !r.auth.contains(key.as_str()) && !r.body.contains(key.as_str()),
                 "a client's API key went upstream"
             );
         }
@@ -372,11 +385,7 @@ async fn a_tenant_routed_to_its_own_endpoint_never_reaches_the_shared_one() {
         let (_, uri) = seen_with(&acme_seen, &marker);
         assert!(uri.ends_with("?tenant=acme"), "{uri}");
         assert!(
-            !shared_seen
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|(_, _, body)| body.contains(&marker)),
+            !reached(&shared_seen, &marker),
             "acme's call reached the shared endpoint"
         );
         let marker = format!("globex-{era:?}");
@@ -388,16 +397,129 @@ async fn a_tenant_routed_to_its_own_endpoint_never_reaches_the_shared_one() {
         );
         seen_with(&shared_seen, &marker);
         assert!(
-            !acme_seen
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|(_, _, body)| body.contains(&marker)),
+            !reached(&acme_seen, &marker),
             "globex's call reached acme's endpoint"
         );
     }
     gw.stop().await;
     shared_stop.cancel();
     acme_stop.cancel();
+    db.cleanup().await;
+}
+
+const IDENTITY_KEY: &str = "identity-key-shared-with-the-upstream-0123";
+
+/// What an upstream does to check identity headers: HMAC over the raw body, constant time.
+fn verify(r: &Received) -> bool {
+    use sha2::{Digest, Sha256};
+    let h = |name: &str| {
+        r.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let body_digest: String = Sha256::digest(r.body.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let payload = format!(
+        "v1\n{}\n{}\n{}\n{}\n{body_digest}",
+        h("x-switchboard-timestamp"),
+        h("x-switchboard-tenant"),
+        h("x-switchboard-user"),
+        h("x-switchboard-groups"),
+    );
+    let Some(hex) = h("x-switchboard-signature")
+        .strip_prefix("v1=")
+        .map(str::to_owned)
+    else {
+        return false;
+    };
+    let Some(tag) = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()
+    else {
+        return false;
+    };
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, IDENTITY_KEY.as_bytes());
+    ring::hmac::verify(&key, payload.as_bytes(), &tag).is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_headers_name_each_caller_and_verify_with_the_shared_key() {
+    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let (url, seen, stop) = capturing_upstream().await;
+    let config = format!(
+        "{}[admin]\ntoken = {PLATFORM:?}\n[upstreams.gh]\ntransport = \"streamable-http\"\nurl = \"{url}\"\nidentity_key = {IDENTITY_KEY:?}\n",
+        db.toml()
+    );
+    let mut gw = TestGateway::start("", &config).await;
+    let api = Api::new(&gw.base);
+    tenants(
+        &api,
+        &[("acme", "root@acme.com"), ("globex", "boss@globex.com")],
+    )
+    .await;
+    let group = api
+        .send(
+            Some(PLATFORM),
+            M::POST,
+            "/tenants/acme/groups",
+            Some(json!({"name": "eng", "members": ["root@acme.com"]})),
+        )
+        .await;
+    assert_eq!(group.status, 201, "{}", group.body);
+    let root = api.user_key("acme", "root@acme.com").await;
+    let boss = api.user_key("globex", "boss@globex.com").await;
+    for era in [Era::Legacy, Era::Modern] {
+        let (a, g) = (format!("id-acme-{era:?}"), format!("id-globex-{era:?}"));
+        let (client, _) = connect_as(&format!("{}/t/acme/mcp", gw.base), era, &root).await;
+        client
+            .call_tool(call("gh__echo", json!({"text": a})))
+            .await
+            .unwrap();
+        let _ = client.cancel().await;
+        echo(&format!("{}/t/globex/mcp", gw.base), &boss, &g)
+            .await
+            .unwrap();
+        // One shared connection, yet each request names its own caller.
+        for (marker, tenant, user, groups) in [
+            (&a, "acme", "user:root@acme.com", "eng"),
+            (&g, "globex", "user:boss@globex.com", ""),
+        ] {
+            let seen = seen.lock().unwrap();
+            let r = seen
+                .iter()
+                .find(|r| r.body.contains(marker.as_str()))
+                .unwrap();
+            let h = |name: &str| r.headers.get(name).unwrap().to_str().unwrap().to_owned();
+            assert_eq!(h("x-switchboard-tenant"), tenant);
+            assert_eq!(h("x-switchboard-user"), user);
+            assert_eq!(h("x-switchboard-groups"), groups);
+            assert!(verify(r), "{era:?}: the signature verifies");
+            // Moved to another body, or with another tenant, it no longer does.
+            let forged = Received {
+                auth: String::new(),
+                uri: String::new(),
+                body: r.body.replace(marker.as_str(), "something-else"),
+                headers: r.headers.clone(),
+            };
+            assert!(!verify(&forged));
+            let mut other = r.headers.clone();
+            other.insert("x-switchboard-tenant", "mallory".parse().unwrap());
+            assert!(!verify(&Received {
+                auth: String::new(),
+                uri: String::new(),
+                body: r.body.clone(),
+                headers: other,
+            }));
+        }
+    }
+    // The gateway's own requests (initialize, lists) are signed with an empty identity.
+    assert!(seen.lock().unwrap().iter().all(verify));
+    gw.stop().await;
+    stop.cancel();
     db.cleanup().await;
 }

@@ -147,6 +147,17 @@ pub struct ProcessLimits {
     pub processes: Option<u64>,
 }
 
+/// The key identity headers to an upstream are signed with (HMAC-SHA256). `Debug` never
+/// shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IdentityKey(pub std::sync::Arc<[u8]>);
+
+impl std::fmt::Debug for IdentityKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdentityKey([redacted])")
+    }
+}
+
 /// A validated upstream definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamDef {
@@ -169,6 +180,8 @@ pub struct UpstreamDef {
     /// (`{{secret.NAME}}`, `{{tenant}}`): each tenant then gets connections of its own, see
     /// [`UpstreamDef::render`].
     pub per_tenant: bool,
+    /// Signs identity headers (tenant, user, groups) on every HTTP request when set.
+    pub identity_key: Option<IdentityKey>,
     /// Tenants whose calls go to another endpoint of this server (`tenant_urls`): each such
     /// tenant gets a connection of its own there; the others share the default one.
     pub routes: BTreeMap<TenantId, String>,

@@ -64,6 +64,8 @@ pub struct RawUpstream {
     /// `[[upstreams.<name>.results]]`: results filtered per tenant.
     #[serde(default)]
     pub results: Vec<RawResultRule>,
+    /// Key of the signed identity headers (at least 32 characters); none: no headers.
+    pub identity_key: Option<String>,
     /// Tenant id → the endpoint that tenant's calls go to instead of `url`.
     #[serde(default)]
     pub tenant_urls: BTreeMap<String, String>,
@@ -327,7 +329,24 @@ impl UpstreamDef {
             }
             routes.insert(id, url);
         }
+        let identity_key = match raw.identity_key {
+            None => None,
+            Some(_) if stdio => {
+                return Err(err(
+                    "identity_key",
+                    "signs HTTP headers; a stdio server has none, remove it".into(),
+                ));
+            }
+            Some(key) if key.len() < 32 || key.contains("{{") => {
+                return Err(err(
+                    "identity_key",
+                    "must be at least 32 characters of literal text (e.g. `openssl rand -hex 32`), shared with the upstream that verifies it".into(),
+                ));
+            }
+            Some(key) => Some(super::IdentityKey(key.into_bytes().into())),
+        };
         Ok(UpstreamDef {
+            identity_key,
             routes,
             name: server,
             prefix,

@@ -218,3 +218,27 @@ fn a_tenant_can_be_routed_to_its_own_endpoint() {
         "tenant_urls"
     );
 }
+
+#[test]
+fn identity_keys_are_long_literal_and_http_only() {
+    let mut r = raw("streamable-http");
+    r.url = Some("http://127.0.0.1/mcp".into());
+    r.identity_key = Some("k".repeat(32));
+    let def = UpstreamDef::from_raw("a", r).unwrap();
+    assert!(def.identity_key.is_some());
+    assert!(!format!("{def:?}").contains("kkkk"), "Debug hides the key");
+    let mut r = raw("streamable-http");
+    r.url = Some("http://127.0.0.1/mcp".into());
+    r.identity_key = Some("short".into());
+    assert_eq!(
+        UpstreamDef::from_raw("a", r).unwrap_err().field,
+        "identity_key"
+    );
+    let mut r = raw("stdio");
+    r.command = Some("x".into());
+    r.identity_key = Some("k".repeat(32));
+    assert_eq!(
+        UpstreamDef::from_raw("a", r).unwrap_err().field,
+        "identity_key"
+    );
+}

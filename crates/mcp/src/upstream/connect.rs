@@ -268,11 +268,22 @@ async fn open_with<H: ClientHandler>(
                     .map_err(|e| format!("header {k:?}: {e}"))?;
                 config.custom_headers.insert(name, value);
             }
-            let transport = StreamableHttpClientTransport::with_client(http.clone(), config);
-            let running = handler
-                .serve_with_lifecycle(transport, mode)
-                .await
-                .map_err(handshake_error)?;
+            let running = match &def.identity_key {
+                Some(key) => {
+                    let client = super::identity::SignedClient {
+                        inner: http.clone(),
+                        key: key.0.clone(),
+                    };
+                    let transport = StreamableHttpClientTransport::with_client(client, config);
+                    handler.serve_with_lifecycle(transport, mode).await
+                }
+                None => {
+                    let transport =
+                        StreamableHttpClientTransport::with_client(http.clone(), config);
+                    handler.serve_with_lifecycle(transport, mode).await
+                }
+            }
+            .map_err(handshake_error)?;
             Ok(Connection {
                 running,
                 child: None,
@@ -281,7 +292,8 @@ async fn open_with<H: ClientHandler>(
         }
         UpstreamTransport::Sse { url, headers } => {
             let ct = CancellationToken::new();
-            let transport = sse_client::connect(http.clone(), url, headers, ct.clone())
+            let key = def.identity_key.as_ref().map(|k| k.0.clone());
+            let transport = sse_client::connect(http.clone(), url, headers, key, ct.clone())
                 .await
                 .map_err(|e| e.to_string())?;
             // The 2024-11-05 transport has no discover: go straight to initialize.

@@ -8,6 +8,7 @@
 
 mod client;
 pub(crate) mod connect;
+mod identity;
 pub(crate) mod lists;
 mod sse_client;
 pub(crate) mod supervisor;
@@ -345,9 +346,17 @@ impl Upstream {
     pub(crate) async fn forward_via(
         &self,
         live: &Live,
-        request: ClientRequest,
+        mut request: ClientRequest,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, GatewayError> {
+        if self.def.identity_key.is_some()
+            && let Some(caller) = ctx
+                .extensions
+                .get::<http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<Arc<crate::caller::Caller>>())
+        {
+            identity::attach(&mut request, caller);
+        }
         let _busy = Busy::enter(&self.in_flight);
         let timeout = self.def.timeouts.request;
         let mut options = PeerRequestOptions::with_timeout(timeout);

@@ -48,6 +48,7 @@ pub async fn connect(
     http: reqwest::Client,
     url: &str,
     headers: &BTreeMap<String, String>,
+    identity_key: Option<std::sync::Arc<[u8]>>,
     ct: CancellationToken,
 ) -> Result<SseTransport, SseConnectError> {
     let mut get = http.get(url).header("accept", "text/event-stream");
@@ -148,6 +149,11 @@ pub async fn connect(
             for (k, v) in &headers {
                 post = post.header(k, v);
             }
+            if let Some(key) = &identity_key {
+                for (k, v) in super::identity::signed_headers(key, &message) {
+                    post = post.header(k, v);
+                }
+            }
             match post.send().await {
                 Ok(r) if r.status().is_success() => {}
                 Ok(r) => {
@@ -167,4 +173,83 @@ pub async fn connect(
     });
 
     Ok((out_tx, in_rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::routing::{get, post};
+    use rmcp::model::{ClientRequest, JsonRpcRequest, PingRequest, RequestId};
+
+    use super::*;
+    use crate::caller::Caller;
+
+    #[tokio::test]
+    async fn posted_messages_carry_signed_identity_headers() {
+        crate::install_crypto_provider();
+        let seen: Arc<Mutex<Vec<http::HeaderMap>>> = Arc::default();
+        let record = seen.clone();
+        let app = axum::Router::new()
+            .route(
+                "/sse",
+                get(|| async {
+                    let body = futures::stream::once(async {
+                        Ok::<_, std::io::Error>("event: endpoint\ndata: /messages\n\n")
+                    })
+                    .chain(futures::stream::pending());
+                    (
+                        [("content-type", "text/event-stream")],
+                        axum::body::Body::from_stream(body),
+                    )
+                }),
+            )
+            .route(
+                "/messages",
+                post(move |headers: http::HeaderMap| {
+                    record.lock().unwrap().push(headers);
+                    async { http::StatusCode::ACCEPTED }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let ct = CancellationToken::new();
+        let key: Arc<[u8]> = Arc::from(&b"k-0123456789abcdef0123456789abcdef"[..]);
+        let (mut out, _in) = connect(
+            reqwest::Client::new(),
+            &format!("http://{addr}/sse"),
+            &BTreeMap::new(),
+            Some(key),
+            ct.clone(),
+        )
+        .await
+        .unwrap();
+        let mut request = ClientRequest::PingRequest(PingRequest::default());
+        super::super::identity::attach(&mut request, &Caller::open());
+        out.send(ClientJsonRpcMessage::Request(JsonRpcRequest::new(
+            RequestId::Number(1),
+            request,
+        )))
+        .await
+        .unwrap();
+        let mut headers = None;
+        for _ in 0..100 {
+            if let Some(h) = seen.lock().unwrap().first().cloned() {
+                headers = Some(h);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ct.cancel();
+        let headers = headers.expect("the message was posted");
+        assert_eq!(headers["x-switchboard-tenant"], "default");
+        assert_eq!(headers["x-switchboard-user"], "anonymous");
+        let signature = headers["x-switchboard-signature"].to_str().unwrap();
+        assert!(
+            signature.starts_with("v1=") && signature.len() == 67,
+            "{signature}"
+        );
+    }
 }
