@@ -241,7 +241,7 @@ pub struct RoleView {
     #[serde(default)]
     pub description: String,
     /// `[{"kinds": ["tool"], "target": "github/*", "conditions": [{"argument": "repo",
-    /// "matches": "acme-*"}]}]`
+    /// "matches": "acme-*"}, {"cel": "size(args.title) < 200 && 'eng' in groups"}]}]`
     #[schema(value_type = Vec<Object>)]
     pub permissions: Value,
 }

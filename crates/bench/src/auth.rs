@@ -18,8 +18,9 @@ use switchboard_auth::{
 };
 use switchboard_domain::limits::{Limit, RateLimits};
 use switchboard_domain::tenancy::{
-    ApiKeyRecord, Directory, Effect, Grant, Grantee, Identity, Item, ItemKind, KeyOwner,
-    Membership, Plan, Quotas, Role, Target, Tenant, TenantDirectory, TenantId, UserId,
+    ApiKeyRecord, Condition, Directory, Effect, Grant, Grantee, Identity, Item, ItemKind, KeyOwner,
+    Membership, Permission, Plan, Quotas, Role, RoleDef, Target, Tenant, TenantDirectory, TenantId,
+    UserId,
 };
 use switchboard_governance::{Limiter, LimitsOptions};
 
@@ -133,35 +134,47 @@ pub async fn in_process_costs(iterations: usize) -> anyhow::Result<Vec<Cost>> {
         target: Target::parse("demo/echo").expect("valid"),
         effect: Effect::Allow,
     });
-    let directory = Directory {
-        revision: 1,
-        tenants: vec![TenantDirectory {
-            tenant: Tenant::new(tenant.clone(), "Benchmark"),
-            members: vec![Membership {
-                user: user.clone(),
-                role: Role::Member,
+    let directory =
+        Directory {
+            revision: 1,
+            tenants: vec![TenantDirectory {
+                tenant: Tenant::new(tenant.clone(), "Benchmark"),
+                members: vec![Membership {
+                    user: user.clone(),
+                    role: Role::Member,
+                }],
+                groups: Vec::new(),
+                roles: vec![RoleDef {
+                    name: "graph-reader".into(),
+                    description: String::new(),
+                    permissions: vec![Permission {
+                        kinds: vec![ItemKind::Tool],
+                        target: Target::parse("falkor/query").expect("valid"),
+                        conditions: vec![serde_json::from_value::<Condition>(serde_json::json!({
+                        "cel": "args.graph.startsWith(tenant + '_') && size(args.query) < 2000"
+                    }))
+                    .expect("valid CEL")],
+                    }],
+                }],
+                grants,
+                api_keys: vec![ApiKeyRecord {
+                    id: key.id.clone(),
+                    tenant: tenant.clone(),
+                    name: "bench".into(),
+                    owner: KeyOwner::User(user.clone()),
+                    hash: key.hash.clone(),
+                    restrictions: Vec::new(),
+                    expires_at: None,
+                    revoked_at: None,
+                    created_at: 0,
+                    quotas: None,
+                    ip_allowlist: Vec::new(),
+                }],
+                clients: Vec::new(),
+                issuers: Vec::new(),
+                revoked_tokens: Vec::new(),
             }],
-            groups: Vec::new(),
-            roles: Vec::new(),
-            grants,
-            api_keys: vec![ApiKeyRecord {
-                id: key.id.clone(),
-                tenant: tenant.clone(),
-                name: "bench".into(),
-                owner: KeyOwner::User(user.clone()),
-                hash: key.hash.clone(),
-                restrictions: Vec::new(),
-                expires_at: None,
-                revoked_at: None,
-                created_at: 0,
-                quotas: None,
-                ip_allowlist: Vec::new(),
-            }],
-            clients: Vec::new(),
-            issuers: Vec::new(),
-            revoked_tokens: Vec::new(),
-        }],
-    };
+        };
     let (kid, pkcs8, _) = generate_signing_key().map_err(anyhow::Error::msg)?;
     let material = [SigningKeyMaterial {
         kid,
@@ -224,6 +237,30 @@ pub async fn in_process_costs(iterations: usize) -> anyhow::Result<Vec<Cost>> {
                 .await
                 .expect("token accepted");
             decide(&found);
+        })
+        .await,
+    );
+    // A call decided by a custom role's CEL condition (evaluated per call).
+    let found = auth
+        .authenticate(&facts(&key_text, &resource))
+        .await
+        .expect("key accepted");
+    let mut reader = found.principal.as_ref().clone();
+    reader.roles = vec![Role::Custom("graph-reader".into())];
+    let arguments = serde_json::json!({"graph": "bench_users", "query": "MATCH (n) RETURN n"});
+    let arguments = arguments.as_object().expect("an object");
+    costs.push(
+        time("policy with a CEL condition (call)", iterations, || async {
+            let decision = found.tenant.policy.decide(
+                &reader,
+                Item {
+                    kind: ItemKind::Tool,
+                    server: "falkor",
+                    name: "query",
+                    arguments: Some(arguments),
+                },
+            );
+            assert!(decision.allowed);
         })
         .await,
     );

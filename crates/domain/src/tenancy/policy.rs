@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::condition::CallFacts;
 use super::grant::{Effect, Grant, Grantee};
 use super::ids::TenantId;
 use super::principal::{Identity, Principal};
@@ -212,7 +213,20 @@ impl Policy {
                 let holds = match item.arguments {
                     // Listing: conditions are decided per call.
                     None => true,
-                    Some(args) => permission.conditions.iter().all(|c| c.holds(Some(args))),
+                    Some(_) if permission.conditions.is_empty() => true,
+                    Some(arguments) => {
+                        let caller = CallerFacts::of(principal);
+                        let facts = CallFacts {
+                            arguments,
+                            tool: item.name,
+                            server: item.server,
+                            tenant: principal.tenant.as_str(),
+                            user: &caller.user,
+                            groups: &caller.groups,
+                            roles: &caller.roles,
+                        };
+                        permission.conditions.iter().all(|c| c.holds(&facts))
+                    }
                 };
                 if holds {
                     return Decision::allow(Reason::RolePermission(def.label.clone()));
@@ -223,6 +237,23 @@ impl Policy {
         match unmet {
             Some(role) => Decision::deny(Reason::ConditionNotMet(role.clone())),
             None => Decision::deny(Reason::NoGrant),
+        }
+    }
+}
+
+/// The caller as conditions see it (built only when a permission has conditions).
+struct CallerFacts {
+    user: String,
+    groups: Vec<String>,
+    roles: Vec<String>,
+}
+
+impl CallerFacts {
+    fn of(principal: &Principal) -> Self {
+        Self {
+            user: principal.identity.to_string(),
+            groups: principal.groups.iter().map(ToString::to_string).collect(),
+            roles: principal.roles.iter().map(ToString::to_string).collect(),
         }
     }
 }

@@ -4,8 +4,9 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::condition::Condition;
 use super::ids::IdError;
-use super::target::{Target, wildcard};
+use super::target::Target;
 
 /// The kind of thing a client lists and uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -123,26 +124,6 @@ impl<'de> Deserialize<'de> for Role {
     }
 }
 
-/// A condition on one top-level argument of a tool call: the argument must be a string
-/// matching the glob (`*`, `?`). Listing ignores conditions (the tool is listed); the call is
-/// decided on its arguments.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Condition {
-    pub argument: String,
-    pub matches: String,
-}
-
-impl Condition {
-    /// Whether the arguments satisfy the condition (a missing or non-string argument does not).
-    pub fn holds(&self, arguments: Option<&serde_json::Map<String, serde_json::Value>>) -> bool {
-        arguments
-            .and_then(|args| args.get(&self.argument))
-            .and_then(|v| v.as_str())
-            .is_some_and(|v| wildcard(self.matches.as_bytes(), v.as_bytes()))
-    }
-}
-
 /// One permission of a custom role: which kinds of item, on which target, under which
 /// conditions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,7 +157,6 @@ pub struct RoleDef {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn roles_parse_builtin_and_custom_names() {
@@ -188,18 +168,5 @@ mod tests {
         assert!(Role::parse("Owner!").is_err());
         assert!(Role::parse("").is_err());
         assert!(Role::Admin.is_tenant_admin() && !Role::Member.is_tenant_admin());
-    }
-
-    #[test]
-    fn conditions_check_string_arguments() {
-        let c = Condition {
-            argument: "graph".into(),
-            matches: "acme_*".into(),
-        };
-        let args = json!({"graph": "acme_sales"});
-        assert!(c.holds(args.as_object()));
-        assert!(!c.holds(json!({"graph": "globex_sales"}).as_object()));
-        assert!(!c.holds(json!({"graph": 7}).as_object()));
-        assert!(!c.holds(None));
     }
 }

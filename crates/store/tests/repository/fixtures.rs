@@ -83,7 +83,7 @@ pub fn role_def(name: &str) -> RoleDef {
         permissions: vec![Permission {
             kinds: vec![ItemKind::Tool, ItemKind::Resource],
             target: target("falkor/query"),
-            conditions: vec![Condition {
+            conditions: vec![Condition::Matches {
                 argument: "graph".into(),
                 matches: "acme_*".into(),
             }],

@@ -73,7 +73,7 @@ fn acme_policy() -> Policy {
             permissions: vec![Permission {
                 kinds: vec![ItemKind::Tool],
                 target: Target::parse("falkor/query").unwrap(),
-                conditions: vec![Condition {
+                conditions: vec![Condition::Matches {
                     argument: "graph".into(),
                     matches: "acme_*".into(),
                 }],
