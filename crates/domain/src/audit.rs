@@ -246,6 +246,12 @@ impl Default for Verifier {
 }
 
 impl Verifier {
+    /// A verifier for a chain whose records up to `anchor` were removed by retention: the
+    /// first remaining record must follow the anchor.
+    pub fn starting_at(anchor: ChainHead) -> Self {
+        Self { prev: anchor }
+    }
+
     /// Checks the next record.
     pub fn push(&mut self, record: &AuditRecord) -> Result<(), ChainBreak> {
         let prev = &self.prev;

@@ -398,6 +398,14 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         Duration::from_millis(config.auth.reload_interval_ms),
         stop.clone(),
     );
+    if let Some(log) = &audit_log {
+        crate::retention::spawn(
+            tenancy.clone(),
+            log.clone(),
+            config.audit.retention_days,
+            stop.clone(),
+        );
+    }
     let services = Services {
         gateway: gateway.clone(),
         tenancy: tenancy.clone(),

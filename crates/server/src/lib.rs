@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod origin_guard;
 pub mod reply;
+pub mod retention;
 pub mod secrets;
 pub mod tenancy;
 pub mod token_cli;

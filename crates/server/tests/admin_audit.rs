@@ -167,3 +167,101 @@ async fn the_audit_trail_is_searched_exported_and_verified_through_the_api() {
     );
     db.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_prunes_a_tenants_old_records_and_the_chain_still_verifies() {
+    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let gw = TestGateway::start("", &format!("{}[admin]\ntoken = {PLATFORM:?}\n", db.toml())).await;
+    let api = Api::new(&gw.base);
+    let p = Some(PLATFORM);
+    for (tenant, owner) in [("acme", "root@acme.com"), ("globex", "boss@globex.com")] {
+        let made = api
+            .send(
+                p,
+                M::POST,
+                "/tenants",
+                Some(json!({"id": tenant, "name": tenant, "owner": owner})),
+            )
+            .await;
+        assert_eq!(made.status, 201);
+    }
+    // Retention is the platform's to set; a tenant owner cannot change it.
+    let root = api.user_key("acme", "root@acme.com").await;
+    let refused = api
+        .send(
+            Some(&root),
+            M::PATCH,
+            "/tenants/acme",
+            Some(json!({"settings": {"auditRetentionDays": 1}})),
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let set = api
+        .send(
+            p,
+            M::PATCH,
+            "/tenants/acme",
+            Some(json!({"settings": {"auditRetentionDays": 1}})),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    for user in ["ada@acme.com", "bob@acme.com"] {
+        let added = api
+            .send(
+                p,
+                M::POST,
+                "/tenants/acme/members",
+                Some(json!({"user": user})),
+            )
+            .await;
+        assert_eq!(added.status, 201);
+    }
+    // The gateway writes its audit records in batches: wait for them.
+    let mut written = 0;
+    for _ in 0..100 {
+        let page = api.send(p, M::GET, "/tenants/acme/audit", None).await;
+        written = page.body["items"].as_array().map_or(0, Vec::len);
+        if written >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(written >= 4, "acme's admin changes are recorded");
+    let audit = switchboard_governance::AuditLog::start(
+        gw.tenancy().store.clone(),
+        switchboard_governance::AuditOptions::default(),
+    );
+    // Two days from now, acme's records are past its one day; globex keeps everything
+    // (no default retention).
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 2 * 86_400_000;
+    let removed = switchboard_server::retention::prune_all(gw.tenancy(), &audit, 0, later)
+        .await
+        .unwrap();
+    assert!(removed >= 4, "acme's records went: {removed}");
+    audit.flush().await;
+    let store = &gw.tenancy().store;
+    assert!(store.audit_anchor("acme").await.unwrap().seq >= 4);
+    assert_eq!(store.audit_anchor("globex").await.unwrap().seq, 0);
+    for tenant in ["acme", "globex"] {
+        let verified = api
+            .send(p, M::GET, &format!("/tenants/{tenant}/audit/verify"), None)
+            .await;
+        assert_eq!(verified.body["intact"], true, "{tenant}: {}", verified.body);
+    }
+    // What remains of acme's chain says what retention did.
+    let left = api
+        .send(p, M::GET, "/tenants/acme/audit?order=asc", None)
+        .await;
+    let items = left.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", left.body);
+    assert_eq!(items[0]["actor"], "system:retention");
+    assert!(
+        items[0]["detail"].to_string().contains("audit.prune"),
+        "{}",
+        items[0]
+    );
+}

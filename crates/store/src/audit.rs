@@ -241,11 +241,77 @@ impl Store {
         rows.iter().map(record_from_row).collect()
     }
 
-    /// Verifies `chain` end to end: `Ok(Ok(records))`, or where it is broken.
+    /// Where `chain` starts: the last record retention removed (the genesis when none was).
+    pub async fn audit_anchor(&self, chain: &str) -> Result<ChainHead> {
+        let mut tx = self.begin(Scope::Platform, Access::Read).await?;
+        let row = sqlx::query("SELECT seq, hash FROM audit_anchors WHERE tenant_id = $1")
+            .bind(chain.to_owned())
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        match row {
+            Some(row) => Ok(ChainHead {
+                seq: row.try_get("seq")?,
+                hash: row.try_get("hash")?,
+            }),
+            None => Ok(ChainHead::genesis()),
+        }
+    }
+
+    /// Retention: removes `chain`'s records up to the last one stamped before `before_ms`,
+    /// moving the chain's anchor to it in the same transaction so the rest still verifies.
+    /// Returns the new anchor and how many records went (`None`: nothing to remove).
+    pub async fn prune_audit(
+        &self,
+        chain: &str,
+        before_ms: i64,
+    ) -> Result<Option<(ChainHead, u64)>> {
+        let mut tx = self.begin(Scope::Platform, Access::Write).await?;
+        let last = sqlx::query(
+            "SELECT seq, hash FROM audit_events WHERE tenant_id = $1 AND at_ms < $2 \
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(chain.to_owned())
+        .bind(before_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(last) = last else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let anchor = ChainHead {
+            seq: last.try_get("seq")?,
+            hash: last.try_get("hash")?,
+        };
+        sqlx::query(
+            "INSERT INTO audit_anchors (tenant_id, seq, hash, pruned_at_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, \
+             pruned_at_ms = excluded.pruned_at_ms",
+        )
+        .bind(chain.to_owned())
+        .bind(anchor.seq)
+        .bind(anchor.hash.clone())
+        .bind(crate::now() * 1000)
+        .execute(&mut *tx)
+        .await?;
+        let removed = sqlx::query("DELETE FROM audit_events WHERE tenant_id = $1 AND seq <= $2")
+            .bind(chain.to_owned())
+            .bind(anchor.seq)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(Some((anchor, removed)))
+    }
+
+    /// Verifies `chain` end to end — from its retention anchor — : `Ok(Ok(records))`, or
+    /// where it is broken.
     pub async fn verify_audit(&self, chain: &str) -> Result<std::result::Result<i64, ChainBreak>> {
         // The head first: records appended while verifying lie beyond it and are not judged.
         let head = self.audit_head(chain).await?;
-        let mut verifier = Verifier::default();
+        let anchor = self.audit_anchor(chain).await?;
+        let start = anchor.seq;
+        let mut verifier = Verifier::starting_at(anchor);
         'pages: loop {
             let page = self
                 .audit_page(chain, verifier.last_seq(), VERIFY_PAGE)
@@ -263,6 +329,6 @@ impl Store {
                 break;
             }
         }
-        Ok(verifier.finish(&head))
+        Ok(verifier.finish(&head).map(|last| last - start))
     }
 }

@@ -45,6 +45,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "secrets",
         include_str!("../migrations/sqlite/0006_secrets.sql"),
     ),
+    (
+        7,
+        "audit_retention",
+        include_str!("../migrations/sqlite/0007_audit_retention.sql"),
+    ),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -77,6 +82,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         6,
         "secrets",
         include_str!("../migrations/postgres/0006_secrets.sql"),
+    ),
+    (
+        7,
+        "audit_retention",
+        include_str!("../migrations/postgres/0007_audit_retention.sql"),
     ),
 ];
 

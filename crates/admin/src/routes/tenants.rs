@@ -315,6 +315,10 @@ fn platform_fields_unchanged(current: &Tenant, next: &Tenant) -> ApiResult<()> {
         ("domains", current.domains != next.domains),
         ("settings.rateLimits", a.rate_limits != b.rate_limits),
         ("settings.quotas", a.quotas != b.quotas),
+        (
+            "settings.auditRetentionDays",
+            a.audit_retention_days != b.audit_retention_days,
+        ),
         ("settings.maxSessions", a.max_sessions != b.max_sessions),
         (
             "settings.maxSessionsPerUser",

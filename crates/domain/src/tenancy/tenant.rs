@@ -93,6 +93,9 @@ pub struct TenantSettings {
     /// Persisted call quotas (accepted and stored; enforced once quotas land).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quotas: Option<Quotas>,
+    /// Days the tenant's audit records are kept (over `audit.retention_days`); 0 keeps them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_retention_days: Option<u32>,
 }
 
 /// Call quotas of a tenant: calls per calendar day and month, counted durably.

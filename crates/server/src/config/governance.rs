@@ -101,6 +101,9 @@ pub struct AuditSection {
     pub max_wait_ms: u64,
     /// How long the writer gathers events into one transaction.
     pub flush_interval_ms: u64,
+    /// Days records are kept, unless a tenant's `auditRetentionDays` says otherwise; 0 keeps
+    /// them forever. Checked hourly.
+    pub retention_days: u32,
 }
 
 impl Default for AuditSection {
@@ -111,6 +114,7 @@ impl Default for AuditSection {
             batch_size: 500,
             max_wait_ms: 5_000,
             flush_interval_ms: 50,
+            retention_days: 0,
         }
     }
 }
