@@ -37,6 +37,17 @@ pub struct CallFacts<'a> {
     pub roles: &'a [String],
 }
 
+/// The root CEL context with the built-in functions, shared by every evaluation.
+static ROOT: std::sync::LazyLock<cel::Context> = std::sync::LazyLock::new(cel::Context::default);
+
+fn strings(list: &[String]) -> cel::Value {
+    cel::Value::List(Arc::new(
+        list.iter()
+            .map(|s| cel::Value::String(Arc::new(s.clone())))
+            .collect(),
+    ))
+}
+
 /// A compiled CEL expression; compared, printed and stored as its source text.
 #[derive(Clone)]
 pub struct CelExpression {
@@ -66,18 +77,19 @@ impl CelExpression {
     }
 
     fn holds(&self, facts: &CallFacts<'_>) -> bool {
-        let mut context = cel::Context::default();
-        let added = context
-            .add_variable("args", Value::Object(facts.arguments.clone()))
-            .and_then(|()| context.add_variable("tool", facts.tool))
-            .and_then(|()| context.add_variable("server", facts.server))
-            .and_then(|()| context.add_variable("tenant", facts.tenant))
-            .and_then(|()| context.add_variable("user", facts.user))
-            .and_then(|()| context.add_variable("groups", facts.groups.to_vec()))
-            .and_then(|()| context.add_variable("roles", facts.roles.to_vec()));
-        if added.is_err() {
+        // A scope over the shared root: building the root (every built-in function) costs
+        // ~10 µs, a scope over it ~1 µs.
+        let mut context = ROOT.new_inner_scope();
+        let Ok(arguments) = cel::to_value(facts.arguments) else {
             return false;
-        }
+        };
+        context.add_variable_from_value("args", arguments);
+        context.add_variable_from_value("tool", facts.tool);
+        context.add_variable_from_value("server", facts.server);
+        context.add_variable_from_value("tenant", facts.tenant);
+        context.add_variable_from_value("user", facts.user);
+        context.add_variable_from_value("groups", strings(facts.groups));
+        context.add_variable_from_value("roles", strings(facts.roles));
         matches!(self.program.execute(&context), Ok(cel::Value::Bool(true)))
     }
 }
