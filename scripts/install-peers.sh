@@ -6,7 +6,7 @@
 #
 # Layout (root = ${SWITCHBOARD_PEERS_DIR:-$HOME/.cache/switchboard/peers}):
 #   <root>/npm-<hash>/node_modules/...   npm peers (server-everything, TS SDKs, conformance, node 22)
-#   <root>/venv-<hash>/                  Python venv (mcp, mcp-server-time, mcp-server-git)
+#   <root>/venv-<hash>/                  Python venv (mcp, mcp-server-time, mcp-server-git, schemathesis)
 # <hash> is derived from the pinned version set, so bumping a pin installs side by side.
 # Each folder has a `.installed` stamp written last; when it is present the install is
 # skipped (a re-run takes well under a second). A half-finished folder (no stamp) is wiped
@@ -28,6 +28,8 @@ PY_PINS=(
   "mcp==2.3.0"
   "mcp-server-time==2026.10.19"
   "mcp-server-git==2026.10.19"
+  # Property-based tests of the admin API from its OpenAPI document.
+  "schemathesis==4.32.5"
 )
 PYTHON="${SWITCHBOARD_PYTHON:-python3}"
 

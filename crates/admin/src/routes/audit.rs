@@ -49,6 +49,7 @@ pub struct AuditQuery {
     /// `desc` (newest first, default) or `asc`.
     order: Option<String>,
     /// Records per page, 1–1000 (default 100); not for `jsonl`.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `nextCursor` of the previous page.
     cursor: Option<String>,

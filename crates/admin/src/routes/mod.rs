@@ -83,13 +83,84 @@ fn api() -> OpenApiRouter<AdminState> {
 
 /// The OpenAPI 3.1 document of the admin API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().into_openapi()
+    with_error_answers(api().into_openapi())
+}
+
+/// Errors any operation may answer, besides those its own documentation lists: every one
+/// in the one error shape. Written once here rather than on each handler.
+fn with_error_answers(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::schema::Ref;
+    use utoipa::openapi::{Content, RefOr, ResponseBuilder};
+    let answer = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                )
+                .build(),
+        )
+    };
+    let always: &[(&str, &str)] = &[
+        (
+            "400",
+            "The path, query or body is not valid (the message says what to fix)",
+        ),
+        ("401", "No credential, or one that is not valid"),
+        ("403", "The credential may not do this"),
+        ("404", "No such object (or one of another tenant)"),
+        (
+            "422",
+            "A parameter or field is not valid (`field` names it)",
+        ),
+        ("429", "Rate limited; Retry-After says when to try again"),
+        (
+            "503",
+            "The gateway cannot answer now (database or audit log unavailable)",
+        ),
+    ];
+    let with_body: &[(&str, &str)] = &[
+        (
+            "409",
+            "The object exists already, or conflicts with another",
+        ),
+        ("413", "The body is too large"),
+        (
+            "415",
+            "The body is not JSON (send Content-Type: application/json)",
+        ),
+    ];
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            (&mut item.get, false),
+            (&mut item.delete, false),
+            (&mut item.post, true),
+            (&mut item.put, true),
+            (&mut item.patch, true),
+        ];
+        for (operation, body) in operations {
+            let Some(operation) = operation.as_mut() else {
+                continue;
+            };
+            let extra = if body { with_body } else { &[] };
+            for (status, description) in always.iter().chain(extra) {
+                operation
+                    .responses
+                    .responses
+                    .entry((*status).to_owned())
+                    .or_insert_with(|| answer(description));
+            }
+        }
+    }
+    doc
 }
 
 /// The admin API's router (`/admin/v1/…`, with `openapi.json` and `docs`). Every answer
 /// carries `Cache-Control: no-store`: some hold secrets shown once.
 pub fn router(state: AdminState) -> axum::Router {
     let (router, doc) = api().split_for_parts();
+    let doc = with_error_answers(doc);
     let document = std::sync::Arc::new(doc.to_json().unwrap_or_else(|_| "{}".to_owned()));
     let page = std::sync::Arc::new(crate::docs::page(&doc));
     router

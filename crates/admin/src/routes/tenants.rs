@@ -41,6 +41,7 @@ pub struct TenantQuery {
     /// The tenant a host name resolves to (0 or 1 result).
     domain: Option<String>,
     /// Items per page, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `nextCursor` of the previous page.
     cursor: Option<String>,
