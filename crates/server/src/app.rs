@@ -148,6 +148,9 @@ fn router(services: Services, config: &Config, stopping: Arc<AtomicBool>) -> Rou
     let mut streamable = Router::new()
         .route_service("/mcp", mcp.clone())
         .route_service("/t/{tenant}/mcp", mcp)
+        .layer(axum::middleware::from_fn(
+            streamable::ended_sessions_answer_no_content,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             session_limit,
             streamable::limit_sessions,

@@ -148,6 +148,19 @@ fn refuse(status: StatusCode, code: i32, message: String) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// Middleware for `/mcp`: a session ended with `DELETE` is answered `204 No Content`
+/// instead of rmcp's `202 Accepted` — the session is gone, nothing is pending — which the
+/// Python SDK otherwise logs as a failed termination.
+pub async fn ended_sessions_answer_no_content(request: Request, next: Next) -> Response {
+    let delete = request.method() == http::Method::DELETE;
+    let mut response = next.run(request).await;
+    if delete && response.status() == http::StatusCode::ACCEPTED {
+        *response.status_mut() = http::StatusCode::NO_CONTENT;
+        *response.body_mut() = axum::body::Body::empty();
+    }
+    response
+}
+
 /// Middleware for `/mcp`: a request naming a session must come from the session's owner (any
 /// other caller gets the same 404 as an unknown session, so session ids cannot be probed or
 /// replayed across tenants); a request that would open a legacy session (a POST without
