@@ -174,17 +174,8 @@ async fn retention_prunes_a_tenants_old_records_and_the_chain_still_verifies() {
     let gw = TestGateway::start("", &format!("{}[admin]\ntoken = {PLATFORM:?}\n", db.toml())).await;
     let api = Api::new(&gw.base);
     let p = Some(PLATFORM);
-    for (tenant, owner) in [("acme", "root@acme.com"), ("globex", "boss@globex.com")] {
-        let made = api
-            .send(
-                p,
-                M::POST,
-                "/tenants",
-                Some(json!({"id": tenant, "name": tenant, "owner": owner})),
-            )
-            .await;
-        assert_eq!(made.status, 201);
-    }
+    api.create_tenants(&[("acme", "root@acme.com"), ("globex", "boss@globex.com")])
+        .await;
     // Retention is the platform's to set; a tenant owner cannot change it.
     let root = api.user_key("acme", "root@acme.com").await;
     let refused = api

@@ -4,7 +4,6 @@
 
 mod support;
 
-use reqwest::Method as M;
 use serde_json::json;
 use support::admin::{Api, PLATFORM};
 use support::tenancy::{Backend, TestDb};
@@ -30,17 +29,8 @@ async fn one_shared_upstream_serves_tenants_without_them_seeing_each_other() {
     );
     let mut gw = TestGateway::start("", &config).await;
     let api = Api::new(&gw.base);
-    for (id, owner) in [("acme", "root@acme.com"), ("globex", "boss@globex.com")] {
-        let made = api
-            .send(
-                Some(PLATFORM),
-                M::POST,
-                "/tenants",
-                Some(json!({"id": id, "name": id, "owner": owner})),
-            )
-            .await;
-        assert_eq!(made.status, 201, "{}", made.body);
-    }
+    api.create_tenants(&[("acme", "root@acme.com"), ("globex", "boss@globex.com")])
+        .await;
     let keys = [
         ("acme", api.user_key("acme", "root@acme.com").await),
         ("globex", api.user_key("globex", "boss@globex.com").await),

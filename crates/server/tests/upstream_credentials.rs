@@ -99,20 +99,6 @@ fn reached(seen: &Seen, marker: &str) -> bool {
     seen.lock().unwrap().iter().any(|r| r.body.contains(marker))
 }
 
-async fn tenants(api: &Api, list: &[(&str, &str)]) {
-    for (id, owner) in list {
-        let made = api
-            .send(
-                Some(PLATFORM),
-                M::POST,
-                "/tenants",
-                Some(json!({"id": id, "name": id, "owner": owner})),
-            )
-            .await;
-        assert_eq!(made.status, 201, "{}", made.body);
-    }
-}
-
 async fn set_secret(api: &Api, token: &str, path: &str, value: &str) {
     let set = api
         .send(Some(token), M::PUT, path, Some(json!({"value": value})))
@@ -142,11 +128,8 @@ async fn http_credentials_per_tenant_and_user(backend: Backend) {
     );
     let mut gw = TestGateway::start("", &config).await;
     let api = Api::new(&gw.base);
-    tenants(
-        &api,
-        &[("acme", "root@acme.com"), ("globex", "boss@globex.com")],
-    )
-    .await;
+    api.create_tenants(&[("acme", "root@acme.com"), ("globex", "boss@globex.com")])
+        .await;
     let member = api
         .send(
             Some(PLATFORM),
@@ -293,11 +276,8 @@ async fn stdio_upstream_gets_a_process_per_tenant_with_only_its_declared_environ
     let server = format!("data_dir = {:?}\n", data.display().to_string());
     let mut gw = TestGateway::start(&server, &config).await;
     let api = Api::new(&gw.base);
-    tenants(
-        &api,
-        &[("acme", "root@acme.com"), ("globex", "boss@globex.com")],
-    )
-    .await;
+    api.create_tenants(&[("acme", "root@acme.com"), ("globex", "boss@globex.com")])
+        .await;
     let root = api.user_key("acme", "root@acme.com").await;
     let boss = api.user_key("globex", "boss@globex.com").await;
     set_secret(&api, &root, "/tenants/acme/secrets/api_token", "acme-stdio").await;
@@ -364,11 +344,8 @@ async fn a_tenant_routed_to_its_own_endpoint_never_reaches_the_shared_one() {
     );
     let mut gw = TestGateway::start("", &config).await;
     let api = Api::new(&gw.base);
-    tenants(
-        &api,
-        &[("acme", "root@acme.com"), ("globex", "boss@globex.com")],
-    )
-    .await;
+    api.create_tenants(&[("acme", "root@acme.com"), ("globex", "boss@globex.com")])
+        .await;
     let root = api.user_key("acme", "root@acme.com").await;
     let boss = api.user_key("globex", "boss@globex.com").await;
     for era in [Era::Legacy, Era::Modern] {
@@ -457,11 +434,8 @@ async fn identity_headers_name_each_caller_and_verify_with_the_shared_key() {
     );
     let mut gw = TestGateway::start("", &config).await;
     let api = Api::new(&gw.base);
-    tenants(
-        &api,
-        &[("acme", "root@acme.com"), ("globex", "boss@globex.com")],
-    )
-    .await;
+    api.create_tenants(&[("acme", "root@acme.com"), ("globex", "boss@globex.com")])
+        .await;
     let group = api
         .send(
             Some(PLATFORM),

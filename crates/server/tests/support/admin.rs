@@ -35,6 +35,17 @@ impl Api {
         (status, response.text().await.unwrap_or_default())
     }
 
+    /// Creates tenants `(id, owner)` as the platform administrator (the id doubles as name).
+    pub async fn create_tenants(&self, list: &[(&str, &str)]) {
+        for (id, owner) in list {
+            let body = serde_json::json!({"id": id, "name": id, "owner": owner});
+            let made = self
+                .send(Some(PLATFORM), Method::POST, "/tenants", Some(body))
+                .await;
+            assert_eq!(made.status, 201, "{}", made.body);
+        }
+    }
+
     /// An API key for `user` of `tenant`, made by the platform administrator.
     pub async fn user_key(&self, tenant: &str, user: &str) -> String {
         let body = serde_json::json!({"name": "k", "owner": {"type": "user", "id": user}});
