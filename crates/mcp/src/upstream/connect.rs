@@ -268,22 +268,15 @@ async fn open_with<H: ClientHandler>(
                     .map_err(|e| format!("header {k:?}: {e}"))?;
                 config.custom_headers.insert(name, value);
             }
-            let running = match &def.identity_key {
-                Some(key) => {
-                    let client = super::identity::SignedClient {
-                        inner: http.clone(),
-                        key: key.0.clone(),
-                    };
-                    let transport = StreamableHttpClientTransport::with_client(client, config);
-                    handler.serve_with_lifecycle(transport, mode).await
-                }
-                None => {
-                    let transport =
-                        StreamableHttpClientTransport::with_client(http.clone(), config);
-                    handler.serve_with_lifecycle(transport, mode).await
-                }
-            }
-            .map_err(handshake_error)?;
+            let client = super::headers::UpstreamHttp {
+                inner: http.clone(),
+                identity_key: def.identity_key.as_ref().map(|k| k.0.clone()),
+            };
+            let transport = StreamableHttpClientTransport::with_client(client, config);
+            let running = handler
+                .serve_with_lifecycle(transport, mode)
+                .await
+                .map_err(handshake_error)?;
             Ok(Connection {
                 running,
                 child: None,

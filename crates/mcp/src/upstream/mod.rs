@@ -8,7 +8,7 @@
 
 mod client;
 pub(crate) mod connect;
-mod identity;
+mod headers;
 pub(crate) mod lists;
 mod sse_client;
 pub(crate) mod supervisor;
@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use rmcp::model::{
-    CancelledNotificationParam, ClientRequest, Implementation, ProgressToken, ProtocolVersion,
-    RequestMetaObject, ServerCapabilities, ServerResult,
+    CancelledNotificationParam, ClientRequest, GetExtensions, Implementation, ProgressToken,
+    ProtocolVersion, RequestMetaObject, ServerCapabilities, ServerResult,
 };
 use rmcp::service::{Peer, PeerRequestOptions, RequestContext, RoleClient, RoleServer};
 use serde::Serialize;
@@ -349,25 +349,32 @@ impl Upstream {
         mut request: ClientRequest,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, GatewayError> {
+        let parts = ctx.extensions.get::<http::request::Parts>();
         if self.def.identity_key.is_some()
-            && let Some(caller) = ctx
-                .extensions
-                .get::<http::request::Parts>()
-                .and_then(|parts| parts.extensions.get::<Arc<crate::caller::Caller>>())
+            && let Some(caller) =
+                parts.and_then(|parts| parts.extensions.get::<Arc<crate::caller::Caller>>())
         {
-            identity::attach(&mut request, caller);
+            headers::attach(&mut request, caller);
         }
         let _busy = Busy::enter(&self.in_flight);
         let timeout = self.def.timeouts.request;
         let mut options = PeerRequestOptions::with_timeout(timeout);
+        let mut meta = RequestMetaObject::default();
         // A 2026-07-28 upstream decides which input it may ask for from the request's declared
         // client capabilities: declare the calling client's, since its input requests go to
         // that client (passed through, or asked by the gateway for a legacy session).
         if live.speaks_2026()
             && let Some(capabilities) = ctx.client_capabilities()
         {
-            let mut meta = RequestMetaObject::default();
             meta.set_client_capabilities(capabilities);
+        }
+        // The client's W3C trace context goes on: in `_meta` (every transport) and, on HTTP,
+        // as headers (see `headers::UpstreamHttp`).
+        if let Some(trace) = parts.and_then(|p| headers::TraceContext::from_headers(&p.headers)) {
+            trace.add_to_meta(&mut meta);
+            request.extensions_mut().insert(Arc::new(trace));
+        }
+        if !meta.is_empty() {
             options = options.with_meta(meta);
         }
         let handle = live

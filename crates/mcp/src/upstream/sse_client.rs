@@ -149,10 +149,8 @@ pub async fn connect(
             for (k, v) in &headers {
                 post = post.header(k, v);
             }
-            if let Some(key) = &identity_key {
-                for (k, v) in super::identity::signed_headers(key, &message) {
-                    post = post.header(k, v);
-                }
+            for (k, v) in super::headers::request_headers(identity_key.as_deref(), &message) {
+                post = post.header(k, v);
             }
             match post.send().await {
                 Ok(r) if r.status().is_success() => {}
@@ -227,7 +225,7 @@ mod tests {
         .await
         .unwrap();
         let mut request = ClientRequest::PingRequest(PingRequest::default());
-        super::super::identity::attach(&mut request, &Caller::open());
+        super::super::headers::attach(&mut request, &Caller::open());
         out.send(ClientJsonRpcMessage::Request(JsonRpcRequest::new(
             RequestId::Number(1),
             request,

@@ -1,6 +1,13 @@
-//! Signed identity headers to HTTP upstreams (`identity_key` in a definition).
+//! Per-request headers to HTTP upstreams: the client's W3C trace context, and signed identity
+//! headers (`identity_key` in a definition).
 //!
-//! Every request the gateway sends to such an upstream carries who it is for:
+//! **Trace context.** A client's `traceparent` (and `tracestate`) header is passed on, as is,
+//! to the upstream — as HTTP headers on HTTP transports and in `_meta` on every transport —
+//! so the upstream's spans join the client's trace (the gateway does not start spans of its
+//! own yet). A malformed `traceparent` is not forwarded.
+//!
+//! **Identity.** Every request the gateway sends to an upstream with `identity_key` carries
+//! who it is for:
 //!
 //! ```text
 //! X-Switchboard-Tenant: acme
@@ -12,9 +19,10 @@
 //!
 //! The upstream recomputes the HMAC over the raw body it received, compares in constant
 //! time and checks the timestamp is recent: the headers cannot be forged without the key,
-//! nor moved to another body. The caller travels from the downstream request to the HTTP
-//! client in the upstream request's extensions (never serialized), so a shared connection
-//! still signs each request for its own caller.
+//! nor moved to another body.
+//!
+//! Both travel from the downstream request to the HTTP client in the upstream request's
+//! extensions (never serialized), so a shared connection still sends each request's own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,6 +61,87 @@ impl CallerIdentity {
                 .join(","),
         }
     }
+}
+
+/// The W3C trace context of the downstream request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TraceContext {
+    traceparent: String,
+    tracestate: Option<String>,
+}
+
+/// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, ids not all zero (version 00).
+fn valid_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    matches!(parts.as_slice(), [version, trace, parent, flags]
+        if *version == "00"
+            && hex(trace, 32)
+            && hex(parent, 16)
+            && hex(flags, 2)
+            && trace.bytes().any(|b| b != b'0')
+            && parent.bytes().any(|b| b != b'0'))
+}
+
+impl TraceContext {
+    /// The trace context of a downstream HTTP request, when it carries a valid one.
+    pub(crate) fn from_headers(headers: &http::HeaderMap) -> Option<Self> {
+        let traceparent = headers.get("traceparent")?.to_str().ok()?.trim();
+        if !valid_traceparent(traceparent) {
+            return None;
+        }
+        let tracestate = headers
+            .get("tracestate")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() <= 512)
+            .map(str::to_owned);
+        Some(Self {
+            traceparent: traceparent.to_owned(),
+            tracestate,
+        })
+    }
+
+    /// Writes it into a request's `_meta` (SEP-414 keys).
+    pub(crate) fn add_to_meta(&self, meta: &mut rmcp::model::RequestMetaObject) {
+        meta.set_traceparent(self.traceparent.clone());
+        if let Some(state) = &self.tracestate {
+            meta.set_tracestate(state.clone());
+        }
+    }
+
+    fn headers(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
+        let parent = HeaderValue::from_str(&self.traceparent).ok();
+        let state = self
+            .tracestate
+            .as_deref()
+            .and_then(|s| HeaderValue::from_str(s).ok());
+        parent
+            .map(|v| (HeaderName::from_static("traceparent"), v))
+            .into_iter()
+            .chain(state.map(|v| (HeaderName::from_static("tracestate"), v)))
+    }
+}
+
+/// The per-request headers of one message: its trace context, and with `identity_key` its
+/// signed identity.
+pub(crate) fn request_headers(
+    identity_key: Option<&[u8]>,
+    message: &ClientJsonRpcMessage,
+) -> Vec<(HeaderName, HeaderValue)> {
+    let mut headers = Vec::new();
+    if let JsonRpcMessage::Request(r) = message
+        && let Some(trace) = r.request.extensions().get::<Arc<TraceContext>>()
+    {
+        headers.extend(trace.headers());
+    }
+    if let Some(key) = identity_key {
+        headers.extend(signed_headers(key, message));
+    }
+    headers
 }
 
 /// Marks `request` as sent for `caller` (read back by [`signed_headers`]).
@@ -122,25 +211,25 @@ fn sign(key: &[u8], timestamp: &str, identity: &CallerIdentity, body: &[u8]) -> 
     hex(ring::hmac::sign(&key, payload.as_bytes()).as_ref())
 }
 
-/// reqwest with identity headers on every POST.
+/// reqwest with each request's own headers (trace context, signed identity) on every POST.
 #[derive(Clone)]
-pub(crate) struct SignedClient {
+pub(crate) struct UpstreamHttp {
     pub inner: reqwest::Client,
-    pub key: Arc<[u8]>,
+    pub identity_key: Option<Arc<[u8]>>,
 }
 
-impl SignedClient {
+impl UpstreamHttp {
     fn with_identity(
         &self,
         message: &ClientJsonRpcMessage,
         mut headers: HashMap<HeaderName, HeaderValue>,
     ) -> HashMap<HeaderName, HeaderValue> {
-        headers.extend(signed_headers(&self.key, message));
+        headers.extend(request_headers(self.identity_key.as_deref(), message));
         headers
     }
 }
 
-impl StreamableHttpClient for SignedClient {
+impl StreamableHttpClient for UpstreamHttp {
     type Error = reqwest::Error;
 
     async fn post_message(
@@ -256,6 +345,27 @@ impl StreamableHttpClient for SignedClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_valid_trace_parents_are_passed_on() {
+        let of = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("traceparent", value.parse().unwrap());
+            TraceContext::from_headers(&headers)
+        };
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(of(good).unwrap().traceparent, good);
+        for bad in [
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "garbage",
+        ] {
+            assert!(of(bad).is_none(), "{bad}");
+        }
+    }
 
     #[test]
     fn the_signature_covers_identity_and_body() {
