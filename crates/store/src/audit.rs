@@ -171,8 +171,17 @@ impl Store {
 
     /// The head of `chain` (the genesis head when it has no records).
     pub async fn audit_head(&self, chain: &str) -> Result<ChainHead> {
+        self.chain_point(
+            "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1",
+            chain,
+        )
+        .await
+    }
+
+    /// A chain's point (seq and hash) read by `sql`, or the genesis when there is none.
+    async fn chain_point(&self, sql: &'static str, chain: &str) -> Result<ChainHead> {
         let mut tx = self.begin(Scope::Platform, Access::Read).await?;
-        let row = sqlx::query("SELECT seq, hash FROM audit_heads WHERE tenant_id = $1")
+        let row = sqlx::query(sql)
             .bind(chain.to_owned())
             .fetch_optional(&mut *tx)
             .await?;
@@ -243,19 +252,11 @@ impl Store {
 
     /// Where `chain` starts: the last record retention removed (the genesis when none was).
     pub async fn audit_anchor(&self, chain: &str) -> Result<ChainHead> {
-        let mut tx = self.begin(Scope::Platform, Access::Read).await?;
-        let row = sqlx::query("SELECT seq, hash FROM audit_anchors WHERE tenant_id = $1")
-            .bind(chain.to_owned())
-            .fetch_optional(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        match row {
-            Some(row) => Ok(ChainHead {
-                seq: row.try_get("seq")?,
-                hash: row.try_get("hash")?,
-            }),
-            None => Ok(ChainHead::genesis()),
-        }
+        self.chain_point(
+            "SELECT seq, hash FROM audit_anchors WHERE tenant_id = $1",
+            chain,
+        )
+        .await
     }
 
     /// Retention: removes `chain`'s records up to the last one stamped before `before_ms`,

@@ -201,6 +201,8 @@ impl Policy {
             return Decision::allow(Reason::Granted(allow.label.clone()));
         }
         let mut unmet: Option<&Arc<str>> = None;
+        // The caller as conditions see it: built once, and only if a condition is checked.
+        let mut caller: Option<CallerFacts> = None;
         for role in &principal.roles {
             let Role::Custom(name) = role else { continue };
             let Some(def) = self.roles.get(name) else {
@@ -215,7 +217,7 @@ impl Policy {
                     None => true,
                     Some(_) if permission.conditions.is_empty() => true,
                     Some(arguments) => {
-                        let caller = CallerFacts::of(principal);
+                        let caller = caller.get_or_insert_with(|| CallerFacts::of(principal));
                         let facts = CallFacts {
                             arguments,
                             tool: item.name,

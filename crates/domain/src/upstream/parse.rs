@@ -305,6 +305,12 @@ impl UpstreamDef {
                 "routes HTTP servers only; a stdio server has no URL".into(),
             ));
         }
+        if !raw.tenant_urls.is_empty() && isolation == Isolation::PerSession {
+            return Err(err(
+                "tenant_urls",
+                "a routed tenant gets a connection of its own; remove isolation = \"per-session\" or the routes".into(),
+            ));
+        }
         for (tenant, url) in raw.tenant_urls {
             let id =
                 TenantId::new(tenant.as_str()).map_err(|e| err("tenant_urls", e.to_string()))?;

@@ -217,6 +217,15 @@ fn a_tenant_can_be_routed_to_its_own_endpoint() {
         UpstreamDef::from_raw("crm", r).unwrap_err().field,
         "tenant_urls"
     );
+
+    let mut r = raw("streamable-http");
+    r.url = Some("http://shared.example/mcp".into());
+    r.tenant_urls.insert("acme".into(), "http://a/mcp".into());
+    r.isolation = Some(Isolation::PerSession);
+    assert_eq!(
+        UpstreamDef::from_raw("crm", r).unwrap_err().field,
+        "tenant_urls"
+    );
 }
 
 #[test]

@@ -219,7 +219,7 @@ impl PerTenant {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Open connections of `tenant`: (server, owning user, health).
+    /// Open connections of `tenant`, each with the user who owns it (none: the tenant's).
     pub fn connections_of(&self, tenant: &TenantId) -> Vec<(Arc<Upstream>, Option<UserId>)> {
         lock(&self.instances)
             .iter()

@@ -219,7 +219,7 @@ pub(crate) struct UpstreamHttp {
 }
 
 impl UpstreamHttp {
-    fn with_identity(
+    fn with_request_headers(
         &self,
         message: &ClientJsonRpcMessage,
         mut headers: HashMap<HeaderName, HeaderValue>,
@@ -260,17 +260,17 @@ impl StreamableHttpClient for UpstreamHttp {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
-        let headers = self.with_identity(&message, custom_headers);
-        self.inner
-            .post_message_with_max_sse_event_size(
-                uri,
-                message,
-                session_id,
-                auth_header,
-                headers,
-                max_sse_event_size,
-            )
-            .await
+        let mut limits = StreamableHttpResponseLimits::default();
+        limits.max_sse_event_size = max_sse_event_size;
+        self.post_message_with_response_limits(
+            uri,
+            message,
+            session_id,
+            auth_header,
+            custom_headers,
+            limits,
+        )
+        .await
     }
 
     async fn post_message_with_response_limits(
@@ -282,7 +282,7 @@ impl StreamableHttpClient for UpstreamHttp {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
-        let headers = self.with_identity(&message, custom_headers);
+        let headers = self.with_request_headers(&message, custom_headers);
         self.inner
             .post_message_with_response_limits(
                 uri,
