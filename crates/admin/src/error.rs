@@ -129,6 +129,12 @@ impl ApiError {
         )
     }
 
+    /// 502: an upstream server the request made the gateway contact failed; the message
+    /// says how (a definition's check).
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "upstream_unreachable", message)
+    }
+
     /// 503: the database cannot be reached; the request may be retried.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)

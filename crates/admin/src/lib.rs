@@ -31,8 +31,9 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use switchboard_auth::Authenticator;
 use switchboard_domain::audit::AuditEvent;
-use switchboard_domain::tenancy::{Principal, TenantId};
+use switchboard_domain::tenancy::{Principal, TenantId, UserId};
 use switchboard_domain::usage::Period;
+use switchboard_domain::{RawUpstream, UpstreamDefError};
 use switchboard_secrets::Vault;
 use switchboard_store::Store;
 
@@ -66,6 +67,62 @@ pub trait Hooks: Send + Sync {
     /// A secret of `tenant` (or of one of its users) was set or deleted: upstream
     /// connections made from secrets must look them up again.
     fn secrets_changed(&self, tenant: &TenantId);
+    /// Checks a server definition `tenant` wants to store as `name` (transport, URL and the
+    /// network rules, placeholders, no clash with a catalog server).
+    fn check_server(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        raw: RawUpstream,
+    ) -> Result<(), UpstreamDefError>;
+    /// Connects to a definition `tenant` wants to store (its placeholders filled with
+    /// `user`'s secrets, else the tenant's) and lists its tools.
+    fn probe_server<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        user: Option<&'a UserId>,
+        name: &'a str,
+        raw: RawUpstream,
+    ) -> BoxFuture<'a, Result<ProbeView, ProbeError>>;
+    /// Most servers one tenant may define.
+    fn max_servers_per_tenant(&self) -> usize;
+}
+
+/// What a connection to a server definition found.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeView {
+    /// The tools it lists, by their names on the server.
+    pub tools: Vec<ProbeTool>,
+    /// What the server says it is (`serverInfo`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_info: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<String>,
+}
+
+/// One tool a checked server lists.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ProbeTool {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Why a server definition could not be tried.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The definition is refused.
+    #[error(transparent)]
+    Invalid(#[from] UpstreamDefError),
+    /// A secret its placeholders name is not set.
+    #[error(
+        "secret {0:?} is not set; set it first (PUT /admin/v1/tenants/{{tenant}}/secrets/{0} or /admin/v1/me/secrets/{0})"
+    )]
+    MissingSecret(String),
+    /// Connecting or listing failed (secret values cut out).
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 /// An open legacy session.
@@ -88,6 +145,8 @@ pub struct SessionView {
 pub struct ServerHealth {
     /// The server's name (the prefix of its tools: `name__tool`).
     pub name: String,
+    /// `catalog` (defined by the platform) or `tenant` (the tenant's own).
+    pub owner: String,
     /// `stdio`, `streamable-http` or `sse`.
     pub transport: String,
     /// `starting`, `ready`, `idle`, `down` or `stopped`.

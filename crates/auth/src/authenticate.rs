@@ -462,6 +462,7 @@ pub fn open_principal() -> Authenticated {
             clients: Vec::new(),
             issuers: Vec::new(),
             revoked_tokens: Vec::new(),
+            servers: Vec::new(),
         }],
     });
     let tenant = snapshot

@@ -37,6 +37,7 @@ fn tenant_dir(id: &str) -> TenantDirectory {
         clients: vec![],
         issuers: vec![],
         revoked_tokens: vec![],
+        servers: vec![],
     }
 }
 

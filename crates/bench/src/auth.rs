@@ -173,6 +173,7 @@ pub async fn in_process_costs(iterations: usize) -> anyhow::Result<Vec<Cost>> {
                 clients: Vec::new(),
                 issuers: Vec::new(),
                 revoked_tokens: Vec::new(),
+                servers: Vec::new(),
             }],
         };
     let (kid, pkcs8, _) = generate_signing_key().map_err(anyhow::Error::msg)?;

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod cursor;
 pub mod limits;
 pub mod names;
+pub mod network;
 pub mod rewrite;
 pub mod template;
 pub mod tenancy;
@@ -18,6 +19,6 @@ pub mod usage;
 pub use cursor::{Cursor, CursorError, ListKind};
 pub use names::{NameError, ServerName, exposed_name, exposed_uri, split_exposed_uri};
 pub use upstream::{
-    IdentityKey, Isolation, ProcessLimits, RawUpstream, Timeouts, UpstreamDef, UpstreamDefError,
-    UpstreamTransport,
+    IdentityKey, Isolation, Network, ProcessLimits, RawUpstream, Timeouts, UpstreamDef,
+    UpstreamDefError, UpstreamTransport,
 };

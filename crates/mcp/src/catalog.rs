@@ -19,10 +19,31 @@ use crate::hub::ListChanges;
 use crate::upstream::{Lists, Upstream};
 
 /// Where an exposed name leads: which upstream, and the name it has there.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Route {
+    /// The upstream's index: its place in the gateway's list, or a tenant's own server's
+    /// number (see [`crate::per_tenant`]).
     pub upstream: usize,
     pub name: Arc<str>,
+    /// The upstream itself (a tenant's own servers are not in the gateway's list).
+    pub server: Arc<Upstream>,
+}
+
+impl PartialEq for Route {
+    fn eq(&self, other: &Self) -> bool {
+        self.upstream == other.upstream && self.name == other.name
+    }
+}
+
+impl Eq for Route {}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("server", &self.server.name())
+            .field("name", &self.name)
+            .finish()
+    }
 }
 
 /// A sorted list plus its routing table.
@@ -91,10 +112,10 @@ pub struct Catalog {
     pub prompts: Listing<Prompt>,
     pub resources: Listing<Resource>,
     pub resource_templates: Listing<ResourceTemplate>,
-    /// prefix → upstream index, for resource URIs that are not listed (templates).
-    prefixes: HashMap<String, usize>,
+    /// prefix → upstream, for resource URIs that are not listed (templates).
+    prefixes: HashMap<String, Arc<Upstream>>,
     /// Upstreams exposed without prefix, in configuration order.
-    unprefixed: Vec<usize>,
+    unprefixed: Vec<Arc<Upstream>>,
     pub capabilities: ServerCapabilities,
     /// Bumped by the gateway on every rebuild, so derived views know when to refresh.
     pub generation: u64,
@@ -155,13 +176,14 @@ impl Catalog {
             let server = def.name.as_str();
             let index = upstream.index();
             if prefix.is_empty() {
-                catalog.unprefixed.push(index);
+                catalog.unprefixed.push(upstream.clone());
             } else {
-                catalog.prefixes.insert(prefix.to_owned(), index);
+                catalog.prefixes.insert(prefix.to_owned(), upstream.clone());
             }
             let route = |name: &str| Route {
                 upstream: index,
                 name: Arc::from(name),
+                server: upstream.clone(),
             };
             for tool in lists.tools.iter() {
                 let mut exposed = tool.clone();
@@ -246,18 +268,20 @@ impl Catalog {
             return Some(route.clone());
         }
         if let Some((prefix, rest)) = split_exposed_uri(uri)
-            && let Some(&upstream) = self.prefixes.get(prefix)
+            && let Some(upstream) = self.prefixes.get(prefix)
         {
             return Some(Route {
-                upstream,
+                upstream: upstream.index(),
                 name: Arc::from(rest),
+                server: upstream.clone(),
             });
         }
         // Unlisted URI of an unprefixed upstream: only unambiguous with exactly one.
         match self.unprefixed.as_slice() {
             [only] => Some(Route {
-                upstream: *only,
+                upstream: only.index(),
                 name: Arc::from(uri),
+                server: only.clone(),
             }),
             _ => None,
         }
@@ -304,12 +328,23 @@ mod tests {
 
     fn listing(names: &[&str]) -> Listing<String> {
         let mut l = Listing::default();
+        let def = switchboard_domain::UpstreamDef::from_raw(
+            "t",
+            switchboard_domain::RawUpstream {
+                transport: Some("streamable-http".into()),
+                url: Some("http://127.0.0.1:9/{{tenant}}".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let server = Upstream::template(0, def, Arc::default(), Arc::default(), Default::default());
         for n in names {
             l.routes.insert(
                 n.to_string(),
                 Route {
                     upstream: 0,
                     name: Arc::from(*n),
+                    server: server.clone(),
                 },
             );
             l.items.push(n.to_string());

@@ -8,11 +8,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
-use switchboard_admin::{AdminState, BootstrapToken, Hooks, ServerHealth, SessionView};
+use switchboard_admin::{
+    AdminState, BootstrapToken, Hooks, ProbeError, ProbeView, ServerHealth, SessionView,
+};
 use switchboard_auth::api_key::{self, ADMIN_PREFIX, HashingKey};
 use switchboard_domain::audit::AuditEvent;
-use switchboard_domain::tenancy::{Item, ItemKind, Principal, TenantId};
+use switchboard_domain::tenancy::{Item, ItemKind, Principal, TenantId, UserId};
 use switchboard_domain::usage::Period;
+use switchboard_domain::{RawUpstream, UpstreamDefError};
 use switchboard_governance::{AuditLog, Meter};
 use switchboard_mcp::Gateway;
 use switchboard_mcp::upstream::Health;
@@ -20,8 +23,10 @@ use switchboard_secrets::Vault;
 use switchboard_store::Store;
 
 use crate::app::Sessions;
-use crate::config::Config;
+use crate::config::{Config, TenantServersSection};
+use crate::secrets::VaultSource;
 use crate::tenancy::{Tenancy, hashing_key, open_store};
+use crate::tenant_servers;
 
 struct GatewayHooks {
     tenancy: Arc<Tenancy>,
@@ -29,6 +34,8 @@ struct GatewayHooks {
     sessions: Sessions,
     audit: Option<Arc<AuditLog>>,
     meter: Option<Arc<Meter>>,
+    rules: TenantServersSection,
+    secrets: VaultSource,
 }
 
 impl Hooks for GatewayHooks {
@@ -90,15 +97,49 @@ impl Hooks for GatewayHooks {
         self.gateway.per_tenant().forget(tenant);
     }
 
+    fn check_server(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        raw: RawUpstream,
+    ) -> Result<(), UpstreamDefError> {
+        tenant_servers::check(&self.gateway, &self.rules, tenant, name, raw).map(drop)
+    }
+
+    fn probe_server<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        user: Option<&'a UserId>,
+        name: &'a str,
+        raw: RawUpstream,
+    ) -> BoxFuture<'a, Result<ProbeView, ProbeError>> {
+        Box::pin(tenant_servers::probe(
+            &self.gateway,
+            &self.rules,
+            &self.secrets,
+            tenant,
+            user,
+            name,
+            raw,
+        ))
+    }
+
+    fn max_servers_per_tenant(&self) -> usize {
+        self.rules.max_per_tenant
+    }
+
     fn servers(&self, tenant: &TenantId, principal: Option<&Principal>) -> Vec<ServerHealth> {
         let snapshot = self.tenancy.auth.snapshot();
         let policy = snapshot.tenant(tenant).map(|entry| entry.policy.clone());
         // A definition with placeholders shows the tenant's own connection, once it has one.
         let own = self.gateway.per_tenant().connections_of(tenant);
+        let defined = self.gateway.per_tenant().owned_by(tenant);
+        let catalog = self.gateway.upstreams().len();
         self.gateway
             .upstreams()
             .iter()
             .filter(|u| u.def().available_to(tenant))
+            .chain(defined.iter().flat_map(|d| d.iter()))
             .filter_map(|u| {
                 let status = own
                     .iter()
@@ -140,6 +181,12 @@ impl Hooks for GatewayHooks {
                 };
                 Some(ServerHealth {
                     name: u.name().to_owned(),
+                    owner: if u.index() < catalog {
+                        "catalog"
+                    } else {
+                        "tenant"
+                    }
+                    .to_owned(),
                     transport: u.def().transport.kind().to_owned(),
                     status: state.to_owned(),
                     reason,
@@ -185,6 +232,8 @@ pub async fn state(
         sessions,
         audit,
         meter,
+        rules: config.tenant_servers.clone(),
+        secrets: VaultSource(vault.clone()),
     });
     Ok(Some(AdminState::new(
         tenancy.store.clone(),

@@ -371,6 +371,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     gateway
         .per_tenant()
         .set_source(Arc::new(crate::secrets::VaultSource(vault.clone())));
+    crate::tenant_servers::follow(&tenancy, &gateway, &config.tenant_servers);
     let sessions_ct = CancellationToken::new();
     let sessions = Sessions::new(&gateway, &config, &sessions_ct);
     let admin = crate::admin::state(

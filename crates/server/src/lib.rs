@@ -18,6 +18,7 @@ pub mod reply;
 pub mod retention;
 pub mod secrets;
 pub mod tenancy;
+pub mod tenant_servers;
 pub mod token_cli;
 
 pub use app::{Running, start};

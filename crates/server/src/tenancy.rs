@@ -8,8 +8,8 @@
 //! `/readyz`.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -19,10 +19,16 @@ use switchboard_auth::{
     AuthOptions, Authenticator, GatewayIssuer, JwksCache, JwksOptions, SigningKeyMaterial,
     Snapshot, generate_signing_key,
 };
+use switchboard_domain::tenancy::{Directory, TenantId, TenantServer};
 use switchboard_store::{SigningKeyRow, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+
+/// Every tenant's own server definitions, as of one snapshot.
+pub type OwnServers = Vec<(TenantId, Vec<TenantServer>)>;
+
+type ServersListener = Box<dyn Fn(&OwnServers) + Send + Sync>;
 
 /// The store and the authenticator that serves from its snapshot.
 pub struct Tenancy {
@@ -30,6 +36,20 @@ pub struct Tenancy {
     pub auth: Arc<Authenticator>,
     healthy: AtomicBool,
     reloading: tokio::sync::Mutex<()>,
+    /// Tenants' own servers of the published snapshot, and who hears of new ones (the data
+    /// plane).
+    servers: std::sync::Mutex<Arc<OwnServers>>,
+    on_servers: OnceLock<ServersListener>,
+}
+
+/// Takes the tenants' own servers out of a directory (the snapshot does not need them).
+fn own_servers(directory: &mut Directory) -> OwnServers {
+    directory
+        .tenants
+        .iter_mut()
+        .filter(|t| !t.servers.is_empty())
+        .map(|t| (t.tenant.id.clone(), std::mem::take(&mut t.servers)))
+        .collect()
 }
 
 impl Tenancy {
@@ -38,10 +58,11 @@ impl Tenancy {
     pub async fn open(config: &Config) -> anyhow::Result<Arc<Tenancy>> {
         let store = open_store(config).await?;
         let hashing = hashing_key(config)?;
-        let directory = store
+        let mut directory = store
             .load_directory()
             .await
             .context("cannot read the tenancy directory")?;
+        let servers = own_servers(&mut directory);
         let issuer = load_issuer(&store, &config.public_url()).await?;
         switchboard_mcp::install_crypto_provider();
         let http = reqwest::Client::builder()
@@ -62,7 +83,20 @@ impl Tenancy {
             auth: Arc::new(auth),
             healthy: AtomicBool::new(true),
             reloading: tokio::sync::Mutex::new(()),
+            servers: std::sync::Mutex::new(Arc::new(servers)),
+            on_servers: OnceLock::new(),
         }))
+    }
+
+    /// Calls `listener` with the tenants' own servers now and after every reload.
+    pub fn on_servers(&self, listener: impl Fn(&OwnServers) + Send + Sync + 'static) {
+        let current = self
+            .servers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        listener(&current);
+        let _ = self.on_servers.set(Box::new(listener));
     }
 
     /// Reloads the directory if the store's revision moved; returns whether it did.
@@ -77,16 +111,26 @@ impl Tenancy {
         if revision == current {
             return Ok(false);
         }
-        let directory = self.store.load_directory().await?;
+        let mut directory = self.store.load_directory().await?;
         if directory.revision <= self.auth.snapshot().revision {
             return Ok(false);
         }
+        let servers = Arc::new(own_servers(&mut directory));
         tracing::info!(
             revision = directory.revision,
             tenants = directory.tenants.len(),
             "tenancy directory reloaded"
         );
         self.auth.publish(Snapshot::build(directory));
+        let changed = {
+            let mut current = self.servers.lock().unwrap_or_else(|p| p.into_inner());
+            let changed = **current != *servers;
+            *current = servers.clone();
+            changed
+        };
+        if changed && let Some(listener) = self.on_servers.get() {
+            listener(&servers);
+        }
         Ok(true)
     }
 

@@ -207,3 +207,102 @@ async fn the_cli_and_the_first_start_token_drive_the_admin_api() {
     gw.stop().await;
     db.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_defines_tries_and_removes_a_tenants_own_server() {
+    let Some(db) = TestDb::create(Backend::Sqlite).await else {
+        return;
+    };
+    let (url, seen, upstream) = support::capture::capturing_upstream().await;
+    let config = format!(
+        "{}[admin]\ntoken = {:?}\n[tenant_servers]\nallow_private_networks = true\n",
+        db.toml(),
+        support::admin::PLATFORM
+    );
+    let mut gw = TestGateway::start("", &config).await;
+    let api = support::admin::Api::new(&gw.base);
+    api.create_tenants(&[("acme", "root@acme.com")]).await;
+    let root = api.user_key("acme", "root@acme.com").await;
+    let run = |args: &[&str]| {
+        let out = cli(args, &db, &gw.base, &root);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let mut set = std::process::Command::new(switchboard_bin())
+        .args(["admin", "secrets", "set", "--tenant", "acme", "crm_token"])
+        .env("SWITCHBOARD_ADMIN_URL", &gw.base)
+        .env("SWITCHBOARD_ADMIN_TOKEN", &root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = set.stdin.take().unwrap();
+        stdin.write_all(b"token-from-cli\n").unwrap();
+    }
+    assert!(set.wait().unwrap().success());
+    let def = [
+        "--endpoint",
+        url.as_str(),
+        "--header",
+        "Authorization: Bearer {{secret.crm_token}}",
+    ];
+    let tried = run(&[
+        &[
+            "admin", "--output", "json", "servers", "validate", "--tenant", "acme", "crm",
+        ][..],
+        &def,
+    ]
+    .concat());
+    let tried: Value = serde_json::from_str(&tried).unwrap();
+    assert!(
+        tried["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "echo"),
+        "{tried}"
+    );
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.auth == "Bearer token-from-cli")
+    );
+    run(&[
+        &["admin", "servers", "put", "--tenant", "acme", "crm"][..],
+        &def,
+    ]
+    .concat());
+    let table = run(&["admin", "servers", "list", "--tenant", "acme"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("crm") && l.contains("tenant")),
+        "{table}"
+    );
+    let read: Value = serde_json::from_str(&run(&[
+        "admin", "--output", "json", "servers", "get", "--tenant", "acme", "crm",
+    ]))
+    .unwrap();
+    assert_eq!(
+        read["headers"]["Authorization"],
+        "Bearer {{secret.crm_token}}"
+    );
+    run(&["admin", "servers", "delete", "--tenant", "acme", "crm"]);
+    let out = cli(
+        &["admin", "servers", "get", "--tenant", "acme", "crm"],
+        &db,
+        &gw.base,
+        &root,
+    );
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("404"));
+    gw.stop().await;
+    upstream.cancel();
+    db.cleanup().await;
+}

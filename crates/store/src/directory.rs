@@ -68,11 +68,12 @@ enum Table {
     Clients,
     Issuers,
     Revoked,
+    Servers,
 }
 
 /// One query per [`Table`]; each may use `$1` = now (only revocations do: expired ones are
 /// useless and not loaded).
-const TABLES: [&str; 10] = [
+const TABLES: [&str; 11] = [
     "SELECT tenant_id, domain FROM tenant_domains ORDER BY domain",
     "SELECT tenant_id, email, role FROM memberships ORDER BY email",
     "SELECT tenant_id, name, description FROM tenant_groups ORDER BY name",
@@ -83,6 +84,7 @@ const TABLES: [&str; 10] = [
     "SELECT * FROM service_clients ORDER BY client_id",
     "SELECT tenant_id, config FROM issuers ORDER BY issuer",
     "SELECT tenant_id, jti FROM revoked_tokens WHERE expires_at >= $1 ORDER BY jti",
+    "SELECT * FROM tenant_servers ORDER BY name",
 ];
 
 fn convert<T>(rows: Vec<AnyRow>, f: impl Fn(&AnyRow) -> Result<T>) -> Result<Vec<T>> {
@@ -137,6 +139,7 @@ impl Store {
                 clients: convert(take(Table::Clients), client_from_row)?,
                 issuers: convert(take(Table::Issuers), issuer_from_row)?,
                 revoked_tokens: convert(take(Table::Revoked), |r| Ok(r.try_get("jti")?))?,
+                servers: convert(take(Table::Servers), crate::servers::server_from_row)?,
             });
         }
         Ok(Directory {

@@ -50,6 +50,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "audit_retention",
         include_str!("../migrations/sqlite/0007_audit_retention.sql"),
     ),
+    (
+        8,
+        "tenant_servers",
+        include_str!("../migrations/sqlite/0008_tenant_servers.sql"),
+    ),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -87,6 +92,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         7,
         "audit_retention",
         include_str!("../migrations/postgres/0007_audit_retention.sql"),
+    ),
+    (
+        8,
+        "tenant_servers",
+        include_str!("../migrations/postgres/0008_tenant_servers.sql"),
     ),
 ];
 

@@ -47,7 +47,7 @@ pub struct TenantQuery {
     cursor: Option<String>,
 }
 
-fn etag(version: i64) -> HeaderValue {
+pub(crate) fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
@@ -59,7 +59,7 @@ fn with_etag(status: StatusCode, view: TenantView) -> Response {
 }
 
 /// The version an `If-Match` header demands; `None` when absent or `*`.
-fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+pub(crate) fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };

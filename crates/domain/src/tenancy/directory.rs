@@ -173,6 +173,22 @@ pub struct TenantDirectory {
     pub issuers: Vec<IssuerConfig>,
     /// Ids (`jti`) of revoked tokens issued by this gateway that have not expired yet.
     pub revoked_tokens: Vec<String>,
+    /// Upstream servers the tenant defined for itself.
+    #[serde(default)]
+    pub servers: Vec<TenantServer>,
+}
+
+/// An upstream server a tenant defined for itself (checked with
+/// [`crate::UpstreamDef::for_tenant`] when written and again when the data plane loads it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantServer {
+    pub name: String,
+    pub description: String,
+    pub definition: crate::upstream::RawUpstream,
+    /// Increases with every change (the admin API's `ETag`).
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
 /// The whole directory, as loaded in one read.

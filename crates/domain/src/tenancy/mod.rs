@@ -14,7 +14,7 @@ pub mod tenant;
 pub use condition::{CallFacts, CelExpression, Condition};
 pub use directory::{
     ApiKeyRecord, ClaimMapping, Directory, Group, IssuerConfig, KeyOwner, Membership,
-    ServiceClient, TenantDirectory,
+    ServiceClient, TenantDirectory, TenantServer,
 };
 pub use grant::{Effect, Grant, Grantee};
 pub use ids::{ClientId, GroupName, IdError, TenantId, UserId};

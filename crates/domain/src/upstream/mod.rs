@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::names::ServerName;
+pub use crate::network::Network;
 use crate::rewrite::Rewrites;
 use crate::template::{Encoding, Template};
 use crate::tenancy::TenantId;
@@ -185,6 +186,8 @@ pub struct UpstreamDef {
     /// Tenants whose calls go to another endpoint of this server (`tenant_urls`): each such
     /// tenant gets a connection of its own there; the others share the default one.
     pub routes: BTreeMap<TenantId, String>,
+    /// Where its connections may go (a tenant's own server: public addresses only).
+    pub network: Network,
 }
 
 impl UpstreamDef {
@@ -262,6 +265,7 @@ impl UpstreamDef {
 }
 
 mod parse;
+mod tenant_owned;
 #[cfg(test)]
 mod tests;
 

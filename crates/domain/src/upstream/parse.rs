@@ -30,7 +30,7 @@ impl Placeholders {
 }
 
 /// The serde-facing shape of an upstream in the configuration file.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
     /// `stdio`, `streamable-http` or `sse`.
@@ -352,6 +352,7 @@ impl UpstreamDef {
             Some(key) => Some(super::IdentityKey(key.into_bytes().into())),
         };
         Ok(UpstreamDef {
+            network: super::Network::Any,
             identity_key,
             routes,
             name: server,

@@ -266,8 +266,8 @@ impl GatewayHandler {
         result
     }
 
-    fn upstream(&self, route: &Route) -> &Arc<Upstream> {
-        &self.gateway.upstreams[route.upstream]
+    fn upstream<'r>(&self, route: &'r Route) -> &'r Arc<Upstream> {
+        &route.server
     }
 
     /// The connection a request for `route` goes to: the shared upstream, or for a
@@ -279,7 +279,7 @@ impl GatewayHandler {
         }
         self.gateway
             .per_tenant
-            .connection(&self.gateway.upstreams, route.upstream, caller)
+            .connection(upstream, caller)
             .await
             .map_err(ErrorData::from)
     }
@@ -287,7 +287,7 @@ impl GatewayHandler {
     /// Explains an unknown tool name that would belong to a per-tenant upstream the caller
     /// may use once its secret is set; otherwise the plain "unknown" error.
     async fn unknown_tool(&self, caller: &Caller, name: &str) -> ErrorData {
-        if !self.gateway.per_tenant.is_empty()
+        if self.gateway.per_tenant.serves(caller.tenant())
             && let Some(err) = self
                 .gateway
                 .per_tenant
@@ -405,8 +405,8 @@ impl GatewayHandler {
     async fn view(&self, ctx: &RequestContext<RoleServer>) -> Arc<Catalog> {
         let shared = self.gateway.catalog.load_full();
         let links = self.links_for(ctx).await;
-        if !self.gateway.per_tenant.is_empty()
-            && let Ok(caller) = self.caller(&ctx.extensions)
+        if let Ok(caller) = self.caller(&ctx.extensions)
+            && self.gateway.per_tenant.serves(caller.tenant())
         {
             let config = &self.gateway.config;
             return self

@@ -16,10 +16,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use switchboard_domain::UpstreamTransport;
@@ -35,6 +36,7 @@ use crate::hub::Hub;
 use crate::session::SessionLinks;
 use crate::upstream::{Lists, Owner, Upstream};
 
+mod owned;
 mod upkeep;
 
 use upkeep::{maintain, private_dir};
@@ -142,10 +144,19 @@ struct View {
 /// Most cached views; beyond it the cache starts over (views are cheap to rebuild).
 const MAX_VIEWS: usize = 1024;
 
-/// Every tenant's connections to the per-tenant upstreams.
+/// A tenant's own servers (templates: each connection is made from one).
+type Owned = HashMap<TenantId, Arc<[Arc<Upstream>]>>;
+
+/// Every tenant's connections to the per-tenant upstreams: catalog definitions with
+/// placeholders, and the servers tenants defined for themselves.
 pub struct PerTenant {
-    /// Indices of the upstreams with placeholders.
+    /// Indices of the catalog upstreams with placeholders.
     indices: Vec<usize>,
+    /// Each tenant's own servers, numbered from the catalog's length up (a changed
+    /// definition gets a new number, so its old connections are never reused).
+    owned: ArcSwap<Owned>,
+    any_owned: AtomicBool,
+    next_index: AtomicUsize,
     source: OnceLock<Arc<dyn SecretSource>>,
     instances: Mutex<HashMap<Key, Arc<Instance>>>,
     /// Keyed by the caller (its user, if any), not by the connection.
@@ -186,6 +197,9 @@ impl PerTenant {
             .collect();
         let pool = Arc::new(PerTenant {
             indices,
+            owned: ArcSwap::from_pointee(HashMap::new()),
+            any_owned: AtomicBool::new(false),
+            next_index: AtomicUsize::new(upstreams.len()),
             source: OnceLock::new(),
             instances: Mutex::new(HashMap::new()),
             bindings: Mutex::new(HashMap::new()),
@@ -197,13 +211,30 @@ impl PerTenant {
             limits: config.per_tenant,
             work_dir: config.work_dir.clone(),
         });
-        let task = (!pool.indices.is_empty()).then(|| tokio::spawn(maintain(pool.clone())));
+        let task = Some(tokio::spawn(maintain(pool.clone())));
         (pool, task)
     }
 
-    /// True when no upstream has placeholders (every request uses the shared catalog).
-    pub fn is_empty(&self) -> bool {
-        self.indices.is_empty()
+    /// Whether `tenant`'s requests need this pool: some catalog upstream has placeholders,
+    /// or the tenant has servers of its own. Otherwise the shared catalog serves them.
+    pub fn serves(&self, tenant: &TenantId) -> bool {
+        !self.indices.is_empty()
+            || (self.any_owned.load(Ordering::Acquire) && self.owned.load().contains_key(tenant))
+    }
+
+    /// The per-tenant upstreams `tenant` may use: catalog definitions with placeholders,
+    /// then its own servers.
+    fn templates_for(&self, upstreams: &[Arc<Upstream>], tenant: &TenantId) -> Vec<Arc<Upstream>> {
+        let mut templates: Vec<Arc<Upstream>> = self
+            .indices
+            .iter()
+            .map(|&i| upstreams[i].clone())
+            .filter(|u| u.def().available_to(tenant) && u.def().own_connection_for(tenant))
+            .collect();
+        if let Some(own) = self.owned_by(tenant) {
+            templates.extend(own.iter().cloned());
+        }
+        templates
     }
 
     /// Sets where secrets come from (once, at startup).
@@ -228,18 +259,16 @@ impl PerTenant {
             .collect()
     }
 
-    /// The connection that serves `caller` for the per-tenant upstream `index`, opened (and
-    /// its secrets resolved) when needed.
+    /// The connection that serves `caller` for the per-tenant upstream `template`, opened
+    /// (and its secrets resolved) when needed.
     pub(crate) async fn connection(
         &self,
-        upstreams: &[Arc<Upstream>],
-        index: usize,
+        template: &Arc<Upstream>,
         caller: &Caller,
     ) -> Result<Arc<Upstream>, GatewayError> {
-        let template = &upstreams[index];
         let tenant = caller.tenant();
         let asked = Key {
-            index,
+            index: template.index(),
             tenant: tenant.clone(),
             user: user_of(caller).cloned(),
         };
@@ -426,15 +455,13 @@ impl PerTenant {
             return view.catalog.clone();
         }
         let mut overrides: HashMap<usize, Override> = HashMap::new();
-        for &index in &self.indices {
-            let def = upstreams[index].def();
-            if !def.available_to(tenant) || !def.own_connection_for(tenant) {
-                continue;
-            }
-            let upstream = match self.connection(upstreams, index, caller).await {
+        let own = self.owned_by(tenant);
+        for template in self.templates_for(upstreams, tenant) {
+            let index = template.index();
+            let upstream = match self.connection(&template, caller).await {
                 Ok(upstream) => upstream,
                 Err(err) => {
-                    tracing::debug!(server = upstreams[index].name(), %tenant, %err, "per-tenant upstream left out of the list");
+                    tracing::debug!(server = template.name(), %tenant, %err, "per-tenant upstream left out of the list");
                     continue;
                 }
             };
@@ -444,18 +471,27 @@ impl PerTenant {
             let status = upstream.status();
             overrides.insert(index, (status.lists.clone(), status.capabilities.clone()));
         }
-        let mut catalog = Catalog::build_with(upstreams, |index| {
+        // The catalog's upstreams, then the tenant's own servers.
+        let all: Vec<Arc<Upstream>>;
+        let listed = match &own {
+            Some(own) => {
+                all = upstreams.iter().chain(own.iter()).cloned().collect();
+                &all[..]
+            }
+            None => upstreams,
+        };
+        let mut catalog = Catalog::build_with(listed, |index| {
             links
                 .and_then(|l| l.link(index))
                 .map(|link| link.lists())
                 .or_else(|| overrides.get(&index).cloned())
                 .or_else(|| {
                     // Left out: no lists at all rather than another tenant's or another
-                    // endpoint's.
-                    upstreams[index]
-                        .def()
-                        .own_connection_for(tenant)
-                        .then(|| (Lists::default(), None))
+                    // endpoint's (a tenant's own server always has its own connection).
+                    let catalog_server = upstreams
+                        .get(index)
+                        .is_some_and(|u| !u.def().own_connection_for(tenant));
+                    (!catalog_server).then(|| (Lists::default(), None))
                 })
         });
         catalog.generation = shared.generation;
@@ -487,10 +523,9 @@ impl PerTenant {
         exposed: &str,
         visible: impl Fn(&Upstream, &str) -> bool,
     ) -> Option<GatewayError> {
-        for &index in &self.indices {
-            let upstream = &upstreams[index];
+        for upstream in self.templates_for(upstreams, caller.tenant()) {
             let def = upstream.def();
-            if def.prefix.is_empty() || !def.available_to(caller.tenant()) {
+            if def.prefix.is_empty() {
                 continue;
             }
             let Some(name) = exposed
@@ -499,11 +534,11 @@ impl PerTenant {
             else {
                 continue;
             };
-            if !visible(upstream, name) {
+            if !visible(&upstream, name) {
                 continue;
             }
             if let Err(err @ GatewayError::MissingSecret { .. }) =
-                self.connection(upstreams, index, caller).await
+                self.connection(&upstream, caller).await
             {
                 return Some(err);
             }

@@ -10,6 +10,7 @@ mod client;
 pub(crate) mod connect;
 mod headers;
 pub(crate) mod lists;
+mod network;
 mod sse_client;
 pub(crate) mod supervisor;
 
@@ -34,6 +35,7 @@ use crate::hub::Hub;
 
 pub use client::client_info;
 pub use lists::Lists;
+pub use supervisor::{Probe, probe};
 
 /// Health of one upstream, as shown in logs, `/readyz` and the admin API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -138,6 +140,15 @@ pub struct Owner {
     pub redactions: Vec<String>,
 }
 
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("index", &self.index)
+            .field("name", &self.name())
+            .finish()
+    }
+}
+
 impl Upstream {
     /// Creates the upstream and starts its supervisor task. A definition with placeholders
     /// gets no supervisor: it only names what each tenant's connection is made from.
@@ -161,7 +172,38 @@ impl Upstream {
         owner: Owner,
     ) -> (Arc<Upstream>, tokio::task::JoinHandle<()>) {
         let per_tenant = def.per_tenant;
-        let upstream = Arc::new(Upstream {
+        let upstream = Self::create(index, def, hub, catalog_dirty, shutdown, owner);
+        let task = if per_tenant {
+            tokio::spawn(async {})
+        } else {
+            tokio::spawn(supervisor::run(upstream.clone()))
+        };
+        (upstream, task)
+    }
+
+    /// A definition with placeholders (a tenant's own server, say) that only names what
+    /// each tenant's connection is made from: no supervisor, never connected itself.
+    pub fn template(
+        index: usize,
+        def: UpstreamDef,
+        hub: Arc<Hub>,
+        catalog_dirty: Arc<Notify>,
+        shutdown: CancellationToken,
+    ) -> Arc<Upstream> {
+        debug_assert!(def.per_tenant, "a template has placeholders");
+        Self::create(index, def, hub, catalog_dirty, shutdown, Owner::default())
+    }
+
+    fn create(
+        index: usize,
+        def: UpstreamDef,
+        hub: Arc<Hub>,
+        catalog_dirty: Arc<Notify>,
+        shutdown: CancellationToken,
+        owner: Owner,
+    ) -> Arc<Upstream> {
+        let per_tenant = def.per_tenant;
+        Arc::new(Upstream {
             index,
             def: Arc::new(def),
             status: ArcSwap::from_pointee(UpstreamStatus {
@@ -193,13 +235,7 @@ impl Upstream {
                 .into_iter()
                 .filter(|v| v.len() >= 4)
                 .collect(),
-        });
-        let task = if per_tenant {
-            tokio::spawn(async {})
-        } else {
-            tokio::spawn(supervisor::run(upstream.clone()))
-        };
-        (upstream, task)
+        })
     }
 
     /// The tenant this connection belongs to, if it is one tenant's.

@@ -13,6 +13,7 @@ use rmcp::model::{
     ServerCapabilities, ServerNotification, SubscriptionFilter,
 };
 use rmcp::service::{Peer, PeerRequestOptions, RoleClient};
+use switchboard_domain::UpstreamDef;
 
 use super::client::SharedClient;
 use super::connect::{self, Connection};
@@ -93,15 +94,10 @@ impl Upstream {
 
 /// Runs until the gateway shuts down.
 pub(super) async fn run(upstream: Arc<Upstream>) {
-    let http = match reqwest::Client::builder()
-        .connect_timeout(upstream.def.timeouts.connect)
-        .build()
-    {
+    let http = match super::network::http_client(&upstream.def) {
         Ok(http) => http,
-        Err(err) => {
-            upstream.set_health(Health::Down {
-                reason: format!("cannot create an HTTP client: {err}"),
-            });
+        Err(reason) => {
+            upstream.set_health(Health::Down { reason });
             return;
         }
     };
@@ -116,11 +112,12 @@ pub(super) async fn run(upstream: Arc<Upstream>) {
             connection,
             server: upstream.name().to_owned(),
         };
+        let open = async {
+            super::network::check_host(&upstream.def).await?;
+            connect::open(&upstream.def, handler, &http, connect::Lifecycle::Newest).await
+        };
         let opened = tokio::select! {
-            opened = tokio::time::timeout(
-                upstream.def.timeouts.connect,
-                connect::open(&upstream.def, handler, &http, connect::Lifecycle::Newest),
-            ) => opened,
+            opened = tokio::time::timeout(upstream.def.timeouts.connect, open) => opened,
             _ = upstream.shutdown.cancelled() => break,
         };
         let ended = match opened {
@@ -413,4 +410,65 @@ async fn closed(conn: &Connection<SharedClient>) {
 
 async fn close(conn: Connection<SharedClient>) {
     connect::close(conn, CHILD_GRACE).await;
+}
+
+/// What a one-off connection to a definition found (`POST …/servers/validate`).
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub tools: Vec<rmcp::model::Tool>,
+    /// `serverInfo`: name and version.
+    pub server_info: Option<String>,
+    pub protocol_version: Option<String>,
+}
+
+/// Connects to `def` (secrets already filled in), lists its tools and disconnects, within
+/// the definition's connect and request timeouts. The error says what failed, in words an
+/// admin can act on.
+pub async fn probe(def: &UpstreamDef) -> Result<Probe, String> {
+    let http = super::network::http_client(def)?;
+    super::network::check_host(def).await?;
+    let handler = SharedClient {
+        upstream: std::sync::Weak::new(),
+        connection: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
+        server: def.name.as_str().to_owned(),
+    };
+    let conn = tokio::time::timeout(
+        def.timeouts.connect,
+        connect::open(def, handler, &http, connect::Lifecycle::Newest),
+    )
+    .await
+    .map_err(|_| format!("no handshake within {:?}", def.timeouts.connect))??;
+    let peer = conn.running.peer().clone();
+    let info = peer.peer_info();
+    let caps = info.as_ref().map(|i| i.capabilities.clone());
+    let wanted = Wanted {
+        tools: true,
+        ..Wanted::default()
+    };
+    let listed = tokio::time::timeout(
+        def.timeouts.request,
+        lists::fetch(&peer, caps.as_ref(), wanted, &Lists::default()),
+    )
+    .await;
+    let probe = Probe {
+        tools: Vec::new(),
+        server_info: info
+            .as_ref()
+            .and_then(|i| i.server_info.as_ref())
+            .map(|s| format!("{} {}", s.name, s.version)),
+        protocol_version: info.as_ref().map(|i| i.protocol_version.to_string()),
+    };
+    conn.transport_ct.cancel();
+    let _ = conn.running.cancel().await;
+    match listed {
+        Ok(Ok(lists)) => Ok(Probe {
+            tools: lists.tools.as_ref().clone(),
+            ..probe
+        }),
+        Ok(Err(e)) => Err(format!("listing tools failed: {e}")),
+        Err(_) => Err(format!(
+            "listing tools took longer than {:?}",
+            def.timeouts.request
+        )),
+    }
 }

@@ -64,6 +64,9 @@ pub enum AdminCommand {
     /// Secrets (write-only): a tenant's, or with `--mine` your own.
     #[command(subcommand)]
     Secrets(SecretCmd),
+    /// Servers a tenant can reach, and the HTTP servers it defines for itself.
+    #[command(subcommand)]
+    Servers(ServerCmd),
     /// A tenant's usage (calls, errors, latency, bytes) and quotas.
     Usage {
         #[arg(long)]
@@ -217,6 +220,63 @@ pub enum RoleCmd {
         permissions: String,
         #[arg(long, default_value = "")]
         description: String,
+    },
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
+}
+
+/// A tenant's own server definition, from flags.
+#[derive(Debug, clap::Args)]
+pub struct ServerDef {
+    /// The server's URL; `{{tenant}}` and `{{secret.NAME}}` may appear. (`--url` is the
+    /// gateway's.)
+    #[arg(long)]
+    pub endpoint: String,
+    /// `streamable-http` or `sse`.
+    #[arg(long, default_value = "streamable-http")]
+    pub transport: String,
+    /// A header sent with every request, `Name: value` (repeatable), e.g.
+    /// `--header 'Authorization: Bearer {{secret.crm_token}}'`.
+    #[arg(long = "header")]
+    pub headers: Vec<String>,
+    /// Prefix of its exposed names (default: the server's name).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    #[arg(long, default_value = "")]
+    pub description: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCmd {
+    /// Every server the tenant can reach, with its health.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// One of the tenant's own servers.
+    Get {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
+    /// Defines or replaces one of the tenant's own servers.
+    Put {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        #[command(flatten)]
+        def: ServerDef,
+    },
+    /// Tries a definition without saving it: connects and lists its tools.
+    Validate {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        #[command(flatten)]
+        def: ServerDef,
     },
     Delete {
         #[arg(long)]

@@ -43,6 +43,27 @@ fn read_value(file: Option<&std::path::Path>) -> anyhow::Result<zeroize::Zeroizi
     Ok(text)
 }
 
+/// The admin API's server definition from the command's flags.
+fn spec(def: ServerDef) -> anyhow::Result<Value> {
+    let mut headers = serde_json::Map::new();
+    for header in &def.headers {
+        let (name, value) = header
+            .split_once(':')
+            .with_context(|| format!("--header {header:?} must be `Name: value`"))?;
+        headers.insert(name.trim().to_owned(), json!(value.trim()));
+    }
+    let mut body = json!({
+        "transport": def.transport,
+        "url": def.endpoint,
+        "headers": headers,
+        "description": def.description,
+    });
+    if let Some(prefix) = def.prefix {
+        body["prefix"] = json!(prefix);
+    }
+    Ok(body)
+}
+
 fn parse_json(flag: &str, text: &str) -> anyhow::Result<Value> {
     serde_json::from_str(text).with_context(|| format!("--{flag} is not valid JSON"))
 }
@@ -322,6 +343,34 @@ pub async fn run(connection: &Connection, command: AdminCommand) -> anyhow::Resu
                 }
             }
         }
+        AdminCommand::Servers(cmd) => match cmd {
+            ServerCmd::List { tenant } => api.list(&["tenants", &tenant, "servers"], &[]).await?,
+            ServerCmd::Get { tenant, name } => {
+                api.send(Method::GET, &["tenants", &tenant, "servers", &name], None)
+                    .await?
+            }
+            ServerCmd::Put { tenant, name, def } => {
+                api.send(
+                    put,
+                    &["tenants", &tenant, "servers", &name],
+                    Some(spec(def)?),
+                )
+                .await?
+            }
+            ServerCmd::Validate { tenant, name, def } => {
+                let body = json!({ "name": name, "definition": spec(def)? });
+                api.send(
+                    post,
+                    &["tenants", &tenant, "servers", "validate"],
+                    Some(body),
+                )
+                .await?
+            }
+            ServerCmd::Delete { tenant, name } => {
+                api.send(delete, &["tenants", &tenant, "servers", &name], None)
+                    .await?
+            }
+        },
         AdminCommand::Usage {
             tenant,
             from,

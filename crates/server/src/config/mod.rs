@@ -19,7 +19,7 @@ mod env;
 mod governance;
 mod secrets;
 
-pub use admin::AdminSection;
+pub use admin::{AdminSection, TenantServersSection};
 use env::env_overrides;
 pub use secrets::SecretsSection;
 
@@ -184,6 +184,8 @@ struct RawConfig {
     #[serde(default)]
     admin: AdminSection,
     #[serde(default)]
+    tenant_servers: TenantServersSection,
+    #[serde(default)]
     secrets: SecretsSection,
     #[serde(default)]
     upstreams: BTreeMap<String, RawUpstream>,
@@ -200,6 +202,7 @@ pub struct Config {
     pub usage: UsageSection,
     pub metrics: MetricsSection,
     pub admin: AdminSection,
+    pub tenant_servers: TenantServersSection,
     pub secrets: SecretsSection,
     pub listen: SocketAddr,
     pub upstreams: Vec<UpstreamDef>,
@@ -389,6 +392,7 @@ impl Config {
             ));
         }
         raw.admin.check()?;
+        raw.tenant_servers.check()?;
         if let Err(entry) = crate::forwarded::TrustedProxies::parse(&raw.server.trusted_proxies) {
             return Err(invalid(
                 "server.trusted_proxies",
@@ -433,6 +437,7 @@ impl Config {
             usage: raw.usage,
             metrics: raw.metrics,
             admin: raw.admin,
+            tenant_servers: raw.tenant_servers,
             secrets: raw.secrets,
             listen,
             upstreams,

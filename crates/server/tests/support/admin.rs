@@ -120,3 +120,17 @@ impl Api {
 pub fn code(answer: &Answer) -> &str {
     answer.body["error"]["code"].as_str().unwrap_or("")
 }
+
+/// Sets a secret through the admin API (`path`: `/tenants/{t}/secrets/NAME` or
+/// `/me/secrets/NAME`), asserting success.
+pub async fn set_secret(api: &Api, token: &str, path: &str, value: &str) {
+    let set = api
+        .send(
+            Some(token),
+            Method::PUT,
+            path,
+            Some(serde_json::json!({"value": value})),
+        )
+        .await;
+    assert!(set.status.is_success(), "{} {}", set.status, set.body);
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code, deprecated)]
 
 pub mod admin;
+pub mod capture;
 pub mod peers;
 pub mod tenancy;
 

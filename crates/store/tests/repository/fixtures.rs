@@ -99,6 +99,20 @@ pub fn grant(grantee: Grantee, pattern: &str, effect: Effect) -> Grant {
     }
 }
 
+/// A tenant's own server definition.
+pub fn server_def(id: &str) -> switchboard_domain::RawUpstream {
+    switchboard_domain::RawUpstream {
+        transport: Some("streamable-http".into()),
+        url: Some(format!("https://mcp.{id}.example/mcp")),
+        headers: [(
+            "Authorization".to_owned(),
+            "Bearer {{secret.crm}}".to_owned(),
+        )]
+        .into(),
+        ..Default::default()
+    }
+}
+
 /// Creates tenant `id` with one of everything (and an expired token revocation) and returns
 /// what `load_directory` must report for it. Grants are in no particular order: compare
 /// through [`normalized`].
@@ -180,6 +194,13 @@ pub async fn populate(store: &Store, id: &str) -> TenantDirectory {
         .await
         .unwrap();
     scope.revoke_token(&format!("dead-{id}"), 10).await.unwrap();
+    let servers = vec![
+        scope
+            .put_server("crm", "our CRM", &server_def(id), None, 20)
+            .await
+            .unwrap()
+            .after,
+    ];
     normalized(TenantDirectory {
         tenant,
         members,
@@ -190,6 +211,7 @@ pub async fn populate(store: &Store, id: &str) -> TenantDirectory {
         clients: vec![ci],
         issuers,
         revoked_tokens: vec![format!("live-{id}")],
+        servers,
     })
 }
 

@@ -33,5 +33,6 @@ mod isolation;
 mod members;
 mod rls;
 mod secrets;
+mod servers;
 mod tenants;
 mod usage;

@@ -59,6 +59,16 @@ async fn second_wall(db: Db) {
         ids(&mut tx, "SELECT id FROM tenants").await,
         vec!["globex".to_string()]
     );
+    assert_eq!(
+        ids(&mut tx, "SELECT tenant_id FROM tenant_servers").await,
+        vec!["globex".to_string()]
+    );
+    let touched = sqlx::query("UPDATE tenant_servers SET version = 9 WHERE tenant_id = 'acme'")
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(touched, 0);
     let touched = sqlx::query("UPDATE api_keys SET revoked_at = 1 WHERE tenant_id = 'acme'")
         .execute(&mut *tx)
         .await

@@ -1,0 +1,178 @@
+//! Upstream servers a tenant defines for itself. The definition is stored as written (JSON);
+//! the caller checks it with the domain before writing, and the data plane checks it again
+//! when it loads the directory. Writes move the revision: a new definition takes effect at
+//! the next snapshot.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use switchboard_domain::RawUpstream;
+use switchboard_domain::tenancy::TenantServer;
+
+use crate::tx::commit_write;
+use crate::{Result, StoreError, TenantStore, now};
+
+const WHAT: &str = "server";
+
+pub(crate) fn server_from_row(row: &AnyRow) -> Result<TenantServer> {
+    let definition: RawUpstream = serde_json::from_str(&row.try_get::<String, _>("definition")?)
+        .map_err(|e| StoreError::corrupt("server definition", e))?;
+    Ok(TenantServer {
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        definition,
+        version: row.try_get("version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// What a write of a tenant's server changed.
+#[derive(Debug, Clone)]
+pub struct ServerWrite {
+    /// The definition before (none: created).
+    pub before: Option<TenantServer>,
+    pub after: TenantServer,
+}
+
+impl TenantStore<'_> {
+    /// The tenant's own servers, by name.
+    pub async fn servers(&self) -> Result<Vec<TenantServer>> {
+        self.rows("SELECT * FROM tenant_servers WHERE tenant_id = $1 ORDER BY name")
+            .await?
+            .iter()
+            .map(server_from_row)
+            .collect()
+    }
+
+    /// One of the tenant's servers.
+    pub async fn server(&self, name: &str) -> Result<Option<TenantServer>> {
+        let mut tx = self.read().await?;
+        let row = sqlx::query("SELECT * FROM tenant_servers WHERE tenant_id = $1 AND name = $2")
+            .bind(self.id())
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row.as_ref().map(server_from_row).transpose()
+    }
+
+    /// Creates or replaces a server. `expected` (an `If-Match`) must be the stored version;
+    /// a new server is refused once the tenant has `max` of them.
+    pub async fn put_server(
+        &self,
+        name: &str,
+        description: &str,
+        definition: &RawUpstream,
+        expected: Option<i64>,
+        max: usize,
+    ) -> Result<ServerWrite> {
+        let json = serde_json::to_string(definition)
+            .map_err(|e| StoreError::Invalid(format!("the definition cannot be stored: {e}")))?;
+        let mut tx = self.write().await?;
+        let before = sqlx::query("SELECT * FROM tenant_servers WHERE tenant_id = $1 AND name = $2")
+            .bind(self.id())
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(server_from_row)
+            .transpose()?;
+        if let Some(expected) = expected
+            && before.as_ref().map(|b| b.version) != Some(expected)
+        {
+            return Err(StoreError::VersionMismatch {
+                what: WHAT,
+                expected,
+            });
+        }
+        let at = now();
+        let after = match &before {
+            Some(old) => {
+                sqlx::query(
+                    "UPDATE tenant_servers SET description = $1, definition = $2, version = version + 1, \
+                     updated_at = $3 WHERE tenant_id = $4 AND name = $5",
+                )
+                .bind(description)
+                .bind(&json)
+                .bind(at)
+                .bind(self.id())
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+                TenantServer {
+                    description: description.to_owned(),
+                    definition: definition.clone(),
+                    version: old.version + 1,
+                    updated_at: at,
+                    ..old.clone()
+                }
+            }
+            None => {
+                let count: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM tenant_servers WHERE tenant_id = $1")
+                        .bind(self.id())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if usize::try_from(count).unwrap_or(usize::MAX) >= max {
+                    return Err(StoreError::Invalid(format!(
+                        "the tenant already has {count} servers, the most allowed (tenant_servers.max_per_tenant); delete one first"
+                    )));
+                }
+                sqlx::query(
+                    "INSERT INTO tenant_servers (tenant_id, name, description, definition, version, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, 1, $5, $5)",
+                )
+                .bind(self.id())
+                .bind(name)
+                .bind(description)
+                .bind(&json)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.write_error(e, WHAT, name))?;
+                TenantServer {
+                    name: name.to_owned(),
+                    description: description.to_owned(),
+                    definition: definition.clone(),
+                    version: 1,
+                    created_at: at,
+                    updated_at: at,
+                }
+            }
+        };
+        commit_write(tx).await?;
+        Ok(ServerWrite { before, after })
+    }
+
+    /// Deletes a server (`expected`: its version, from an `If-Match`); returns what it was.
+    pub async fn delete_server(&self, name: &str, expected: Option<i64>) -> Result<TenantServer> {
+        let mut tx = self.write().await?;
+        let before = sqlx::query("SELECT * FROM tenant_servers WHERE tenant_id = $1 AND name = $2")
+            .bind(self.id())
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(server_from_row)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound {
+                what: WHAT,
+                id: name.to_owned(),
+            })?;
+        if let Some(expected) = expected
+            && before.version != expected
+        {
+            return Err(StoreError::VersionMismatch {
+                what: WHAT,
+                expected,
+            });
+        }
+        sqlx::query("DELETE FROM tenant_servers WHERE tenant_id = $1 AND name = $2")
+            .bind(self.id())
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        commit_write(tx).await?;
+        Ok(before)
+    }
+}
