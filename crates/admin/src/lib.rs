@@ -68,12 +68,14 @@ pub trait Hooks: Send + Sync {
     /// connections made from secrets must look them up again.
     fn secrets_changed(&self, tenant: &TenantId);
     /// Checks a server definition `tenant` wants to store as `name` (transport, URL and the
-    /// network rules, placeholders, no clash with a catalog server).
+    /// network rules, placeholders, no clash with a catalog server); `by_platform`: written
+    /// by a platform administrator, so it may run a command.
     fn check_server(
         &self,
         tenant: &TenantId,
         name: &str,
         raw: RawUpstream,
+        by_platform: bool,
     ) -> Result<(), UpstreamDefError>;
     /// Connects to a definition `tenant` wants to store (its placeholders filled with
     /// `user`'s secrets, else the tenant's) and lists its tools.
@@ -83,6 +85,7 @@ pub trait Hooks: Send + Sync {
         user: Option<&'a UserId>,
         name: &'a str,
         raw: RawUpstream,
+        by_platform: bool,
     ) -> BoxFuture<'a, Result<ProbeView, ProbeError>>;
     /// Most servers one tenant may define.
     fn max_servers_per_tenant(&self) -> usize;

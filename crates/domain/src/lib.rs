@@ -19,6 +19,6 @@ pub mod usage;
 pub use cursor::{Cursor, CursorError, ListKind};
 pub use names::{NameError, ServerName, exposed_name, exposed_uri, split_exposed_uri};
 pub use upstream::{
-    IdentityKey, Isolation, Network, ProcessLimits, RawUpstream, Timeouts, UpstreamDef,
-    UpstreamDefError, UpstreamTransport,
+    IdentityKey, Isolation, Network, ProcessLimits, RawUpstream, TenantServerRules, Timeouts,
+    UpstreamDef, UpstreamDefError, UpstreamTransport,
 };

@@ -102,8 +102,9 @@ impl Hooks for GatewayHooks {
         tenant: &TenantId,
         name: &str,
         raw: RawUpstream,
+        by_platform: bool,
     ) -> Result<(), UpstreamDefError> {
-        tenant_servers::check(&self.gateway, &self.rules, tenant, name, raw).map(drop)
+        tenant_servers::check(&self.gateway, &self.rules, tenant, name, raw, by_platform).map(drop)
     }
 
     fn probe_server<'a>(
@@ -112,15 +113,20 @@ impl Hooks for GatewayHooks {
         user: Option<&'a UserId>,
         name: &'a str,
         raw: RawUpstream,
+        by_platform: bool,
     ) -> BoxFuture<'a, Result<ProbeView, ProbeError>> {
+        let trial = tenant_servers::Trial {
+            gateway: &self.gateway,
+            rules: &self.rules,
+            secrets: &self.secrets,
+        };
         Box::pin(tenant_servers::probe(
-            &self.gateway,
-            &self.rules,
-            &self.secrets,
+            trial,
             tenant,
             user,
             name,
             raw,
+            by_platform,
         ))
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use secrecy::ExposeSecret;
 use switchboard_admin::{ProbeError, ProbeTool, ProbeView};
 use switchboard_domain::tenancy::{TenantId, UserId};
-use switchboard_domain::{RawUpstream, UpstreamDef, UpstreamDefError};
+use switchboard_domain::{RawUpstream, TenantServerRules, UpstreamDef, UpstreamDefError};
 use switchboard_mcp::Gateway;
 use switchboard_mcp::per_tenant::{SecretLookupError, SecretSource};
 
@@ -19,14 +19,16 @@ use crate::tenancy::{OwnServers, Tenancy};
 /// Names a tenant's server may not take: routes of the admin API.
 const RESERVED: &[&str] = &["validate"];
 
-/// Checks `raw` as `tenant`'s server `name`: the domain's rules for tenant-defined servers,
-/// then no clash of its name or prefix with a catalog server.
+/// Checks `raw` as `tenant`'s server `name`: the domain's rules for tenant-defined servers
+/// (a command only when a platform administrator wrote it), then no clash of its name or
+/// prefix with a catalog server.
 pub fn check(
     gateway: &Gateway,
     rules: &TenantServersSection,
     tenant: &TenantId,
     name: &str,
     raw: RawUpstream,
+    by_platform: bool,
 ) -> Result<UpstreamDef, UpstreamDefError> {
     let err = |field: &'static str, message: String| UpstreamDefError {
         server: name.to_owned(),
@@ -39,7 +41,15 @@ pub fn check(
             format!("{name:?} is reserved; choose another name"),
         ));
     }
-    let def = UpstreamDef::for_tenant(tenant, name, raw, rules.allow_private_networks)?;
+    let def = UpstreamDef::for_tenant(
+        tenant,
+        name,
+        raw,
+        TenantServerRules {
+            allow_private_networks: rules.allow_private_networks,
+            allow_commands: by_platform,
+        },
+    )?;
     for catalog in gateway.upstreams() {
         let other = catalog.def();
         if !other.available_to(tenant) {
@@ -79,7 +89,8 @@ fn compile(
         let defs: Vec<UpstreamDef> = own
             .iter()
             .filter_map(|server| {
-                match check(gateway, rules, tenant, &server.name, server.definition.clone()) {
+                let raw = server.definition.clone();
+                match check(gateway, rules, tenant, &server.name, raw, server.by_platform) {
                     Ok(def) => Some(def),
                     Err(err) => {
                         tracing::warn!(%tenant, server = %server.name, %err, "a tenant's server definition is refused and left out");
@@ -103,18 +114,29 @@ pub fn follow(tenancy: &Tenancy, gateway: &Arc<Gateway>, rules: &TenantServersSe
     });
 }
 
+/// What trying a definition needs: the gateway, the platform's rules and the secrets.
+pub struct Trial<'a> {
+    pub gateway: &'a Gateway,
+    pub rules: &'a TenantServersSection,
+    pub secrets: &'a dyn SecretSource,
+}
+
 /// Checks `raw`, fills its placeholders with `user`'s secrets (else the tenant's), connects
 /// and lists its tools. Secret values are cut out of every error.
 pub async fn probe(
-    gateway: &Gateway,
-    rules: &TenantServersSection,
-    secrets: &dyn SecretSource,
+    trial: Trial<'_>,
     tenant: &TenantId,
     user: Option<&UserId>,
     name: &str,
     raw: RawUpstream,
+    by_platform: bool,
 ) -> Result<ProbeView, ProbeError> {
-    let def = check(gateway, rules, tenant, name, raw)?;
+    let Trial {
+        gateway,
+        rules,
+        secrets,
+    } = trial;
+    let def = check(gateway, rules, tenant, name, raw, by_platform)?;
     let resolved = secrets
         .resolve(tenant, user, &def.secrets)
         .await
@@ -134,7 +156,9 @@ pub async fn probe(
         }
         text
     };
-    let probe = switchboard_mcp::upstream::probe(&rendered)
+    let probe = gateway
+        .per_tenant()
+        .probe(tenant, rendered)
         .await
         .map_err(|reason| ProbeError::Unreachable(redact(reason)))?;
     Ok(ProbeView {

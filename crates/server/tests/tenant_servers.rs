@@ -344,13 +344,16 @@ async fn private_addresses_commands_and_clashes_are_refused() {
         let message = refused.body["error"]["message"].as_str().unwrap();
         assert!(message.contains("allow_private_networks"), "{message}");
     }
-    let command = put(
+    let other = put(
         "shell",
-        json!({"transport": "stdio", "url": "https://a.example.com/", "command": "sh"}),
+        json!({"transport": "sse", "url": "https://a.example.com/", "tenants": ["globex"]}),
     )
     .await;
-    assert_eq!(command.status, 422, "{}", command.body);
-    assert_eq!(command.body["error"]["field"], "command", "unknown field");
+    assert_eq!(other.status, 422, "{}", other.body);
+    assert_eq!(
+        other.body["error"]["field"], "tenants",
+        "not a field of a tenant's server"
+    );
     let stdio = put(
         "shell",
         json!({"transport": "stdio", "url": "https://a.example.com/"}),
@@ -410,4 +413,84 @@ async fn private_addresses_commands_and_clashes_are_refused() {
     );
     gw.stop().await;
     upstream.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_admins_alone_give_a_tenant_a_command_of_its_own() {
+    let data = support::temp_dir("owned-stdio");
+    let server = format!("data_dir = {:?}\n", data.display().to_string());
+    let mut gw = TestGateway::start(&server, &format!("[admin]\ntoken = {PLATFORM:?}\n")).await;
+    let api = Api::new(&gw.base);
+    api.create_tenants(&[("acme", "root@acme.com"), ("globex", "boss@globex.com")])
+        .await;
+    let root = api.user_key("acme", "root@acme.com").await;
+    let boss = api.user_key("globex", "boss@globex.com").await;
+    set_secret(&api, &root, "/tenants/acme/secrets/api_token", "acme-token").await;
+    let envy = json!({
+        "transport": "stdio",
+        "command": support::switchboard_bin(),
+        "args": ["demo-upstream", "--env-tool", "API_TOKEN,MODE"],
+        "env": {"API_TOKEN": "{{secret.api_token}}", "MODE": "literal-mode"},
+        "maxOpenFiles": 256,
+    });
+    let path = "/tenants/acme/servers/envy";
+
+    // A tenant admin cannot run a command on the gateway.
+    let refused = api
+        .send(Some(&root), M::PUT, path, Some(envy.clone()))
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(refused.body["error"]["field"], "transport");
+
+    // A platform administrator can, for that tenant only.
+    let created = api
+        .send(Some(PLATFORM), M::PUT, path, Some(envy.clone()))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["definedBy"], "platform");
+    assert_eq!(created.body["env"]["MODE"], "[redacted]");
+    let url = format!("{}/t/acme/mcp", gw.base);
+    let (client, _) = connect_as(&url, Era::Legacy, &root).await;
+    let shown = client
+        .call_tool(call("envy__env", json!({})))
+        .await
+        .expect("the tenant's command answers");
+    let _ = client.cancel().await;
+    let shown: Value = serde_json::from_str(&text(&shown)).unwrap();
+    assert_eq!(
+        shown,
+        json!({"API_TOKEN": "acme-token", "MODE": "literal-mode"})
+    );
+    let folder = data.join("work").join("acme").join("envy");
+    assert_eq!(
+        support::processes_in(&folder).len(),
+        1,
+        "runs in {folder:?}"
+    );
+    assert!(
+        !tools_of(&format!("{}/t/globex/mcp", gw.base), &boss)
+            .await
+            .iter()
+            .any(|t| t.starts_with("envy__"))
+    );
+
+    // What the platform defined, the tenant admin neither changes nor deletes.
+    let http = json!({"transport": "sse", "url": "https://a.example.com/"});
+    let changed = api.send(Some(&root), M::PUT, path, Some(http)).await;
+    assert_eq!(changed.status, 403, "{}", changed.body);
+    let deleted = api.send(Some(&root), M::DELETE, path, None).await;
+    assert_eq!(deleted.status, 403, "{}", deleted.body);
+    let deleted = api.send(Some(PLATFORM), M::DELETE, path, None).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    for _ in 0..100 {
+        if support::processes_in(&folder).is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        support::processes_in(&folder).is_empty(),
+        "deleting the definition stops its child"
+    );
+    gw.stop().await;
 }

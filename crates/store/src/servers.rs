@@ -20,6 +20,7 @@ pub(crate) fn server_from_row(row: &AnyRow) -> Result<TenantServer> {
         name: row.try_get("name")?,
         description: row.try_get("description")?,
         definition,
+        by_platform: row.try_get::<i64, _>("by_platform")? != 0,
         version: row.try_get("version")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -56,13 +57,15 @@ impl TenantStore<'_> {
         row.as_ref().map(server_from_row).transpose()
     }
 
-    /// Creates or replaces a server. `expected` (an `If-Match`) must be the stored version;
-    /// a new server is refused once the tenant has `max` of them.
+    /// Creates or replaces a server (`by_platform`: written by a platform administrator).
+    /// `expected` (an `If-Match`) must be the stored version; a new server is refused once
+    /// the tenant has `max` of them.
     pub async fn put_server(
         &self,
         name: &str,
         description: &str,
         definition: &RawUpstream,
+        by_platform: bool,
         expected: Option<i64>,
         max: usize,
     ) -> Result<ServerWrite> {
@@ -89,11 +92,12 @@ impl TenantStore<'_> {
         let after = match &before {
             Some(old) => {
                 sqlx::query(
-                    "UPDATE tenant_servers SET description = $1, definition = $2, version = version + 1, \
-                     updated_at = $3 WHERE tenant_id = $4 AND name = $5",
+                    "UPDATE tenant_servers SET description = $1, definition = $2, by_platform = $3, \
+                     version = version + 1, updated_at = $4 WHERE tenant_id = $5 AND name = $6",
                 )
                 .bind(description)
                 .bind(&json)
+                .bind(i64::from(by_platform))
                 .bind(at)
                 .bind(self.id())
                 .bind(name)
@@ -102,6 +106,7 @@ impl TenantStore<'_> {
                 TenantServer {
                     description: description.to_owned(),
                     definition: definition.clone(),
+                    by_platform,
                     version: old.version + 1,
                     updated_at: at,
                     ..old.clone()
@@ -119,13 +124,14 @@ impl TenantStore<'_> {
                     )));
                 }
                 sqlx::query(
-                    "INSERT INTO tenant_servers (tenant_id, name, description, definition, version, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, 1, $5, $5)",
+                    "INSERT INTO tenant_servers (tenant_id, name, description, definition, by_platform, version, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, 1, $6, $6)",
                 )
                 .bind(self.id())
                 .bind(name)
                 .bind(description)
                 .bind(&json)
+                .bind(i64::from(by_platform))
                 .bind(at)
                 .execute(&mut *tx)
                 .await
@@ -134,6 +140,7 @@ impl TenantStore<'_> {
                     name: name.to_owned(),
                     description: description.to_owned(),
                     definition: definition.clone(),
+                    by_platform,
                     version: 1,
                     created_at: at,
                     updated_at: at,

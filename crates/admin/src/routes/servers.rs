@@ -3,8 +3,10 @@
 //! and the tenant's own HTTP servers: defined (`PUT`, with `If-Match`), read, deleted, and
 //! tried before saving (`POST …/servers/validate`: connects and lists the tools).
 //!
-//! Literal header values are write-only (a GET shows `[redacted]`; sending `[redacted]` back
-//! keeps the stored value): credentials belong in secrets, named by `{{secret.NAME}}`.
+//! Only platform administrators define stdio servers (commands run on the gateway) for a
+//! tenant, and only they change or delete what they defined. Literal header and environment
+//! values are write-only (a GET shows `[redacted]`; sending `[redacted]` back keeps the
+//! stored value): credentials belong in secrets, named by `{{secret.NAME}}`.
 
 use std::collections::BTreeMap;
 
@@ -41,17 +43,36 @@ list_of!(ServerList, ServerHealth);
 /// Shown instead of a literal header value.
 const REDACTED: &str = "[redacted]";
 
-/// A server definition as a tenant writes it (HTTP transports only).
+/// A tenant's server definition: Streamable HTTP or SSE, or (platform administrators only)
+/// stdio.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServerSpec {
-    /// `streamable-http` or `sse`.
+    /// `streamable-http`, `sse`, or `stdio` (platform administrators only).
     #[schema(example = "streamable-http")]
     pub transport: String,
-    /// The endpoint; `{{tenant}}` and `{{secret.NAME}}` may appear. Public addresses only
-    /// unless the platform allows private networks.
+    /// The endpoint of an HTTP server; `{{tenant}}` and `{{secret.NAME}}` may appear. Public
+    /// addresses only unless the platform allows private networks.
     #[schema(example = "https://mcp.example.com/mcp", max_length = 2048)]
-    pub url: String,
+    pub url: Option<String>,
+    /// The program of a stdio server (platform administrators only).
+    #[schema(max_length = 1024)]
+    pub command: Option<String>,
+    /// Its arguments (no placeholders: they show in process lists).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Its environment (the gateway's own is not passed on); `{{secret.NAME}}` may appear.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Limits of a stdio child: address space (MiB), open files, processes, lifetime (ms).
+    #[schema(minimum = 1)]
+    pub max_memory_mb: Option<u64>,
+    #[schema(minimum = 1)]
+    pub max_open_files: Option<u64>,
+    #[schema(minimum = 1)]
+    pub max_processes: Option<u64>,
+    #[schema(minimum = 1)]
+    pub max_lifetime_ms: Option<u64>,
     /// Sent with every request, e.g. `Authorization: Bearer {{secret.crm_token}}` (at most
     /// 32).
     #[serde(default)]
@@ -90,9 +111,27 @@ pub struct ServerView {
     pub name: String,
     pub description: String,
     pub transport: String,
-    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// Values without a placeholder are shown as `[redacted]`.
     pub headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Values without a placeholder are shown as `[redacted]`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_memory_mb: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_open_files: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_processes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_lifetime_ms: Option<u64>,
+    /// `platform` (only platform administrators change it) or `tenant`.
+    pub defined_by: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,6 +148,20 @@ pub struct ServerView {
     pub updated_at: i64,
 }
 
+/// Values with a placeholder as they are; literal ones (maybe credentials) redacted.
+fn redacted(map: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    map.iter()
+        .map(|(k, v)| {
+            let shown = if v.contains("{{") {
+                v.clone()
+            } else {
+                REDACTED.into()
+            };
+            (k.clone(), shown)
+        })
+        .collect()
+}
+
 impl From<&TenantServer> for ServerView {
     fn from(s: &TenantServer) -> Self {
         let d = &s.definition;
@@ -116,19 +169,16 @@ impl From<&TenantServer> for ServerView {
             name: s.name.clone(),
             description: s.description.clone(),
             transport: d.transport.clone().unwrap_or_default(),
-            url: d.url.clone().unwrap_or_default(),
-            headers: d
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    let shown = if v.contains("{{") {
-                        v.clone()
-                    } else {
-                        REDACTED.into()
-                    };
-                    (k.clone(), shown)
-                })
-                .collect(),
+            url: d.url.clone(),
+            headers: redacted(&d.headers),
+            command: d.command.clone(),
+            args: d.args.clone(),
+            env: redacted(&d.env),
+            max_memory_mb: d.max_memory_mb,
+            max_open_files: d.max_open_files,
+            max_processes: d.max_processes,
+            max_lifetime_ms: d.max_lifetime_ms,
+            defined_by: if s.by_platform { "platform" } else { "tenant" }.into(),
             prefix: d.prefix.clone(),
             connect_timeout_ms: d.connect_timeout_ms,
             request_timeout_ms: d.request_timeout_ms,
@@ -142,21 +192,28 @@ impl From<&TenantServer> for ServerView {
 }
 
 fn field_limits(spec: &ServerSpec) -> ApiResult<()> {
-    if spec.url.len() > 2048 {
+    if spec.url.as_ref().is_some_and(|u| u.len() > 2048) {
         return Err(ApiError::invalid("url", "longer than 2048 characters"));
     }
-    if spec.headers.len() > 32 {
-        return Err(ApiError::invalid("headers", "at most 32 headers"));
-    }
-    if let Some((name, _)) = spec
-        .headers
-        .iter()
-        .find(|(k, v)| k.len() > 256 || v.len() > 8192)
+    if spec.command.as_ref().is_some_and(|c| c.len() > 1024)
+        || spec.args.len() > 64
+        || spec.args.iter().any(|a| a.len() > 4096)
     {
         return Err(ApiError::invalid(
-            "headers",
-            format!("{name:?}: names are at most 256 characters, values 8 KiB"),
+            "args",
+            "at most 64 arguments of 4 KiB, a command of 1 KiB",
         ));
+    }
+    for (field, map) in [("headers", &spec.headers), ("env", &spec.env)] {
+        if map.len() > 32 {
+            return Err(ApiError::invalid(field, "at most 32 entries"));
+        }
+        if let Some((name, _)) = map.iter().find(|(k, v)| k.len() > 256 || v.len() > 8192) {
+            return Err(ApiError::invalid(
+                field,
+                format!("{name:?}: names are at most 256 characters, values 8 KiB"),
+            ));
+        }
     }
     if spec.description.chars().count() > 1024 {
         return Err(ApiError::invalid(
@@ -177,28 +234,42 @@ fn field_limits(spec: &ServerSpec) -> ApiResult<()> {
     Ok(())
 }
 
-/// The definition as stored; `[redacted]` header values keep what `stored` has.
-fn raw_of(spec: ServerSpec, stored: Option<&RawUpstream>) -> ApiResult<RawUpstream> {
-    field_limits(&spec)?;
-    let mut headers = spec.headers;
-    for (name, value) in headers.iter_mut() {
+/// `[redacted]` values replaced by what `stored` has.
+fn keep_redacted(
+    field: &'static str,
+    mut map: BTreeMap<String, String>,
+    stored: Option<&BTreeMap<String, String>>,
+) -> ApiResult<BTreeMap<String, String>> {
+    for (name, value) in map.iter_mut() {
         if value == REDACTED {
-            *value = stored
-                .and_then(|s| s.headers.get(name))
-                .cloned()
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "headers",
-                        format!(
-                            "{name:?} is [redacted] but has no stored value to keep; send the value"
-                        ),
-                    )
-                })?;
+            *value = stored.and_then(|s| s.get(name)).cloned().ok_or_else(|| {
+                ApiError::invalid(
+                    field,
+                    format!(
+                        "{name:?} is [redacted] but has no stored value to keep; send the value"
+                    ),
+                )
+            })?;
         }
     }
+    Ok(map)
+}
+
+/// The definition as stored; `[redacted]` values keep what `stored` has.
+fn raw_of(spec: ServerSpec, stored: Option<&RawUpstream>) -> ApiResult<RawUpstream> {
+    field_limits(&spec)?;
+    let headers = keep_redacted("headers", spec.headers, stored.map(|s| &s.headers))?;
+    let env = keep_redacted("env", spec.env, stored.map(|s| &s.env))?;
     Ok(RawUpstream {
         transport: Some(spec.transport),
-        url: Some(spec.url),
+        url: spec.url,
+        command: spec.command,
+        args: spec.args,
+        env,
+        max_memory_mb: spec.max_memory_mb,
+        max_open_files: spec.max_open_files,
+        max_processes: spec.max_processes,
+        max_lifetime_ms: spec.max_lifetime_ms,
         headers,
         prefix: spec.prefix,
         connect_timeout_ms: spec.connect_timeout_ms,
@@ -216,6 +287,10 @@ fn definition_error(err: switchboard_domain::UpstreamDefError) -> ApiError {
         "request_timeout_ms" => "requestTimeoutMs",
         "idle_timeout_ms" => "idleTimeoutMs",
         "list_ttl_ms" => "listTtlMs",
+        "max_memory_mb" => "maxMemoryMb",
+        "max_open_files" => "maxOpenFiles",
+        "max_processes" => "maxProcesses",
+        "max_lifetime_ms" => "maxLifetimeMs",
         other => other,
     };
     ApiError::invalid(field, err.message)
@@ -226,6 +301,16 @@ fn with_etag(status: StatusCode, view: ServerView) -> Response {
     let mut response = (status, Json(view)).into_response();
     response.headers_mut().insert(header::ETAG, tag);
     response
+}
+
+/// Refuses (403) a tenant admin's change to a server a platform administrator defined.
+fn may_change(admin: &Admin, stored: Option<&TenantServer>) -> ApiResult<()> {
+    if stored.is_some_and(|s| s.by_platform) && !admin.is_platform() {
+        return Err(ApiError::forbidden(
+            "this server was defined by a platform administrator; ask them to change it",
+        ));
+    }
+    Ok(())
 }
 
 async fn tenant_exists(state: &AdminState, id: &TenantId) -> ApiResult<()> {
@@ -284,9 +369,11 @@ async fn get_server(
     Ok(with_etag(StatusCode::OK, ServerView::from(&server)))
 }
 
-/// Defines or replaces one of the tenant's own servers (Streamable HTTP or SSE). It is
-/// checked (transport, URL, public address, placeholders, no clash with a catalog server)
-/// and in force when the answer comes; grants decide who may use it, as for any server.
+/// Defines or replaces one of the tenant's own servers (Streamable HTTP or SSE; stdio for
+/// platform administrators). It is checked (transport, URL, public address, placeholders,
+/// no clash with a catalog server) and in force when the answer comes; grants decide who
+/// may use it, as for any server. A server a platform administrator defined is theirs to
+/// change (403 for tenant admins).
 /// Send `If-Match` with the `ETag` of your read to refuse (412) a change made in between.
 #[utoipa::path(put, path = "/admin/v1/tenants/{tenant}/servers/{name}", tag = "servers",
     params(("tenant" = String, Path, description = "Tenant id"),
@@ -314,18 +401,21 @@ async fn put_server(
     tenant_exists(&state, &id).await?;
     let store = state.store().tenant(&id);
     let stored = store.server(&name).await?;
+    may_change(&admin, stored.as_ref())?;
     let description = spec.description.clone();
     let raw = raw_of(spec, stored.as_ref().map(|s| &s.definition))?;
+    let by_platform = admin.is_platform();
     state
         .0
         .hooks
-        .check_server(&id, &name, raw.clone())
+        .check_server(&id, &name, raw.clone(), by_platform)
         .map_err(definition_error)?;
     let written = store
         .put_server(
             &name,
             &description,
             &raw,
+            by_platform,
             expected,
             state.0.hooks.max_servers_per_tenant(),
         )
@@ -381,11 +471,9 @@ async fn delete_server(
     admin.check(&id, Need::Manage)?;
     let expected = if_match(&headers)?;
     tenant_exists(&state, &id).await?;
-    let before = state
-        .store()
-        .tenant(&id)
-        .delete_server(&name, expected)
-        .await?;
+    let store = state.store().tenant(&id);
+    may_change(&admin, store.server(&name).await?.as_ref())?;
+    let before = store.delete_server(&name, expected).await?;
     state
         .changed(
             &admin,
@@ -426,7 +514,7 @@ async fn validate_server(
     let probe = state
         .0
         .hooks
-        .probe_server(&id, admin.user(), &trial.name, raw)
+        .probe_server(&id, admin.user(), &trial.name, raw, admin.is_platform())
         .await;
     match probe {
         Ok(view) => Ok(Json(view)),

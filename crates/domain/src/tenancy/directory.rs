@@ -185,6 +185,9 @@ pub struct TenantServer {
     pub name: String,
     pub description: String,
     pub definition: crate::upstream::RawUpstream,
+    /// Written by a platform administrator: it may run a command on the gateway, and only
+    /// platform administrators change it.
+    pub by_platform: bool,
     /// Increases with every change (the admin API's `ETag`).
     pub version: i64,
     pub created_at: i64,

@@ -270,3 +270,4 @@ mod tenant_owned;
 mod tests;
 
 pub use parse::{RawUpstream, UpstreamDefError};
+pub use tenant_owned::TenantServerRules;

@@ -1,8 +1,8 @@
 //! Servers a tenant defines for itself through the admin API.
 //!
 //! A tenant admin may add Streamable HTTP and SSE servers only: a stdio definition would run
-//! a command of the tenant's choosing on the gateway, so commands stay with the platform's
-//! catalog. A tenant's server is available to that tenant alone, always reached on the
+//! a command of the tenant's choosing on the gateway, so only platform administrators define
+//! commands (for the catalog, or as one tenant's server). A tenant's server is available to that tenant alone, always reached on the
 //! tenant's own connection (its `{{secret.NAME}}` placeholders are filled with the tenant's
 //! or the calling user's secrets), and — unless the platform allows private networks — only
 //! at public addresses (see [`crate::network`]).
@@ -11,21 +11,31 @@ use super::{Network, RawUpstream, UpstreamDef, UpstreamDefError};
 use crate::network::check_public_url;
 use crate::tenancy::TenantId;
 
+/// What a tenant's server definition may do beyond the defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TenantServerRules {
+    /// Its URL may name private and loopback addresses (a platform setting).
+    pub allow_private_networks: bool,
+    /// It may be a stdio command (defined by a platform administrator).
+    pub allow_commands: bool,
+}
+
 impl UpstreamDef {
-    /// Checks a definition `tenant` made for itself. `allow_private` lets its URL name
-    /// private and loopback addresses (a platform setting).
+    /// Checks a definition made for `tenant` under `rules`.
     pub fn for_tenant(
         tenant: &TenantId,
         name: &str,
         raw: RawUpstream,
-        allow_private: bool,
+        rules: TenantServerRules,
     ) -> Result<UpstreamDef, UpstreamDefError> {
+        let allow_private = rules.allow_private_networks;
         let err = |field: &'static str, message: &str| UpstreamDefError {
             server: name.to_owned(),
             field,
             message: message.to_owned(),
         };
-        if raw.transport.as_deref() == Some("stdio") || raw.command.is_some() {
+        let stdio = raw.transport.as_deref() == Some("stdio") || raw.command.is_some();
+        if stdio && !rules.allow_commands {
             return Err(err(
                 "transport",
                 "a tenant may add \"streamable-http\" and \"sse\" servers; stdio servers run commands on the gateway and are defined by platform administrators",
@@ -98,6 +108,15 @@ mod tests {
         }
     }
 
+    const PUBLIC: TenantServerRules = TenantServerRules {
+        allow_private_networks: false,
+        allow_commands: false,
+    };
+    const PRIVATE: TenantServerRules = TenantServerRules {
+        allow_private_networks: true,
+        allow_commands: false,
+    };
+
     fn acme() -> TenantId {
         TenantId::new("acme").unwrap()
     }
@@ -107,7 +126,7 @@ mod tests {
         let mut r = raw("https://mcp.example.com/mcp");
         r.headers
             .insert("Authorization".into(), "Bearer {{secret.tok}}".into());
-        let def = UpstreamDef::for_tenant(&acme(), "crm", r, false).unwrap();
+        let def = UpstreamDef::for_tenant(&acme(), "crm", r, PUBLIC).unwrap();
         assert_eq!(def.tenants, vec![acme()]);
         assert!(def.per_tenant && def.own_connection_for(&acme()));
         assert!(!def.available_to(&TenantId::new("other").unwrap()));
@@ -122,24 +141,33 @@ mod tests {
             command: Some("sh".into()),
             ..Default::default()
         };
-        let e = UpstreamDef::for_tenant(&acme(), "x", stdio, true).unwrap_err();
+        let e = UpstreamDef::for_tenant(&acme(), "x", stdio.clone(), PRIVATE).unwrap_err();
         assert_eq!(e.field, "transport");
+        let platform = TenantServerRules {
+            allow_commands: true,
+            ..PUBLIC
+        };
+        let def = UpstreamDef::for_tenant(&acme(), "x", stdio, platform).unwrap();
+        assert!(
+            def.per_tenant && def.tenants == vec![acme()],
+            "a platform-defined command"
+        );
         for url in [
             "http://127.0.0.1:9/mcp",
             "http://169.254.169.254/",
             "http://localhost/mcp",
         ] {
-            let e = UpstreamDef::for_tenant(&acme(), "x", raw(url), false).unwrap_err();
+            let e = UpstreamDef::for_tenant(&acme(), "x", raw(url), PUBLIC).unwrap_err();
             assert_eq!(e.field, "url", "{url}");
             assert!(e.message.contains("allow_private_networks"), "{e}");
         }
         let def =
-            UpstreamDef::for_tenant(&acme(), "x", raw("http://127.0.0.1:9/mcp"), true).unwrap();
+            UpstreamDef::for_tenant(&acme(), "x", raw("http://127.0.0.1:9/mcp"), PRIVATE).unwrap();
         assert_eq!(def.network, Network::Any);
         let mut r = raw("https://a.example.com/");
         r.tenants = vec!["other".into()];
         assert_eq!(
-            UpstreamDef::for_tenant(&acme(), "x", r, false)
+            UpstreamDef::for_tenant(&acme(), "x", r, PUBLIC)
                 .unwrap_err()
                 .field,
             "tenants"
@@ -147,7 +175,7 @@ mod tests {
         let mut r = raw("https://a.example.com/");
         r.identity_key = Some("k".repeat(40));
         assert_eq!(
-            UpstreamDef::for_tenant(&acme(), "x", r, false)
+            UpstreamDef::for_tenant(&acme(), "x", r, PUBLIC)
                 .unwrap_err()
                 .field,
             "identity_key"
@@ -156,10 +184,16 @@ mod tests {
 
     #[test]
     fn a_placeholder_in_the_path_keeps_the_host_checked() {
-        let e = UpstreamDef::for_tenant(&acme(), "x", raw("http://10.0.0.1/{{tenant}}/mcp"), false)
-            .unwrap_err();
+        let e =
+            UpstreamDef::for_tenant(&acme(), "x", raw("http://10.0.0.1/{{tenant}}/mcp"), PUBLIC)
+                .unwrap_err();
         assert_eq!(e.field, "url");
-        UpstreamDef::for_tenant(&acme(), "x", raw("https://a.example.com/{{tenant}}"), false)
-            .unwrap();
+        UpstreamDef::for_tenant(
+            &acme(),
+            "x",
+            raw("https://a.example.com/{{tenant}}"),
+            PUBLIC,
+        )
+        .unwrap();
     }
 }

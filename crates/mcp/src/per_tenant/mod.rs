@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
-use switchboard_domain::UpstreamTransport;
 use switchboard_domain::tenancy::{Identity, TenantId, UserId};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -39,7 +38,7 @@ use crate::upstream::{Lists, Owner, Upstream};
 mod owned;
 mod upkeep;
 
-use upkeep::{maintain, private_dir};
+use upkeep::maintain;
 
 /// How long a caller's connection choice (and a missing secret) is trusted before the
 /// secrets are looked up again (changes made on another replica show within this).
@@ -391,18 +390,11 @@ impl PerTenant {
         let mut def = template.def().render(&key.tenant, |name| {
             values.get(name).map(|v| v.expose_secret())
         });
-        if let UpstreamTransport::Stdio {
-            cwd: cwd @ None, ..
-        } = &mut def.transport
-            && let Some(root) = &self.work_dir
-        {
-            let dir = root.join(key.tenant.as_str()).join(template.name());
-            private_dir(&dir).map_err(|e| GatewayError::Unavailable {
+        self.place(&mut def, &key.tenant)
+            .map_err(|reason| GatewayError::Unavailable {
                 server: template.name().to_owned(),
-                reason: format!("cannot create the tenant's working folder: {e}"),
+                reason,
             })?;
-            *cwd = Some(dir.display().to_string());
-        }
         let stop = self.shutdown.child_token();
         let (upstream, task) = Upstream::spawn_for(
             key.index,

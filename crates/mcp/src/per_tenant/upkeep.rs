@@ -7,19 +7,49 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use switchboard_domain::tenancy::TenantId;
+use switchboard_domain::{UpstreamDef, UpstreamTransport};
 
 use super::{Bound, IDLE, Key, PerTenant, lock};
 use crate::hub::ListChanges;
 use crate::upstream::{Lists, Upstream};
 
 /// Creates `dir` (and its parents), readable by the gateway's user only.
-pub(super) fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+impl PerTenant {
+    /// Puts a tenant's stdio child without a `cwd` of its own into
+    /// `{work_dir}/{tenant}/{server}`, created private to the gateway's user.
+    pub(super) fn place(&self, def: &mut UpstreamDef, tenant: &TenantId) -> Result<(), String> {
+        if let UpstreamTransport::Stdio {
+            cwd: cwd @ None, ..
+        } = &mut def.transport
+            && let Some(root) = &self.work_dir
+        {
+            let dir = root.join(tenant.as_str()).join(def.name.as_str());
+            private_dir(&dir)
+                .map_err(|e| format!("cannot create the tenant's working folder: {e}"))?;
+            *cwd = Some(dir.display().to_string());
+        }
+        Ok(())
+    }
+
+    /// Connects once to `def` (placeholders filled in) as `tenant`'s connection would —
+    /// same working folder, limits and network rules — lists its tools and disconnects.
+    pub async fn probe(
+        &self,
+        tenant: &TenantId,
+        mut def: UpstreamDef,
+    ) -> Result<crate::upstream::Probe, String> {
+        self.place(&mut def, tenant)?;
+        crate::upstream::probe(&def).await
+    }
 }
 
 /// Tells a tenant's clients about its connections' list changes, and closes idle

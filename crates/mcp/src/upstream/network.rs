@@ -107,7 +107,7 @@ mod tests {
             ..Default::default()
         };
         let tenant = switchboard_domain::tenancy::TenantId::new("acme").unwrap();
-        let def = UpstreamDef::for_tenant(&tenant, "crm", raw, false).unwrap();
+        let def = UpstreamDef::for_tenant(&tenant, "crm", raw, Default::default()).unwrap();
         let rendered = def.render(&tenant, |_| Some("10.0.0.7"));
         let err = http_client(&rendered).unwrap_err();
         assert!(err.contains("not a public address"), "{err}");

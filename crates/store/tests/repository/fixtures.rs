@@ -196,7 +196,7 @@ pub async fn populate(store: &Store, id: &str) -> TenantDirectory {
     scope.revoke_token(&format!("dead-{id}"), 10).await.unwrap();
     let servers = vec![
         scope
-            .put_server("crm", "our CRM", &server_def(id), None, 20)
+            .put_server("crm", "our CRM", &server_def(id), true, None, 20)
             .await
             .unwrap()
             .after,

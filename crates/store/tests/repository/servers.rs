@@ -18,7 +18,7 @@ async fn servers_round_trip_with_versions_and_walls(db: Db) {
     let acme = store.tenant(&t("acme"));
     let revision = store.revision().await.unwrap();
     let created = acme
-        .put_server("crm", "first", &server_def("acme"), None, 2)
+        .put_server("crm", "first", &server_def("acme"), false, None, 2)
         .await
         .unwrap();
     assert!(created.before.is_none());
@@ -30,7 +30,7 @@ async fn servers_round_trip_with_versions_and_walls(db: Db) {
 
     // If-Match: the stored version or nothing; a stale one changes nothing.
     let stale = acme
-        .put_server("crm", "stale", &server_def("acme"), Some(7), 2)
+        .put_server("crm", "stale", &server_def("acme"), false, Some(7), 2)
         .await;
     assert!(
         matches!(stale, Err(StoreError::VersionMismatch { .. })),
@@ -39,7 +39,7 @@ async fn servers_round_trip_with_versions_and_walls(db: Db) {
     let mut changed = server_def("acme");
     changed.prefix = Some("sales".into());
     let replaced = acme
-        .put_server("crm", "second", &changed, Some(1), 2)
+        .put_server("crm", "second", &changed, true, Some(1), 2)
         .await
         .unwrap();
     assert_eq!(replaced.before.unwrap().description, "first");
@@ -48,8 +48,9 @@ async fn servers_round_trip_with_versions_and_walls(db: Db) {
     let read = acme.server("crm").await.unwrap().unwrap();
     assert_eq!(read.definition, changed);
     assert_eq!(read.description, "second");
+    assert!(read.by_platform, "who wrote it is kept");
     let missing = acme
-        .put_server("new", "", &server_def("acme"), Some(1), 2)
+        .put_server("new", "", &server_def("acme"), false, Some(1), 2)
         .await;
     assert!(
         matches!(missing, Err(StoreError::VersionMismatch { .. })),
@@ -57,11 +58,11 @@ async fn servers_round_trip_with_versions_and_walls(db: Db) {
     );
 
     // The limit counts the tenant's own servers only.
-    acme.put_server("two", "", &server_def("acme"), None, 2)
+    acme.put_server("two", "", &server_def("acme"), false, None, 2)
         .await
         .unwrap();
     let full = acme
-        .put_server("three", "", &server_def("acme"), None, 2)
+        .put_server("three", "", &server_def("acme"), false, None, 2)
         .await;
     assert!(
         matches!(&full, Err(StoreError::Invalid(m)) if m.contains("max_per_tenant")),
@@ -69,7 +70,7 @@ async fn servers_round_trip_with_versions_and_walls(db: Db) {
     );
     let globex = store.tenant(&t("globex"));
     globex
-        .put_server("crm", "", &server_def("globex"), None, 2)
+        .put_server("crm", "", &server_def("globex"), false, None, 2)
         .await
         .unwrap();
 
