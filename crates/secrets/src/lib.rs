@@ -7,7 +7,8 @@
 //! - `vault` — the service: a data key per tenant (created on first use, wrapped by the
 //!   master key, cached unwrapped in memory — checked against the stored wrapping on each use —
 //!   and wiped on drop), secrets of a tenant or of
-//!   one of its users, `resolve` (the user's, else the tenant's), and `rotate`.
+//!   one of its users, `resolve` (the user's, else the tenant's), and `rotate`;
+//! - `signing` — the gateway's own token signing keys, sealed under the master key.
 //!
 //! A KMS or Vault backend slots in behind the keyring: only wrapping and unwrapping data
 //! keys touches the master key.
@@ -17,6 +18,7 @@
 
 pub mod envelope;
 pub mod keyring;
+pub mod signing;
 pub mod vault;
 
 pub use envelope::{EnvelopeError, Key};

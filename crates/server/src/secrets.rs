@@ -100,10 +100,14 @@ pub async fn rotate_key(config: &Config) -> anyhow::Result<()> {
     let store = open_store(config).await?;
     let vault = vault(config, &store)?;
     let report = vault.rotate().await.context("rotation stopped")?;
+    let ring = keyring(config)?;
+    let signing = crate::tenancy::reseal_signing_keys(&store, &ring)
+        .await
+        .context("re-sealing the token signing keys stopped")?;
     println!(
-        "re-wrapped {} data key(s) under master key {}; {} already current",
+        "re-wrapped {} data key(s) under master key {}; {} already current; re-sealed {signing} token signing key(s)",
         report.rewrapped,
-        keyring(config)?.primary().id(),
+        ring.primary().id(),
         report.already_current
     );
     Ok(())

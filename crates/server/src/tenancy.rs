@@ -20,6 +20,7 @@ use switchboard_auth::{
     Snapshot, generate_signing_key,
 };
 use switchboard_domain::tenancy::{Directory, TenantId, TenantServer};
+use switchboard_secrets::{Keyring, signing};
 use switchboard_store::{SigningKeyRow, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -63,7 +64,8 @@ impl Tenancy {
             .await
             .context("cannot read the tenancy directory")?;
         let servers = own_servers(&mut directory);
-        let issuer = load_issuer(&store, &config.public_url()).await?;
+        let keyring = crate::secrets::keyring(config)?;
+        let issuer = load_issuer(&store, &keyring, &config.public_url()).await?;
         switchboard_mcp::install_crypto_provider();
         let http = reqwest::Client::builder()
             .build()
@@ -227,15 +229,41 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// The gateway's issuer with its stored keys; the first start creates a key.
-pub async fn load_issuer(store: &Store, public_url: &str) -> anyhow::Result<GatewayIssuer> {
+/// Seals every signing key stored in the clear (by an earlier version) or under an older
+/// master key; returns how many were written again.
+pub async fn reseal_signing_keys(store: &Store, keyring: &Keyring) -> anyhow::Result<usize> {
+    let mut resealed = 0;
+    for row in store.signing_keys().await? {
+        if !signing::needs_sealing(keyring, &row.private_key) {
+            continue;
+        }
+        let pkcs8 = signing::open_signing_key(keyring, &row.kid, &row.private_key)?;
+        let sealed = signing::seal_signing_key(keyring, &row.kid, &pkcs8)
+            .map_err(|e| anyhow::anyhow!("cannot seal signing key {}: {e}", row.kid))?;
+        store.reseal_signing_key(&row.kid, &sealed).await?;
+        tracing::info!(kid = %row.kid, master = %keyring.primary().id(), "sealed the token signing key under the master key");
+        resealed += 1;
+    }
+    Ok(resealed)
+}
+
+/// The gateway's issuer with its stored keys (sealed under the master key; any stored in the
+/// clear are sealed now); the first start creates a key.
+pub async fn load_issuer(
+    store: &Store,
+    keyring: &Keyring,
+    public_url: &str,
+) -> anyhow::Result<GatewayIssuer> {
+    reseal_signing_keys(store, keyring).await?;
     let mut rows = store.signing_keys().await?;
     if !rows.iter().any(|r| r.retired_at.is_none()) {
         let (kid, pkcs8, public_jwk) = generate_signing_key().map_err(anyhow::Error::msg)?;
+        let sealed = signing::seal_signing_key(keyring, &kid, &pkcs8)
+            .map_err(|e| anyhow::anyhow!("cannot seal the new signing key: {e}"))?;
         let row = SigningKeyRow {
             kid,
             algorithm: "ES256".into(),
-            private_key: pkcs8,
+            private_key: sealed,
             public_jwk,
             created_at: switchboard_auth::issuer::now(),
             retired_at: None,
@@ -250,11 +278,14 @@ pub async fn load_issuer(store: &Store, public_url: &str) -> anyhow::Result<Gate
     rows.sort_by_key(|r| r.created_at);
     let material: Vec<SigningKeyMaterial> = rows
         .into_iter()
-        .map(|r| SigningKeyMaterial {
-            kid: r.kid,
-            pkcs8: r.private_key,
-            retired: r.retired_at.is_some(),
+        .map(|r| {
+            let pkcs8 = signing::open_signing_key(keyring, &r.kid, &r.private_key)?;
+            Ok(SigningKeyMaterial {
+                kid: r.kid,
+                pkcs8: pkcs8.to_vec(),
+                retired: r.retired_at.is_some(),
+            })
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     GatewayIssuer::new(public_url.to_owned(), &material).map_err(anyhow::Error::msg)
 }

@@ -49,7 +49,8 @@ pub async fn issue(config: &Config, tenant: &str, user: &str, ttl: Duration) -> 
             "warning: {user} is not a member of {tenant}; the token will be refused until they are"
         );
     }
-    let issuer = load_issuer(&store, &config.public_url()).await?;
+    let keyring = crate::secrets::keyring(config)?;
+    let issuer = load_issuer(&store, &keyring, &config.public_url()).await?;
     let issued = issuer
         .issue(
             &tenant,
@@ -71,7 +72,8 @@ pub async fn issue(config: &Config, tenant: &str, user: &str, ttl: Duration) -> 
 /// expired token can still be inspected).
 async fn verified_claims(config: &Config, token: &str) -> anyhow::Result<Map<String, Value>> {
     let store = open_store(config).await?;
-    let issuer = load_issuer(&store, &config.public_url()).await?;
+    let keyring = crate::secrets::keyring(config)?;
+    let issuer = load_issuer(&store, &keyring, &config.public_url()).await?;
     let header = jsonwebtoken::decode_header(token).context("not a JWT")?;
     let key = issuer
         .keys()

@@ -63,6 +63,7 @@ fn cli(args: &[&str], db: &TestDb, base: &str, token: &str) -> std::process::Out
     std::process::Command::new(switchboard_bin())
         .args(args)
         .env("SWITCHBOARD_DATABASE_URL", &db.url)
+        .env("SWITCHBOARD_MASTER_KEY", support::TEST_MASTER_KEY)
         .env("SWITCHBOARD_AUTH__KEY_HASHING_SECRET", HASHING_SECRET)
         .env("SWITCHBOARD_ADMIN_URL", base)
         .env("SWITCHBOARD_ADMIN_TOKEN", token)

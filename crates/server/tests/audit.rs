@@ -33,6 +33,7 @@ fn cli(args: &[&str], db: &TestDb) -> std::process::Output {
     std::process::Command::new(switchboard_bin())
         .args(args)
         .env("SWITCHBOARD_DATABASE_URL", &db.url)
+        .env("SWITCHBOARD_MASTER_KEY", support::TEST_MASTER_KEY)
         .env("SWITCHBOARD_LOG", "warn")
         .output()
         .expect("run switchboard")

@@ -209,6 +209,7 @@ fn cli(args: &[&str], db: &TestDb, public_url: &str) -> std::process::Output {
     std::process::Command::new(support::switchboard_bin())
         .args(args)
         .env("SWITCHBOARD_DATABASE_URL", &db.url)
+        .env("SWITCHBOARD_MASTER_KEY", support::TEST_MASTER_KEY)
         .env("SWITCHBOARD_AUTH__PUBLIC_URL", public_url)
         .env("SWITCHBOARD_AUTH__KEY_HASHING_SECRET", HASHING_SECRET)
         .output()

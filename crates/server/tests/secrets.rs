@@ -283,10 +283,10 @@ async fn secrets_are_write_only_scoped_and_survive_a_key_rotation() {
         "{}",
         String::from_utf8_lossy(&rotate.stderr)
     );
+    let said = String::from_utf8_lossy(&rotate.stdout);
     assert!(
-        String::from_utf8_lossy(&rotate.stdout).contains("re-wrapped 1 data key"),
-        "{}",
-        String::from_utf8_lossy(&rotate.stdout)
+        said.contains("re-wrapped 1 data key") && said.contains("re-sealed 1 token signing key"),
+        "{said}"
     );
     let rotated = format!(
         "[server]\n{server}{config}[secrets]\nmaster_key_file = {:?}\n",
@@ -301,5 +301,37 @@ async fn secrets_are_write_only_scoped_and_survive_a_key_rotation() {
         .unwrap()
         .unwrap();
     assert_eq!(secrecy::ExposeSecret::expose_secret(&value), VALUE);
+
+    // The token signing key is sealed under the master key (now the new one), and opens
+    // with the new key alone; a key stored in the clear by an earlier version is sealed at
+    // the next load.
+    let keyring = switchboard_server::secrets::keyring(&rotated).unwrap();
+    let sealed = store.signing_keys().await.unwrap();
+    assert!(sealed.iter().all(|k| k.private_key.starts_with(b"SBK1")));
+    let (kid, pkcs8, public_jwk) = switchboard_auth::generate_signing_key().unwrap();
+    store
+        .add_signing_key(&switchboard_store::SigningKeyRow {
+            kid: kid.clone(),
+            algorithm: "ES256".into(),
+            private_key: pkcs8.clone(),
+            public_jwk,
+            created_at: 1,
+            retired_at: None,
+        })
+        .await
+        .unwrap();
+    switchboard_server::tenancy::load_issuer(&store, &keyring, "http://127.0.0.1:1")
+        .await
+        .expect("every key opens with the configured master key");
+    let legacy = store.signing_keys().await.unwrap();
+    let legacy = legacy.iter().find(|k| k.kid == kid).unwrap();
+    assert!(legacy.private_key.starts_with(b"SBK1"));
+    assert!(
+        !legacy
+            .private_key
+            .windows(16)
+            .any(|w| pkcs8.windows(16).any(|p| p == w)),
+        "no part of the private key is stored in the clear"
+    );
     db.cleanup().await;
 }

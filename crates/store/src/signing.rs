@@ -7,16 +7,16 @@ use crate::{Result, Store, StoreError, now};
 
 /// One signing key of the gateway's issuer.
 ///
-/// The private key is stored as plain PKCS#8 DER for now; envelope encryption at rest
-/// arrives in a later issue (with the control plane's key management). Until then the
-/// database itself must be protected like a secret.
+/// The store keeps `private_key` as given: the server seals it under the secrets master key
+/// before writing (see `switchboard_secrets::signing`), so the database alone cannot mint
+/// tokens.
 #[derive(Clone)]
 pub struct SigningKeyRow {
     /// Key id (`kid` in token headers and the JWKS).
     pub kid: String,
     /// JWS algorithm (`ES256`, `RS256`, …).
     pub algorithm: String,
-    /// PKCS#8 DER. Never printed: `Debug` redacts it.
+    /// The private key as stored (sealed PKCS#8 DER). Never printed: `Debug` redacts it.
     pub private_key: Vec<u8>,
     /// The public half as a JWK (JSON), as published.
     pub public_jwk: String,
@@ -79,6 +79,26 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Replaces a key's stored private key (sealing it, or sealing it again under a new
+    /// master key). Not a directory change: the revision stays.
+    pub async fn reseal_signing_key(&self, kid: &str, private_key: &[u8]) -> Result<()> {
+        let mut tx = self.begin(Scope::Platform, Access::Write).await?;
+        let changed = sqlx::query("UPDATE signing_keys SET private_key = $1 WHERE kid = $2")
+            .bind(private_key.to_vec())
+            .bind(kid)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::NotFound {
+                what: "signing key",
+                id: kid.to_owned(),
+            });
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Retires a signing key now: it verifies tokens until they expire but signs no more.

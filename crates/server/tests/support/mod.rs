@@ -24,6 +24,11 @@ use rmcp::transport::StreamableHttpClientTransport;
 use switchboard_server::{Config, Running};
 use tokio::sync::Notify;
 
+/// The secrets master key of test gateways without a data folder of their own (CLI runs
+/// against their database pass it as `SWITCHBOARD_MASTER_KEY`).
+pub const TEST_MASTER_KEY: &str =
+    "7465737420676174657761792073656372657473206d6173746572206b657921";
+
 /// The demo upstream's tools, sorted.
 pub const DEMO_TOOLS: [&str; 5] = ["add", "echo", "sample", "slow_count", "toggle_extra"];
 
@@ -86,7 +91,18 @@ impl TestGateway {
         let toml = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n{startup}{data_dir}shutdown_grace_ms = 3000\n{server_extra}\n{upstreams}"
         );
-        let config = Config::from_toml(&toml, Vec::new()).expect("test config is valid");
+        // Gateways (and CLI runs) sharing a test database share its master key, as replicas
+        // must: the token signing keys in the database are sealed under it. A test with a
+        // data folder of its own keeps the master key there.
+        let env = if data_dir.is_empty() || toml.contains("master_key") {
+            Vec::new()
+        } else {
+            vec![(
+                "SWITCHBOARD_MASTER_KEY".to_owned(),
+                TEST_MASTER_KEY.to_owned(),
+            )]
+        };
+        let config = Config::from_toml(&toml, env).expect("test config is valid");
         let running = switchboard_server::start(config)
             .await
             .expect("gateway starts");
