@@ -146,6 +146,8 @@ pub struct CallRecord<'a> {
     pub bytes_in: u64,
     /// Size of the result returned (serialized JSON); 0 for an error.
     pub bytes_out: u64,
+    /// The gateway's span of the call, when span export is on and the call is sampled.
+    pub span: Option<&'a crate::span::CallSpan>,
 }
 
 /// Receives every call decision and every completed call; the governance layer's audit log

@@ -76,6 +76,8 @@ pub struct Gateway {
     call_gate: std::sync::OnceLock<Arc<dyn CallGate>>,
     /// Tenants' own connections to upstreams whose definitions have placeholders.
     pub(crate) per_tenant: Arc<PerTenant>,
+    /// The sampling ratio of calls without a client trace, when span export is on.
+    span_ratio: std::sync::OnceLock<f64>,
 }
 
 /// Counts one upstream request in flight while alive.
@@ -135,6 +137,7 @@ impl Gateway {
             in_flight: AtomicUsize::new(0),
             decisions: std::sync::OnceLock::new(),
             call_gate: std::sync::OnceLock::new(),
+            span_ratio: std::sync::OnceLock::new(),
         });
         tasks.push(tokio::spawn(rebuild_catalog(gateway.clone(), dirty)));
         *gateway.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
@@ -206,6 +209,17 @@ impl Gateway {
     /// Sets what admits each tool call (once; later calls are ignored).
     pub fn set_call_gate(&self, gate: Arc<dyn CallGate>) {
         let _ = self.call_gate.set(gate);
+    }
+
+    /// Turns on the gateway's own spans (see [`crate::span`]): calls carrying a sampled
+    /// trace, and `sample_ratio` of the others, get one, handed to the decision sink with
+    /// the call record (once; later calls are ignored).
+    pub fn set_span_export(&self, sample_ratio: f64) {
+        let _ = self.span_ratio.set(sample_ratio.clamp(0.0, 1.0));
+    }
+
+    pub(crate) fn span_ratio(&self) -> Option<f64> {
+        self.span_ratio.get().copied()
     }
 
     pub(crate) fn call_gate(&self) -> Option<&dyn CallGate> {

@@ -26,6 +26,7 @@ pub mod hub;
 pub mod mrtr;
 pub mod per_tenant;
 pub mod session;
+pub mod span;
 pub mod upstream;
 
 pub use caller::{

@@ -384,11 +384,17 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         sessions.clone(),
     )
     .await?;
-    if audit_log.is_some() || metrics.is_some() || meter.is_some() {
+    let traces = crate::traces::SpanExporter::start(&config.traces)
+        .context("cannot set up span export ([traces])")?;
+    if traces.is_some() {
+        gateway.set_span_export(config.traces.sample_ratio);
+    }
+    if audit_log.is_some() || metrics.is_some() || meter.is_some() || traces.is_some() {
         let observer = Arc::new(Observer {
             audit: audit_log.clone(),
             metrics: metrics.clone(),
             meter: meter.clone(),
+            traces: traces.clone(),
         });
         gateway.set_decision_sink(observer.clone());
         tenancy.auth.set_event_sink(observer);
@@ -466,6 +472,9 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         if let Some(log) = audit_log {
             log.flush().await;
             tracing::info!(written = log.stats().written, "audit log flushed");
+        }
+        if let Some(traces) = traces {
+            traces.flush().await;
         }
         tracing::info!("stopped");
         result.context("server error")

@@ -78,6 +78,7 @@ pub struct Observer {
     pub audit: Option<Arc<AuditLog>>,
     pub metrics: Option<Arc<Metrics>>,
     pub meter: Option<Arc<Meter>>,
+    pub traces: Option<Arc<crate::traces::SpanExporter>>,
 }
 
 impl AuthEventSink for Observer {
@@ -181,6 +182,9 @@ impl DecisionSink for Observer {
                 r.error.is_none(),
                 r.latency.as_secs_f64(),
             );
+        }
+        if let Some(traces) = &self.traces {
+            traces.record(r);
         }
         let Some(log) = &self.audit else {
             return;

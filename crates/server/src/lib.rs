@@ -20,6 +20,7 @@ pub mod secrets;
 pub mod tenancy;
 pub mod tenant_servers;
 pub mod token_cli;
+pub mod traces;
 
 pub use app::{Running, start};
 pub use config::Config;

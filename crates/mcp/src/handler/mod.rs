@@ -106,6 +106,8 @@ fn unexpected(server: &str, method: &'static str) -> ErrorData {
 
 /// An allowed call on its way upstream: what [`GatewayHandler::finish`] records.
 pub(crate) struct Admitted {
+    /// The gateway's span of the call (span export on, call sampled).
+    span: Option<crate::span::CallSpan>,
     kind: ItemKind,
     reason: Reason,
     arguments_digest: Option<String>,
@@ -224,7 +226,15 @@ impl GatewayHandler {
             let (arguments_digest, arguments_size) = arguments
                 .map(arguments_digest)
                 .map_or((None, 0), |(digest, size)| (Some(digest), size));
+            let span = self.gateway.span_ratio().and_then(|ratio| {
+                let headers = context
+                    .extensions
+                    .get::<http::request::Parts>()
+                    .map(|p| &p.headers);
+                crate::span::CallSpan::start(headers, ratio)
+            });
             Ok(Admitted {
+                span,
                 kind,
                 reason: decision.reason,
                 arguments_digest,
@@ -262,8 +272,25 @@ impl GatewayHandler {
             reached,
             bytes_in: admitted.arguments_size,
             bytes_out: answer.map_or(0, Answered::size),
+            span: admitted.span.as_ref(),
         });
         result
+    }
+
+    /// The request's context with the gateway's span of the call as the upstream's trace
+    /// parent, when it has one.
+    fn traced(
+        mut context: RequestContext<RoleServer>,
+        admitted: &Admitted,
+    ) -> RequestContext<RoleServer> {
+        if let Some(span) = &admitted.span {
+            context
+                .extensions
+                .insert(Arc::new(crate::upstream::headers::TraceContext::for_span(
+                    span,
+                )));
+        }
+        context
     }
 
     fn upstream<'r>(&self, route: &'r Route) -> &'r Arc<Upstream> {

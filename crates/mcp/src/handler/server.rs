@@ -93,6 +93,7 @@ impl ServerHandler for GatewayHandler {
             &context,
             unknown,
         )?;
+        let context = Self::traced(context, &admitted);
         // The server's per-tenant argument rules, before anything is charged.
         let rewrites = &self.upstream(&route).def().rewrites;
         let tenant = caller.tenant().as_str();
@@ -159,6 +160,7 @@ impl ServerHandler for GatewayHandler {
             .ok_or_else(unknown)?;
         let admitted =
             self.authorize(&caller, &route, ItemKind::Prompt, None, &context, unknown)?;
+        let context = Self::traced(context, &admitted);
         request.name = route.name.to_string();
         request.meta = forwarded_meta(&context.meta);
         let result = match self.forward_rounds(&route, request, &context).await {
@@ -227,6 +229,7 @@ impl ServerHandler for GatewayHandler {
             .ok_or_else(unknown)?;
         let admitted =
             self.authorize(&caller, &route, ItemKind::Resource, None, &context, unknown)?;
+        let context = Self::traced(context, &admitted);
         request.uri = route.name.to_string();
         request.meta = forwarded_meta(&context.meta);
         let prefix = self.upstream(&route).def().prefix.clone();

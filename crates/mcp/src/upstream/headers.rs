@@ -1,10 +1,11 @@
 //! Per-request headers to HTTP upstreams: the client's W3C trace context, and signed identity
 //! headers (`identity_key` in a definition).
 //!
-//! **Trace context.** A client's `traceparent` (and `tracestate`) header is passed on, as is,
-//! to the upstream — as HTTP headers on HTTP transports and in `_meta` on every transport —
-//! so the upstream's spans join the client's trace (the gateway does not start spans of its
-//! own yet). A malformed `traceparent` is not forwarded.
+//! **Trace context.** A client's `traceparent` (and `tracestate`) header is passed on to the
+//! upstream — as HTTP headers on HTTP transports and in `_meta` on every transport — so the
+//! upstream's spans join the client's trace; with span export on, the `traceparent` names
+//! the gateway's own span of the call as the parent (see [`crate::span`]). A malformed
+//! `traceparent` is not forwarded.
 //!
 //! **Identity.** Every request the gateway sends to an upstream with `identity_key` carries
 //! who it is for:
@@ -72,19 +73,7 @@ pub(crate) struct TraceContext {
 
 /// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, ids not all zero (version 00).
 fn valid_traceparent(value: &str) -> bool {
-    let parts: Vec<&str> = value.split('-').collect();
-    let hex = |s: &str, len: usize| {
-        s.len() == len
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    matches!(parts.as_slice(), [version, trace, parent, flags]
-        if *version == "00"
-            && hex(trace, 32)
-            && hex(parent, 16)
-            && hex(flags, 2)
-            && trace.bytes().any(|b| b != b'0')
-            && parent.bytes().any(|b| b != b'0'))
+    crate::span::parse_traceparent(value).is_some()
 }
 
 impl TraceContext {
@@ -103,6 +92,14 @@ impl TraceContext {
             traceparent: traceparent.to_owned(),
             tracestate,
         })
+    }
+
+    /// The context an upstream gets under the gateway's span `span`.
+    pub(crate) fn for_span(span: &crate::span::CallSpan) -> Self {
+        Self {
+            traceparent: span.traceparent(),
+            tracestate: span.tracestate.clone(),
+        }
     }
 
     /// Writes it into a request's `_meta` (SEP-414 keys).

@@ -8,7 +8,7 @@
 
 mod client;
 pub(crate) mod connect;
-mod headers;
+pub(crate) mod headers;
 pub(crate) mod lists;
 mod network;
 mod sse_client;
@@ -406,9 +406,19 @@ impl Upstream {
         }
         // The client's W3C trace context goes on: in `_meta` (every transport) and, on HTTP,
         // as headers (see `headers::UpstreamHttp`).
-        if let Some(trace) = parts.and_then(|p| headers::TraceContext::from_headers(&p.headers)) {
+        // The gateway's own span (span export on) replaces the client's as the parent.
+        let trace = ctx
+            .extensions
+            .get::<Arc<headers::TraceContext>>()
+            .cloned()
+            .or_else(|| {
+                parts
+                    .and_then(|p| headers::TraceContext::from_headers(&p.headers))
+                    .map(Arc::new)
+            });
+        if let Some(trace) = trace {
             trace.add_to_meta(&mut meta);
-            request.extensions_mut().insert(Arc::new(trace));
+            request.extensions_mut().insert(trace);
         }
         if !meta.is_empty() {
             options = options.with_meta(meta);

@@ -18,10 +18,12 @@ mod admin;
 mod env;
 mod governance;
 mod secrets;
+mod traces;
 
 pub use admin::{AdminSection, TenantServersSection};
 use env::env_overrides;
 pub use secrets::SecretsSection;
+pub use traces::TracesSection;
 
 pub use governance::{
     AuditSection, LimitsSection, MetricsSection, OnRedisErrorSetting, PlansSection, UsageSection,
@@ -186,6 +188,8 @@ struct RawConfig {
     #[serde(default)]
     tenant_servers: TenantServersSection,
     #[serde(default)]
+    traces: TracesSection,
+    #[serde(default)]
     secrets: SecretsSection,
     #[serde(default)]
     upstreams: BTreeMap<String, RawUpstream>,
@@ -203,6 +207,7 @@ pub struct Config {
     pub metrics: MetricsSection,
     pub admin: AdminSection,
     pub tenant_servers: TenantServersSection,
+    pub traces: TracesSection,
     pub secrets: SecretsSection,
     pub listen: SocketAddr,
     pub upstreams: Vec<UpstreamDef>,
@@ -393,6 +398,8 @@ impl Config {
         }
         raw.admin.check()?;
         raw.tenant_servers.check()?;
+        let mut traces = raw.traces;
+        traces.check()?;
         if let Err(entry) = crate::forwarded::TrustedProxies::parse(&raw.server.trusted_proxies) {
             return Err(invalid(
                 "server.trusted_proxies",
@@ -438,6 +445,7 @@ impl Config {
             metrics: raw.metrics,
             admin: raw.admin,
             tenant_servers: raw.tenant_servers,
+            traces,
             secrets: raw.secrets,
             listen,
             upstreams,
