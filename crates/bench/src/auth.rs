@@ -319,10 +319,12 @@ pub async fn in_process_costs(iterations: usize) -> anyhow::Result<Vec<Cost>> {
     Ok(costs)
 }
 
-/// Issues a user token with the `switchboard token` CLI against the gateway's database.
+/// Issues a user token with the `switchboard token` CLI against the gateway's database and
+/// data folder (where its secrets master key, which seals the signing key, lives).
 pub fn issue_token(
     switchboard: &str,
     database_url: &str,
+    data_dir: &std::path::Path,
     public_url: &str,
 ) -> anyhow::Result<String> {
     let out = std::process::Command::new(switchboard)
@@ -330,6 +332,7 @@ pub fn issue_token(
             "token", "issue", "--tenant", TENANT, "--user", USER, "--ttl", "1h",
         ])
         .env("SWITCHBOARD_DATABASE_URL", database_url)
+        .env("SWITCHBOARD_SERVER__DATA_DIR", data_dir)
         .env("SWITCHBOARD_AUTH__PUBLIC_URL", public_url)
         .env("SWITCHBOARD_AUTH__KEY_HASHING_SECRET", HASHING_SECRET)
         .env("SWITCHBOARD_LOG", "warn")

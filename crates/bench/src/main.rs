@@ -4,14 +4,17 @@
 //! `@modelcontextprotocol/server-everything` (legacy era), each both directly and behind a
 //! Switchboard gateway; drives `tools/call` and `tools/list` load at several concurrencies in
 //! interleaved rounds (direct, gateway, direct, gateway, …) so machine noise hits both alike;
-//! checks every reply; prints a table and writes JSON. `--short` is a few-second smoke run
-//! for CI that only requires zero errors.
+//! checks every reply; prints a table and writes JSON and a plot of latency against load
+//! (SVG). `--short` is a few-second smoke run for CI that only requires zero errors;
+//! `--compare FIRST SECOND` checks that every ratio of a second run is within 15 % of the
+//! first's.
 
 mod auth;
 mod load;
 mod mcp;
 mod memory;
 mod procs;
+mod report;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,8 +32,15 @@ use procs::{Proc, free_port, start};
 #[command(about = "MCP benchmark: Switchboard against a direct connection")]
 struct Args {
     /// The switchboard binary (build it in release mode for real figures).
-    #[arg(long)]
-    switchboard: PathBuf,
+    #[arg(long, required_unless_present = "compare")]
+    switchboard: Option<PathBuf>,
+    /// Compares two runs' JSON reports instead of running: every throughput ratio of the
+    /// second within `--tolerance` of the first's (exit status 1 otherwise).
+    #[arg(long, num_args = 2, value_names = ["FIRST", "SECOND"])]
+    compare: Option<Vec<PathBuf>>,
+    /// Largest relative change `--compare` accepts.
+    #[arg(long, default_value_t = 0.15)]
+    tolerance: f64,
     /// A few seconds per scenario; checks completion and zero errors, not timings.
     #[arg(long)]
     short: bool,
@@ -202,7 +212,7 @@ async fn gateway(
         Some(api_key) => (
             format!("{public_url}/t/{}/mcp", auth::TENANT),
             Some(Auth {
-                token: auth::issue_token(switchboard, &database_url, &public_url)?,
+                token: auth::issue_token(switchboard, &database_url, &dir, &public_url)?,
                 api_key,
             }),
         ),
@@ -325,14 +335,69 @@ fn print_row(row: &Row) {
     );
 }
 
+/// `--compare`: prints each ratio of both runs and fails when one moved more than
+/// `tolerance`.
+fn compare_runs(
+    first: &std::path::Path,
+    second: &std::path::Path,
+    tolerance: f64,
+) -> anyhow::Result<()> {
+    let read = |path: &std::path::Path| -> anyhow::Result<serde_json::Value> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a report", path.display()))
+    };
+    let diffs = report::compare(&read(first)?, &read(second)?);
+    if diffs.is_empty() {
+        bail!("the two reports have no scenario in common");
+    }
+    let mut outside = 0;
+    for d in &diffs {
+        let flag = if d.within(tolerance) {
+            ""
+        } else {
+            "  <-- outside"
+        };
+        if !d.within(tolerance) {
+            outside += 1;
+        }
+        println!(
+            "{:<48} {:>6.1} % -> {:>6.1} %  ({:+.1} %){flag}",
+            d.row,
+            d.first * 100.0,
+            d.second * 100.0,
+            d.change * 100.0
+        );
+    }
+    if outside > 0 {
+        bail!(
+            "{outside} of {} ratios moved more than {:.0} %",
+            diffs.len(),
+            tolerance * 100.0
+        );
+    }
+    println!(
+        "every ratio within {:.0} % ({} compared)",
+        tolerance * 100.0,
+        diffs.len()
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
-    let switchboard = args
+    if let Some(files) = &args.compare {
+        return compare_runs(&files[0], &files[1], args.tolerance);
+    }
+    let binary = args
         .switchboard
+        .clone()
+        .context("--switchboard is required")?;
+    let switchboard = binary
         .canonicalize()
-        .with_context(|| format!("no switchboard binary at {}", args.switchboard.display()))?
+        .with_context(|| format!("no switchboard binary at {}", binary.display()))?
         .display()
         .to_string();
 
@@ -564,7 +629,13 @@ async fn main() -> anyhow::Result<()> {
         "rows": rows,
     });
     std::fs::write(&file, serde_json::to_string_pretty(&report)?)?;
-    println!("results written to {}", file.display());
+    let plot = file.with_extension("svg");
+    std::fs::write(&plot, report::plot_svg(&report))?;
+    println!(
+        "results written to {} and {}",
+        file.display(),
+        plot.display()
+    );
     println!("bench: {} passed, 0 failed", rows.len());
     Ok(())
 }
