@@ -61,7 +61,7 @@ struct Args {
     #[arg(long, env = "SWITCHBOARD_BENCH_REDIS_URL")]
     redis_url: Option<String>,
     /// Measure only these targets (comma-separated: demo, everything, auth:key, auth:jwt,
-    /// gov:local, gov:redis); the fixed-rate and memory probes run with `demo` only.
+    /// gov:local, gov:redis, list); the fixed-rate and memory probes run with `demo` only.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -153,6 +153,17 @@ async fn gateway(
     upstream_url: &str,
     mode: Mode,
 ) -> anyhow::Result<Gateway> {
+    gateway_with(switchboard, name, upstream_url, mode, 1).await
+}
+
+/// Like [`gateway`], with `copies` upstreams (`{name}1`…) all reaching `upstream_url`.
+async fn gateway_with(
+    switchboard: &str,
+    name: &str,
+    upstream_url: &str,
+    mode: Mode,
+    copies: usize,
+) -> anyhow::Result<Gateway> {
     let port = free_port()?;
     let dir = bench_dir(port)?;
     let config = dir.join("gateway.toml");
@@ -176,10 +187,20 @@ async fn gateway(
         }
         _ => String::new(),
     };
+    let upstreams: String = (1..=copies)
+        .map(|i| {
+            let id = if copies == 1 {
+                name.to_owned()
+            } else {
+                format!("{name}{i}")
+            };
+            format!("[upstreams.{id}]\ntransport = \"streamable-http\"\nurl = \"{upstream_url}\"\n")
+        })
+        .collect();
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nstartup_wait_ms = 20000\ndata_dir = {:?}\n\n{limits}[upstreams.{name}]\ntransport = \"streamable-http\"\nurl = \"{upstream_url}\"\n",
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nstartup_wait_ms = 20000\ndata_dir = {:?}\n\n{limits}{upstreams}",
             dir.display().to_string()
         ),
     )?;
@@ -570,6 +591,48 @@ async fn main() -> anyhow::Result<()> {
             let row = measure(target, era, "tools/list", 1, None, &args).await?;
             print_row(&row);
             rows.push(row);
+        }
+    }
+    // `tools/list` through 1, 10 and 50 upstreams of 20 tools each (one demo process listing
+    // 20 tools behind every entry), against listing one such upstream directly.
+    let mut _list_gateways = Vec::new();
+    let mut _list_upstream = None;
+    if selected("list") {
+        let port = free_port()?;
+        _list_upstream = Some(
+            start(
+                "demo upstream (20 tools)",
+                &switchboard,
+                &[
+                    "demo-upstream".into(),
+                    "--http".into(),
+                    format!("127.0.0.1:{port}"),
+                    "--tools".into(),
+                    "20".into(),
+                ],
+                &[("SWITCHBOARD_LOG", "warn".into())],
+                port,
+            )
+            .await?,
+        );
+        let url = format!("http://127.0.0.1:{port}/mcp");
+        for (label, copies) in [("list:1", 1), ("list:10", 10), ("list:50", 50)] {
+            let gw = gateway_with(&switchboard, "list", &url, Mode::Open, copies).await?;
+            let target = Target {
+                upstream: label,
+                direct: Endpoint::open(url.clone()),
+                gateway: Endpoint::open(gw.url.clone()),
+                direct_tool: "echo",
+                gateway_tool: "echo",
+                arguments: json!({}),
+                eras: vec![Era::Legacy, Era::Modern],
+            };
+            for &era in &target.eras {
+                let row = measure(&target, era, "tools/list", 1, None, &args).await?;
+                print_row(&row);
+                rows.push(row);
+            }
+            _list_gateways.push(gw);
         }
     }
     let (sessions, memory) = if selected("demo") {

@@ -43,6 +43,8 @@ pub struct DemoServer {
     /// Environment variables the `env` tool shows (none: no `env` tool). Shows what a
     /// gateway hands a stdio upstream, e.g. a tenant's secret.
     env_tool: Arc<Vec<String>>,
+    /// `filler_01`… tools (echoes) listed besides the demo's own, for list benchmarks.
+    fillers: usize,
 }
 
 /// State shared by all sessions of one demo upstream.
@@ -65,6 +67,12 @@ impl DemoServer {
         }
     }
 
+    /// Lists at least `count` tools: the demo's own, then `filler_01`… (each an echo).
+    pub fn with_tool_count(mut self, count: usize) -> Self {
+        self.fillers = count.saturating_sub(tools().len());
+        self
+    }
+
     /// Adds an `env` tool that shows these environment variables (and no others).
     pub fn with_env_tool(mut self, names: Vec<String>) -> Self {
         self.env_tool = Arc::new(names);
@@ -73,6 +81,13 @@ impl DemoServer {
 
     fn tools(&self) -> Vec<Tool> {
         let mut tools = tools();
+        for i in 1..=self.fillers {
+            tools.push(Tool::new(
+                format!("filler_{i:02}"),
+                "Returns the text it is given (a filler for list benchmarks).",
+                schema(json!({"type": "object", "properties": {"text": {"type": "string"}}})),
+            ));
+        }
         if !self.env_tool.is_empty() {
             tools.push(Tool::new(
                 "env",
@@ -316,6 +331,13 @@ impl ServerHandler for DemoServer {
                     })
                     .collect();
                 text(Value::Object(shown).to_string())
+            }
+            name if name
+                .strip_prefix("filler_")
+                .and_then(|n| n.parse::<usize>().ok())
+                .is_some_and(|n| (1..=self.fillers).contains(&n)) =>
+            {
+                text(name)
             }
             "echo" => {
                 let value = argument(args, "text")?;

@@ -174,6 +174,9 @@ enum Command {
         /// passes to a stdio upstream).
         #[arg(long, value_name = "NAME,…", value_delimiter = ',')]
         env_tool: Vec<String>,
+        /// List at least this many tools (`filler_01`… added to the demo's own).
+        #[arg(long, default_value_t = 0)]
+        tools: usize,
     },
 }
 
@@ -266,13 +269,15 @@ async fn demo_upstream(
     http: Option<String>,
     legacy: bool,
     env_tool: Vec<String>,
+    tools: usize,
 ) -> anyhow::Result<()> {
     let demo = if legacy {
         DemoServer::legacy_only()
     } else {
         DemoServer::default()
     }
-    .with_env_tool(env_tool);
+    .with_env_tool(env_tool)
+    .with_tool_count(tools);
     match http {
         None => {
             let running = demo
@@ -463,6 +468,7 @@ async fn main() -> anyhow::Result<()> {
             http,
             legacy,
             env_tool,
-        }) => demo_upstream(http, legacy, env_tool).await,
+            tools,
+        }) => demo_upstream(http, legacy, env_tool, tools).await,
     }
 }
