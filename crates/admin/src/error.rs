@@ -167,6 +167,7 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %err, "admin API: stored data is unusable");
                 Self::internal(err.to_string())
             }
+            StoreError::Refused(message) => Self::forbidden(message),
             StoreError::Database(detail) => {
                 tracing::warn!(error = %detail, "admin API: database error");
                 Self::unavailable("the database is unavailable; retry shortly")

@@ -10,11 +10,13 @@
 //! first's.
 
 mod auth;
+mod gateways;
 mod load;
 mod mcp;
 mod memory;
 mod procs;
 mod report;
+mod stdio;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,9 +26,10 @@ use clap::Parser;
 use serde::Serialize;
 use serde_json::json;
 
+use gateways::{Mode, gateway, gateway_with};
 use load::{Call, Sample};
 use mcp::{Endpoint, Era};
-use procs::{Proc, free_port, start};
+use procs::{free_port, start};
 
 #[derive(Parser)]
 #[command(about = "MCP benchmark: Switchboard against a direct connection")]
@@ -61,22 +64,10 @@ struct Args {
     #[arg(long, env = "SWITCHBOARD_BENCH_REDIS_URL")]
     redis_url: Option<String>,
     /// Measure only these targets (comma-separated: demo, everything, auth:key, auth:jwt,
-    /// gov:local, gov:redis, list); the fixed-rate and memory probes run with `demo` only.
+    /// gov:local, gov:redis, list, stdio); the fixed-rate and memory probes run with `demo`
+    /// only.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-}
-
-/// What a benchmark gateway enforces.
-enum Mode {
-    /// No tenants: open mode.
-    Open,
-    /// The benchmark tenant (enterprise plan: no rate limits), credentials required; the
-    /// audit log on (the default) or off.
-    Auth { audit: bool },
-    /// As `Auth` with the audit log and usage metering, plus every rate limit (address,
-    /// tenant, user, key, tool) and the tenant's and key's call quotas, set so high that they
-    /// never refuse: governance's cost, limits in-process or on Redis.
-    Governed { redis_url: Option<String> },
 }
 
 #[derive(Serialize)]
@@ -126,131 +117,6 @@ struct Target {
     gateway_tool: &'static str,
     arguments: serde_json::Value,
     eras: Vec<Era>,
-}
-
-/// A gateway in front of `upstream_url`; with `auth`, on a database provisioned with the
-/// benchmark tenant (returns its API key and a token in `Auth`).
-struct Gateway {
-    proc: Proc,
-    url: String,
-    auth: Option<Auth>,
-}
-
-struct Auth {
-    api_key: String,
-    token: String,
-}
-
-fn bench_dir(port: u16) -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("switchboard-bench-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
-async fn gateway(
-    switchboard: &str,
-    name: &str,
-    upstream_url: &str,
-    mode: Mode,
-) -> anyhow::Result<Gateway> {
-    gateway_with(switchboard, name, upstream_url, mode, 1).await
-}
-
-/// Like [`gateway`], with `copies` upstreams (`{name}1`…) all reaching `upstream_url`.
-async fn gateway_with(
-    switchboard: &str,
-    name: &str,
-    upstream_url: &str,
-    mode: Mode,
-    copies: usize,
-) -> anyhow::Result<Gateway> {
-    let port = free_port()?;
-    let dir = bench_dir(port)?;
-    let config = dir.join("gateway.toml");
-    let with_auth = !matches!(mode, Mode::Open);
-    let limits = match &mode {
-        // Governance off: no audit log, no metering (and no limits: the tenant's plan has none).
-        Mode::Auth { audit: false } => {
-            "[audit]\nenabled = false\n[usage]\nenabled = false\n".to_owned()
-        }
-        Mode::Governed { redis_url } => {
-            let high = "\"1000000/s\"";
-            let redis = redis_url.as_ref().map_or(String::new(), |url| {
-                format!(
-                    "redis_url = {url:?}\nredis_prefix = \"sbbench:{}:{port}:\"\n",
-                    std::process::id()
-                )
-            });
-            format!(
-                "[limits]\naddress = {high}\n{redis}[limits.plans.enterprise]\ntenant = {high}\nuser = {high}\nkey = {high}\naddress = {high}\ntool = {high}\n"
-            )
-        }
-        _ => String::new(),
-    };
-    let upstreams: String = (1..=copies)
-        .map(|i| {
-            let id = if copies == 1 {
-                name.to_owned()
-            } else {
-                format!("{name}{i}")
-            };
-            format!("[upstreams.{id}]\ntransport = \"streamable-http\"\nurl = \"{upstream_url}\"\n")
-        })
-        .collect();
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nstartup_wait_ms = 20000\ndata_dir = {:?}\n\n{limits}{upstreams}",
-            dir.display().to_string()
-        ),
-    )?;
-    let database_url = format!("sqlite://{}", dir.join("switchboard.db").display());
-    let api_key = if with_auth {
-        Some(auth::provision(&database_url, matches!(mode, Mode::Governed { .. })).await?)
-    } else {
-        None
-    };
-    let proc = start(
-        "switchboard",
-        switchboard,
-        &[
-            "serve".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ],
-        &[
-            ("SWITCHBOARD_LOG", "warn".into()),
-            (
-                "SWITCHBOARD_AUTH__KEY_HASHING_SECRET",
-                auth::HASHING_SECRET.into(),
-            ),
-        ],
-        port,
-    )
-    .await?;
-    let public_url = format!("http://127.0.0.1:{port}");
-    let (url, auth) = match api_key {
-        Some(api_key) => (
-            format!("{public_url}/t/{}/mcp", auth::TENANT),
-            Some(Auth {
-                token: auth::issue_token(switchboard, &database_url, &dir, &public_url)?,
-                api_key,
-            }),
-        ),
-        None => (format!("{public_url}/mcp"), None),
-    };
-    // Wait until the upstream is listed.
-    let ready = format!("http://127.0.0.1:{port}/readyz");
-    for _ in 0..200 {
-        if let Ok(r) = reqwest::get(&ready).await
-            && let Ok(v) = r.json::<serde_json::Value>().await
-            && v["upstreams"][0]["health"]["state"] == "ready"
-        {
-            return Ok(Gateway { proc, url, auth });
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("the gateway's upstream never became ready")
 }
 
 async fn measure(
@@ -356,53 +222,9 @@ fn print_row(row: &Row) {
     );
 }
 
-/// `--compare`: prints each ratio of both runs and fails when one moved more than
-/// `tolerance`.
-fn compare_runs(
-    first: &std::path::Path,
-    second: &std::path::Path,
-    tolerance: f64,
-) -> anyhow::Result<()> {
-    let read = |path: &std::path::Path| -> anyhow::Result<serde_json::Value> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{} is not a report", path.display()))
-    };
-    let diffs = report::compare(&read(first)?, &read(second)?);
-    if diffs.is_empty() {
-        bail!("the two reports have no scenario in common");
-    }
-    let mut outside = 0;
-    for d in &diffs {
-        let flag = if d.within(tolerance) {
-            ""
-        } else {
-            "  <-- outside"
-        };
-        if !d.within(tolerance) {
-            outside += 1;
-        }
-        println!(
-            "{:<48} {:>6.1} % -> {:>6.1} %  ({:+.1} %){flag}",
-            d.row,
-            d.first * 100.0,
-            d.second * 100.0,
-            d.change * 100.0
-        );
-    }
-    if outside > 0 {
-        bail!(
-            "{outside} of {} ratios moved more than {:.0} %",
-            diffs.len(),
-            tolerance * 100.0
-        );
-    }
-    println!(
-        "every ratio within {:.0} % ({} compared)",
-        tolerance * 100.0,
-        diffs.len()
-    );
-    Ok(())
+/// Whether `--only` selects `label` (everything when it is empty).
+fn is_selected(args: &Args, label: &str) -> bool {
+    args.only.is_empty() || args.only.iter().any(|o| o == label)
 }
 
 #[tokio::main]
@@ -410,7 +232,7 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     if let Some(files) = &args.compare {
-        return compare_runs(&files[0], &files[1], args.tolerance);
+        return report::compare_runs(&files[0], &files[1], args.tolerance);
     }
     let binary = args
         .switchboard
@@ -503,6 +325,7 @@ async fn main() -> anyhow::Result<()> {
             gateway: Endpoint {
                 url: auth_gateway.url.clone(),
                 bearer: Some(bearer.clone()),
+                stdio: None,
             },
             direct_tool: "demo__echo",
             gateway_tool: "demo__echo",
@@ -558,16 +381,39 @@ async fn main() -> anyhow::Result<()> {
             direct: Endpoint {
                 url: bare.url.clone(),
                 bearer: Some(bare_key.clone()),
+                stdio: None,
             },
             gateway: Endpoint {
                 url: governed_gateway.url.clone(),
                 bearer: Some(key.clone()),
+                stdio: None,
             },
             direct_tool: "demo__echo",
             gateway_tool: "demo__echo",
             arguments: json!({"text": "hello"}),
             eras: vec![Era::Legacy, Era::Modern],
         });
+    }
+
+    // A stdio upstream: the demo upstream as a child of the gateway, against a client with
+    // its own stdio connection to another such child.
+    let mut _stdio_gateway = None;
+    if is_selected(&args, "stdio") {
+        let peer = stdio::StdioPeer::spawn(&switchboard, &["demo-upstream"]).await?;
+        let upstream = format!(
+            "transport = \"stdio\"\ncommand = {switchboard:?}\nargs = [\"demo-upstream\"]\n"
+        );
+        let gw = gateway_with(&switchboard, "stdio", &upstream, Mode::Open, 1).await?;
+        targets.push(Target {
+            upstream: "stdio",
+            direct: Endpoint::stdio(peer),
+            gateway: Endpoint::open(gw.url.clone()),
+            direct_tool: "echo",
+            gateway_tool: "stdio__echo",
+            arguments: json!({"text": "hello"}),
+            eras: vec![Era::Legacy],
+        });
+        _stdio_gateway = Some(gw);
     }
 
     let costs = auth::in_process_costs(if args.short { 2_000 } else { 100_000 }).await?;
@@ -580,7 +426,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut rows = Vec::new();
     let concurrencies: &[usize] = if args.short { &[1, 16] } else { &[1, 16, 64] };
-    let selected = |label: &str| args.only.is_empty() || args.only.iter().any(|o| o == label);
+    let selected = |label: &str| is_selected(&args, label);
     for target in targets.iter().filter(|t| selected(t.upstream)) {
         for &era in &target.eras {
             for &c in concurrencies {
@@ -617,7 +463,8 @@ async fn main() -> anyhow::Result<()> {
         );
         let url = format!("http://127.0.0.1:{port}/mcp");
         for (label, copies) in [("list:1", 1), ("list:10", 10), ("list:50", 50)] {
-            let gw = gateway_with(&switchboard, "list", &url, Mode::Open, copies).await?;
+            let upstream = format!("transport = \"streamable-http\"\nurl = \"{url}\"\n");
+            let gw = gateway_with(&switchboard, "list", &upstream, Mode::Open, copies).await?;
             let target = Target {
                 upstream: label,
                 direct: Endpoint::open(url.clone()),

@@ -1,5 +1,10 @@
 //! Real MCP over Streamable HTTP for the load generator: a legacy session (initialize +
-//! `Mcp-Session-Id`) or stateless 2026-07-28 requests, with bodies built once per worker.
+//! `Mcp-Session-Id`) or stateless 2026-07-28 requests, with bodies built once per worker —
+//! or a shared stdio connection (see [`crate::stdio`]).
+
+use std::sync::Arc;
+
+use crate::stdio::StdioPeer;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -32,13 +37,15 @@ pub struct McpClient {
     bearer: Option<String>,
     era: Era,
     session: Option<String>,
+    stdio: Option<Arc<StdioPeer>>,
 }
 
-/// Where load goes: an MCP URL and the credential to present there.
+/// Where load goes: an MCP URL and the credential to present there, or a stdio connection.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub url: String,
     pub bearer: Option<String>,
+    pub stdio: Option<Arc<StdioPeer>>,
 }
 
 impl Endpoint {
@@ -47,6 +54,16 @@ impl Endpoint {
         Self {
             url: url.into(),
             bearer: None,
+            stdio: None,
+        }
+    }
+
+    /// A stdio server every worker reaches over the same connection.
+    pub fn stdio(peer: Arc<StdioPeer>) -> Self {
+        Self {
+            url: "stdio".into(),
+            bearer: None,
+            stdio: Some(peer),
         }
     }
 }
@@ -95,8 +112,9 @@ impl McpClient {
             bearer: endpoint.bearer.clone(),
             era,
             session: None,
+            stdio: endpoint.stdio.clone(),
         };
-        if era == Era::Legacy {
+        if era == Era::Legacy && client.stdio.is_none() {
             let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
                 "protocolVersion": LEGACY, "capabilities": {},
                 "clientInfo": {"name": "switchboard-bench", "version": "1"}}});
@@ -159,6 +177,10 @@ impl McpClient {
 
     /// Sends one request and checks that it got a result (not an error).
     pub async fn request(&self, body: &Value, name: Option<&str>) -> anyhow::Result<Value> {
+        if let Some(peer) = &self.stdio {
+            let method = body["method"].as_str().unwrap_or_default();
+            return peer.request(method, body["params"].clone()).await;
+        }
         let response = self.post(body, name).await?;
         let text = response.text().await?;
         let message = message(&text)?;

@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use anyhow::{Context, bail};
+
 use serde_json::Value;
 
 /// The identity of a row across runs.
@@ -167,6 +169,55 @@ pub fn plot_svg(report: &Value) -> String {
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+/// `--compare`: prints each ratio of both runs and fails when one moved more than
+/// `tolerance`.
+pub fn compare_runs(
+    first: &std::path::Path,
+    second: &std::path::Path,
+    tolerance: f64,
+) -> anyhow::Result<()> {
+    let read = |path: &std::path::Path| -> anyhow::Result<serde_json::Value> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a report", path.display()))
+    };
+    let diffs = compare(&read(first)?, &read(second)?);
+    if diffs.is_empty() {
+        bail!("the two reports have no scenario in common");
+    }
+    let mut outside = 0;
+    for d in &diffs {
+        let flag = if d.within(tolerance) {
+            ""
+        } else {
+            "  <-- outside"
+        };
+        if !d.within(tolerance) {
+            outside += 1;
+        }
+        println!(
+            "{:<48} {:>6.1} % -> {:>6.1} %  ({:+.1} %){flag}",
+            d.row,
+            d.first * 100.0,
+            d.second * 100.0,
+            d.change * 100.0
+        );
+    }
+    if outside > 0 {
+        bail!(
+            "{outside} of {} ratios moved more than {:.0} %",
+            diffs.len(),
+            tolerance * 100.0
+        );
+    }
+    println!(
+        "every ratio within {:.0} % ({} compared)",
+        tolerance * 100.0,
+        diffs.len()
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -61,6 +61,9 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         // 64:ff9b::/96 NAT64 (reaches IPv4, possibly private), ::/96 IPv4-compatible.
         || (first & 0xfe00) == 0xfc00
         || (first & 0xffc0) == 0xfe80
+        // fec0::/10 site-local (deprecated), 2002::/16 6to4 (reaches IPv4, possibly private).
+        || (first & 0xffc0) == 0xfec0
+        || first == 0x2002
         || (first == 0x2001 && ip.segments()[1] == 0x0db8)
         || (first == 0x0064 && ip.segments()[1] == 0xff9b)
         || ip.segments()[..6].iter().all(|s| *s == 0))
@@ -118,6 +121,8 @@ mod tests {
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
             "2001:db8::1",
+            "fec0::1",
+            "2002:a00:1::1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip} must not be public");
         }

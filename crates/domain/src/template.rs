@@ -113,6 +113,14 @@ impl Template {
     }
 }
 
+/// `value` as a rendered URL part carries it (percent-encoded): what secret redaction must
+/// also look for.
+pub fn url_encoded(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    push_encoded(&mut out, value, Encoding::UrlComponent);
+    out
+}
+
 /// Percent-encoding by hand: ten lines, and the domain crate stays free of dependencies.
 fn push_encoded(out: &mut String, value: &str, encoding: Encoding) {
     match encoding {

@@ -74,6 +74,20 @@ pub fn check(
             ));
         }
     }
+    let own = gateway.per_tenant().owned_by(tenant);
+    for other in own.iter().flat_map(|o| o.iter()) {
+        let other = other.def();
+        if other.name != def.name && !def.prefix.is_empty() && other.prefix == def.prefix {
+            return Err(err(
+                "prefix",
+                format!(
+                    "prefix {:?} is the tenant's server {:?}'s; choose another",
+                    def.prefix,
+                    other.name.as_str()
+                ),
+            ));
+        }
+    }
     Ok(def)
 }
 
@@ -151,7 +165,10 @@ pub async fn probe(
         for value in resolved.values.values() {
             let value = value.expose_secret();
             if value.len() >= 4 {
-                text = text.replace(value, "[redacted]");
+                let encoded = switchboard_domain::template::url_encoded(value);
+                text = text
+                    .replace(value, "[redacted]")
+                    .replace(&encoded, "[redacted]");
             }
         }
         text

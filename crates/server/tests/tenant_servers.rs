@@ -167,11 +167,20 @@ async fn tenant_defines_its_own_server(backend: Backend) {
         )
         .await;
     assert_eq!(grant.status, 201, "{}", grant.body);
+    // A member's own secret of that name never goes to a server a tenant admin defined.
+    set_secret(&api, &ada, "/me/secrets/crm_token", "token-ada-own").await;
     assert_eq!(
         echo(&acme_mcp, &ada, "crm__echo", "from-ada")
             .await
             .unwrap(),
         "from-ada"
+    );
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .all(|r| !r.auth.contains("token-ada-own")),
+        "a member's own secret reached a tenant-defined server"
     );
     {
         let sent = seen.lock().unwrap();
@@ -480,6 +489,17 @@ async fn platform_admins_alone_give_a_tenant_a_command_of_its_own() {
     assert_eq!(changed.status, 403, "{}", changed.body);
     let deleted = api.send(Some(&root), M::DELETE, path, None).await;
     assert_eq!(deleted.status, 403, "{}", deleted.body);
+    // Nor tries its write-only values elsewhere under its name.
+    let trial = json!({"name": "envy", "definition": {"transport": "sse", "url": "https://a.example.com/", "headers": {"X-Key": "[redacted]"}}});
+    let tried = api
+        .send(
+            Some(&root),
+            M::POST,
+            "/tenants/acme/servers/validate",
+            Some(trial),
+        )
+        .await;
+    assert_eq!(tried.status, 403, "{}", tried.body);
     let deleted = api.send(Some(PLATFORM), M::DELETE, path, None).await;
     assert_eq!(deleted.status, 204, "{}", deleted.body);
     for _ in 0..100 {

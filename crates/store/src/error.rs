@@ -22,6 +22,10 @@ pub enum StoreError {
     /// naming another tenant).
     #[error("{0}")]
     Invalid(String),
+    /// The caller may not change this object (a tenant admin and a server a platform
+    /// administrator defined); decided inside the write's transaction.
+    #[error("{0}")]
+    Refused(String),
     /// The database failed or is unreachable.
     #[error("database error: {0}")]
     Database(String),

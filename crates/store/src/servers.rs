@@ -27,6 +27,16 @@ pub(crate) fn server_from_row(row: &AnyRow) -> Result<TenantServer> {
     })
 }
 
+/// Refuses a change by anyone but a platform administrator to what one defined.
+fn refuse_platforms(stored: Option<&TenantServer>, platform: bool) -> Result<()> {
+    if stored.is_some_and(|s| s.by_platform) && !platform {
+        return Err(StoreError::Refused(
+            "this server was defined by a platform administrator; ask them to change it".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// What a write of a tenant's server changed.
 #[derive(Debug, Clone)]
 pub struct ServerWrite {
@@ -57,9 +67,11 @@ impl TenantStore<'_> {
         row.as_ref().map(server_from_row).transpose()
     }
 
-    /// Creates or replaces a server (`by_platform`: written by a platform administrator).
-    /// `expected` (an `If-Match`) must be the stored version; a new server is refused once
-    /// the tenant has `max` of them.
+    /// Creates or replaces a server (`by_platform`: written by a platform administrator;
+    /// otherwise one a platform administrator wrote is refused). `expected` (an `If-Match`)
+    /// must be the stored version; a new server is refused once the tenant has `max` of them.
+    /// The stored row is changed only if it is still the one read here (its version), so
+    /// concurrent writers cannot overwrite each other unseen.
     pub async fn put_server(
         &self,
         name: &str,
@@ -88,12 +100,13 @@ impl TenantStore<'_> {
                 expected,
             });
         }
+        refuse_platforms(before.as_ref(), by_platform)?;
         let at = now();
         let after = match &before {
             Some(old) => {
-                sqlx::query(
+                let changed = sqlx::query(
                     "UPDATE tenant_servers SET description = $1, definition = $2, by_platform = $3, \
-                     version = version + 1, updated_at = $4 WHERE tenant_id = $5 AND name = $6",
+                     version = version + 1, updated_at = $4 WHERE tenant_id = $5 AND name = $6 AND version = $7",
                 )
                 .bind(description)
                 .bind(&json)
@@ -101,8 +114,16 @@ impl TenantStore<'_> {
                 .bind(at)
                 .bind(self.id())
                 .bind(name)
+                .bind(old.version)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+                if changed == 0 {
+                    return Err(StoreError::VersionMismatch {
+                        what: WHAT,
+                        expected: old.version,
+                    });
+                }
                 TenantServer {
                     description: description.to_owned(),
                     definition: definition.clone(),
@@ -151,8 +172,15 @@ impl TenantStore<'_> {
         Ok(ServerWrite { before, after })
     }
 
-    /// Deletes a server (`expected`: its version, from an `If-Match`); returns what it was.
-    pub async fn delete_server(&self, name: &str, expected: Option<i64>) -> Result<TenantServer> {
+    /// Deletes a server (`expected`: its version, from an `If-Match`; `platform`: the caller
+    /// is a platform administrator, else one a platform administrator wrote is refused);
+    /// returns what it was.
+    pub async fn delete_server(
+        &self,
+        name: &str,
+        expected: Option<i64>,
+        platform: bool,
+    ) -> Result<TenantServer> {
         let mut tx = self.write().await?;
         let before = sqlx::query("SELECT * FROM tenant_servers WHERE tenant_id = $1 AND name = $2")
             .bind(self.id())
@@ -174,11 +202,22 @@ impl TenantStore<'_> {
                 expected,
             });
         }
-        sqlx::query("DELETE FROM tenant_servers WHERE tenant_id = $1 AND name = $2")
-            .bind(self.id())
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        refuse_platforms(Some(&before), platform)?;
+        let deleted = sqlx::query(
+            "DELETE FROM tenant_servers WHERE tenant_id = $1 AND name = $2 AND version = $3",
+        )
+        .bind(self.id())
+        .bind(name)
+        .bind(before.version)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if deleted == 0 {
+            return Err(StoreError::VersionMismatch {
+                what: WHAT,
+                expected: before.version,
+            });
+        }
         commit_write(tx).await?;
         Ok(before)
     }

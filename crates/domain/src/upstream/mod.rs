@@ -188,6 +188,10 @@ pub struct UpstreamDef {
     pub routes: BTreeMap<TenantId, String>,
     /// Where its connections may go (a tenant's own server: public addresses only).
     pub network: Network,
+    /// Whether its placeholders may take the calling user's own secrets (else the
+    /// tenant's only): not for a server a tenant admin defined, which could send members'
+    /// personal credentials wherever that admin chose.
+    pub user_secrets: bool,
 }
 
 impl UpstreamDef {

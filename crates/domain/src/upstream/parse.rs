@@ -353,6 +353,7 @@ impl UpstreamDef {
         };
         Ok(UpstreamDef {
             network: super::Network::Any,
+            user_secrets: true,
             identity_key,
             routes,
             name: server,

@@ -78,6 +78,8 @@ impl UpstreamDef {
         }
         def.tenants = vec![tenant.clone()];
         def.per_tenant = true;
+        // Only a platform administrator's definition may take members' own secrets.
+        def.user_secrets = rules.allow_commands;
         def.network = if allow_private {
             Network::Any
         } else {
@@ -132,6 +134,10 @@ mod tests {
         assert!(!def.available_to(&TenantId::new("other").unwrap()));
         assert_eq!(def.network, Network::PublicOnly);
         assert_eq!(def.secrets, vec!["tok".to_string()]);
+        assert!(
+            !def.user_secrets,
+            "a tenant admin's server never sees members' own secrets"
+        );
     }
 
     #[test]

@@ -156,6 +156,9 @@ pub struct PerTenant {
     owned: ArcSwap<Owned>,
     any_owned: AtomicBool,
     next_index: AtomicUsize,
+    /// Numbers of tenants' server definitions that were changed or removed: a request still
+    /// holding one opens no connection for it.
+    retired: Mutex<std::collections::HashSet<usize>>,
     source: OnceLock<Arc<dyn SecretSource>>,
     instances: Mutex<HashMap<Key, Arc<Instance>>>,
     /// Keyed by the caller (its user, if any), not by the connection.
@@ -199,6 +202,7 @@ impl PerTenant {
             owned: ArcSwap::from_pointee(HashMap::new()),
             any_owned: AtomicBool::new(false),
             next_index: AtomicUsize::new(upstreams.len()),
+            retired: Mutex::new(std::collections::HashSet::new()),
             source: OnceLock::new(),
             instances: Mutex::new(HashMap::new()),
             bindings: Mutex::new(HashMap::new()),
@@ -266,10 +270,13 @@ impl PerTenant {
         caller: &Caller,
     ) -> Result<Arc<Upstream>, GatewayError> {
         let tenant = caller.tenant();
+        // A definition that may not take users' own secrets is the tenant's connection for
+        // every user.
+        let user = user_of(caller).filter(|_| template.def().user_secrets);
         let asked = Key {
             index: template.index(),
             tenant: tenant.clone(),
-            user: user_of(caller).cloned(),
+            user: user.cloned(),
         };
         if let Some(binding) = lock(&self.bindings).get(&asked)
             && binding.checked.elapsed() < RECHECK
@@ -353,6 +360,14 @@ impl PerTenant {
         resolved: Resolved,
     ) -> Result<Arc<Upstream>, GatewayError> {
         let mut instances = lock(&self.instances);
+        // Checked under the instances lock: `set_owned` marks an index retired before it
+        // closes that index's connections under the same lock, so none survives it.
+        if lock(&self.retired).contains(&key.index) {
+            return Err(GatewayError::Unavailable {
+                server: template.name().to_owned(),
+                reason: "its definition just changed; retry".into(),
+            });
+        }
         if let Some(existing) = instances.get(&key) {
             if existing.fingerprint == resolved.fingerprint {
                 return Ok(existing.upstream.clone());
@@ -406,7 +421,14 @@ impl PerTenant {
                 tenant: Some(key.tenant.clone()),
                 redactions: values
                     .values()
-                    .map(|v| v.expose_secret().to_owned())
+                    .flat_map(|v| {
+                        let raw = v.expose_secret();
+                        // A URL carries it percent-encoded.
+                        [
+                            raw.to_owned(),
+                            switchboard_domain::template::url_encoded(raw),
+                        ]
+                    })
                     .collect(),
             },
         );

@@ -81,6 +81,7 @@ impl PerTenant {
             return;
         }
         if !retired.is_empty() {
+            lock(&self.retired).extend(retired.iter().copied());
             let closing: Vec<_> = {
                 let mut instances = lock(&self.instances);
                 let keys: Vec<_> = instances

@@ -82,17 +82,33 @@ async fn servers_round_trip_with_versions_and_walls(db: Db) {
         "acme's server is not globex's"
     );
     assert!(matches!(
-        globex.delete_server("two", None).await,
+        globex.delete_server("two", None, true).await,
         Err(StoreError::NotFound { .. })
     ));
     assert_eq!(acme.servers().await.unwrap().len(), 2);
 
     // Delete with a stale version refused; then deleted; the tenant's deletion cascades.
     assert!(matches!(
-        acme.delete_server("crm", Some(1)).await,
+        acme.delete_server("crm", Some(1), true).await,
         Err(StoreError::VersionMismatch { .. })
     ));
-    assert_eq!(acme.delete_server("crm", Some(2)).await.unwrap().version, 2);
+    // What a platform administrator wrote, nobody else changes or deletes.
+    assert!(matches!(
+        acme.put_server("crm", "", &server_def("acme"), false, None, 2)
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    assert!(matches!(
+        acme.delete_server("crm", None, false).await,
+        Err(StoreError::Refused(_))
+    ));
+    assert_eq!(
+        acme.delete_server("crm", Some(2), true)
+            .await
+            .unwrap()
+            .version,
+        2
+    );
     assert_eq!(acme.server("crm").await.unwrap(), None);
     store.delete_tenant(&t("acme")).await.unwrap();
     assert!(acme.servers().await.unwrap().is_empty());

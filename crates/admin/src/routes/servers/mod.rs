@@ -8,17 +8,12 @@
 //! values are write-only (a GET shows `[redacted]`; sending `[redacted]` back keeps the
 //! stored value): credentials belong in secrets, named by `{{secret.NAME}}`.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use switchboard_domain::RawUpstream;
 use switchboard_domain::tenancy::{TenantId, TenantServer};
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -40,261 +35,9 @@ pub fn routes() -> OpenApiRouter<AdminState> {
 
 list_of!(ServerList, ServerHealth);
 
-/// Shown instead of a literal header value.
-const REDACTED: &str = "[redacted]";
+mod spec;
 
-/// A tenant's server definition: Streamable HTTP or SSE, or (platform administrators only)
-/// stdio.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ServerSpec {
-    /// `streamable-http`, `sse`, or `stdio` (platform administrators only).
-    #[schema(example = "streamable-http")]
-    pub transport: String,
-    /// The endpoint of an HTTP server; `{{tenant}}` and `{{secret.NAME}}` may appear. Public
-    /// addresses only unless the platform allows private networks.
-    #[schema(example = "https://mcp.example.com/mcp", max_length = 2048)]
-    pub url: Option<String>,
-    /// The program of a stdio server (platform administrators only).
-    #[schema(max_length = 1024)]
-    pub command: Option<String>,
-    /// Its arguments (no placeholders: they show in process lists).
-    #[serde(default)]
-    pub args: Vec<String>,
-    /// Its environment (the gateway's own is not passed on); `{{secret.NAME}}` may appear.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// Limits of a stdio child: address space (MiB), open files, processes, lifetime (ms).
-    #[schema(minimum = 1)]
-    pub max_memory_mb: Option<u64>,
-    #[schema(minimum = 1)]
-    pub max_open_files: Option<u64>,
-    #[schema(minimum = 1)]
-    pub max_processes: Option<u64>,
-    #[schema(minimum = 1)]
-    pub max_lifetime_ms: Option<u64>,
-    /// Sent with every request, e.g. `Authorization: Bearer {{secret.crm_token}}` (at most
-    /// 32).
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Prefix of its exposed names (default: the server's name).
-    #[schema(max_length = 32)]
-    pub prefix: Option<String>,
-    #[serde(default)]
-    #[schema(max_length = 1024)]
-    pub description: String,
-    #[schema(minimum = 1, maximum = 600000)]
-    pub connect_timeout_ms: Option<u64>,
-    #[schema(minimum = 1, maximum = 3600000)]
-    pub request_timeout_ms: Option<u64>,
-    /// Close the tenant's connection after this long unused (at least the gateway's own
-    /// idle limit of 10 minutes applies).
-    #[schema(minimum = 0, maximum = 86400000)]
-    pub idle_timeout_ms: Option<u64>,
-    #[schema(minimum = 1, maximum = 86400000)]
-    pub list_ttl_ms: Option<u64>,
-}
-
-/// A server to try before saving: its name and definition.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ServerTrial {
-    #[schema(example = "crm")]
-    pub name: String,
-    pub definition: ServerSpec,
-}
-
-/// One of the tenant's own servers.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ServerView {
-    pub name: String,
-    pub description: String,
-    pub transport: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// Values without a placeholder are shown as `[redacted]`.
-    pub headers: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<String>,
-    /// Values without a placeholder are shown as `[redacted]`.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_memory_mb: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_open_files: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_processes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_lifetime_ms: Option<u64>,
-    /// `platform` (only platform administrators change it) or `tenant`.
-    pub defined_by: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prefix: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub connect_timeout_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_timeout_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub idle_timeout_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub list_ttl_ms: Option<u64>,
-    /// Increases with every change; also the `ETag`.
-    pub version: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// Values with a placeholder as they are; literal ones (maybe credentials) redacted.
-fn redacted(map: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    map.iter()
-        .map(|(k, v)| {
-            let shown = if v.contains("{{") {
-                v.clone()
-            } else {
-                REDACTED.into()
-            };
-            (k.clone(), shown)
-        })
-        .collect()
-}
-
-impl From<&TenantServer> for ServerView {
-    fn from(s: &TenantServer) -> Self {
-        let d = &s.definition;
-        Self {
-            name: s.name.clone(),
-            description: s.description.clone(),
-            transport: d.transport.clone().unwrap_or_default(),
-            url: d.url.clone(),
-            headers: redacted(&d.headers),
-            command: d.command.clone(),
-            args: d.args.clone(),
-            env: redacted(&d.env),
-            max_memory_mb: d.max_memory_mb,
-            max_open_files: d.max_open_files,
-            max_processes: d.max_processes,
-            max_lifetime_ms: d.max_lifetime_ms,
-            defined_by: if s.by_platform { "platform" } else { "tenant" }.into(),
-            prefix: d.prefix.clone(),
-            connect_timeout_ms: d.connect_timeout_ms,
-            request_timeout_ms: d.request_timeout_ms,
-            idle_timeout_ms: d.idle_timeout_ms,
-            list_ttl_ms: d.list_ttl_ms,
-            version: s.version,
-            created_at: s.created_at,
-            updated_at: s.updated_at,
-        }
-    }
-}
-
-fn field_limits(spec: &ServerSpec) -> ApiResult<()> {
-    if spec.url.as_ref().is_some_and(|u| u.len() > 2048) {
-        return Err(ApiError::invalid("url", "longer than 2048 characters"));
-    }
-    if spec.command.as_ref().is_some_and(|c| c.len() > 1024)
-        || spec.args.len() > 64
-        || spec.args.iter().any(|a| a.len() > 4096)
-    {
-        return Err(ApiError::invalid(
-            "args",
-            "at most 64 arguments of 4 KiB, a command of 1 KiB",
-        ));
-    }
-    for (field, map) in [("headers", &spec.headers), ("env", &spec.env)] {
-        if map.len() > 32 {
-            return Err(ApiError::invalid(field, "at most 32 entries"));
-        }
-        if let Some((name, _)) = map.iter().find(|(k, v)| k.len() > 256 || v.len() > 8192) {
-            return Err(ApiError::invalid(
-                field,
-                format!("{name:?}: names are at most 256 characters, values 8 KiB"),
-            ));
-        }
-    }
-    if spec.description.chars().count() > 1024 {
-        return Err(ApiError::invalid(
-            "description",
-            "longer than 1024 characters",
-        ));
-    }
-    for (field, value, max) in [
-        ("connectTimeoutMs", spec.connect_timeout_ms, 600_000),
-        ("requestTimeoutMs", spec.request_timeout_ms, 3_600_000),
-        ("idleTimeoutMs", spec.idle_timeout_ms, 86_400_000),
-        ("listTtlMs", spec.list_ttl_ms, 86_400_000),
-    ] {
-        if value.is_some_and(|v| v > max) {
-            return Err(ApiError::invalid(field, format!("at most {max}")));
-        }
-    }
-    Ok(())
-}
-
-/// `[redacted]` values replaced by what `stored` has.
-fn keep_redacted(
-    field: &'static str,
-    mut map: BTreeMap<String, String>,
-    stored: Option<&BTreeMap<String, String>>,
-) -> ApiResult<BTreeMap<String, String>> {
-    for (name, value) in map.iter_mut() {
-        if value == REDACTED {
-            *value = stored.and_then(|s| s.get(name)).cloned().ok_or_else(|| {
-                ApiError::invalid(
-                    field,
-                    format!(
-                        "{name:?} is [redacted] but has no stored value to keep; send the value"
-                    ),
-                )
-            })?;
-        }
-    }
-    Ok(map)
-}
-
-/// The definition as stored; `[redacted]` values keep what `stored` has.
-fn raw_of(spec: ServerSpec, stored: Option<&RawUpstream>) -> ApiResult<RawUpstream> {
-    field_limits(&spec)?;
-    let headers = keep_redacted("headers", spec.headers, stored.map(|s| &s.headers))?;
-    let env = keep_redacted("env", spec.env, stored.map(|s| &s.env))?;
-    Ok(RawUpstream {
-        transport: Some(spec.transport),
-        url: spec.url,
-        command: spec.command,
-        args: spec.args,
-        env,
-        max_memory_mb: spec.max_memory_mb,
-        max_open_files: spec.max_open_files,
-        max_processes: spec.max_processes,
-        max_lifetime_ms: spec.max_lifetime_ms,
-        headers,
-        prefix: spec.prefix,
-        connect_timeout_ms: spec.connect_timeout_ms,
-        request_timeout_ms: spec.request_timeout_ms,
-        idle_timeout_ms: spec.idle_timeout_ms,
-        list_ttl_ms: spec.list_ttl_ms,
-        ..RawUpstream::default()
-    })
-}
-
-/// A definition error as a 422 naming the field (in the API's spelling).
-fn definition_error(err: switchboard_domain::UpstreamDefError) -> ApiError {
-    let field = match err.field {
-        "connect_timeout_ms" => "connectTimeoutMs",
-        "request_timeout_ms" => "requestTimeoutMs",
-        "idle_timeout_ms" => "idleTimeoutMs",
-        "list_ttl_ms" => "listTtlMs",
-        "max_memory_mb" => "maxMemoryMb",
-        "max_open_files" => "maxOpenFiles",
-        "max_processes" => "maxProcesses",
-        "max_lifetime_ms" => "maxLifetimeMs",
-        other => other,
-    };
-    ApiError::invalid(field, err.message)
-}
+use spec::{ServerSpec, ServerTrial, ServerView, definition_error, raw_of};
 
 fn with_etag(status: StatusCode, view: ServerView) -> Response {
     let tag = etag(view.version);
@@ -471,9 +214,11 @@ async fn delete_server(
     admin.check(&id, Need::Manage)?;
     let expected = if_match(&headers)?;
     tenant_exists(&state, &id).await?;
-    let store = state.store().tenant(&id);
-    may_change(&admin, store.server(&name).await?.as_ref())?;
-    let before = store.delete_server(&name, expected).await?;
+    let before = state
+        .store()
+        .tenant(&id)
+        .delete_server(&name, expected, admin.is_platform())
+        .await?;
     state
         .changed(
             &admin,
@@ -510,6 +255,9 @@ async fn validate_server(
     admin.check(&id, Need::Manage)?;
     tenant_exists(&state, &id).await?;
     let stored = state.store().tenant(&id).server(&trial.name).await?;
+    // Trying a definition under a server's name reuses its write-only values: only for those
+    // who may change that server.
+    may_change(&admin, stored.as_ref())?;
     let raw = raw_of(trial.definition, stored.as_ref().map(|s| &s.definition))?;
     let probe = state
         .0
