@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use support::admin::{Api, PLATFORM, set_secret};
 use support::capture::{capturing_upstream, reached};
 use support::tenancy::{Backend, TestDb};
-use support::{Era, TestGateway, call, connect_as, mcp_error, text, tool_names};
+use support::{Era, TestGateway, call, connect_as, text, tool_names};
 
 fn crm(url: &str) -> Value {
     json!({
@@ -30,14 +30,7 @@ async fn tools_of(url: &str, key: &str) -> Vec<String> {
 }
 
 async fn echo(url: &str, key: &str, tool: &str, marker: &str) -> Result<String, rmcp::ErrorData> {
-    let (client, _) = connect_as(url, Era::Legacy, key).await;
-    let result = client
-        .call_tool(call(tool, json!({"text": marker})))
-        .await
-        .map(|r| text(&r))
-        .map_err(mcp_error);
-    let _ = client.cancel().await;
-    result
+    support::echo_as(url, Era::Legacy, key, tool, marker).await
 }
 
 async fn tenant_defines_its_own_server(backend: Backend) {

@@ -15,19 +15,11 @@ use support::admin::{Api, PLATFORM, set_secret};
 use support::capture::{Received, capturing_upstream, reached, seen_with};
 use support::tenancy::{Backend, TestDb};
 use support::{
-    Era, TestGateway, call, connect_as, mcp_error, processes_in, switchboard_bin, temp_dir, text,
-    tool_names,
+    Era, TestGateway, call, connect_as, processes_in, switchboard_bin, temp_dir, text, tool_names,
 };
 
 async fn echo(url: &str, key: &str, marker: &str) -> Result<String, rmcp::model::ErrorData> {
-    let (client, _) = connect_as(url, Era::Modern, key).await;
-    let result = client
-        .call_tool(call("gh__echo", json!({"text": marker})))
-        .await
-        .map(|r| text(&r))
-        .map_err(mcp_error);
-    let _ = client.cancel().await;
-    result
+    support::echo_as(url, Era::Modern, key, "gh__echo", marker).await
 }
 
 async fn http_credentials_per_tenant_and_user(backend: Backend) {

@@ -353,6 +353,25 @@ pub fn call(name: &str, args: serde_json::Value) -> rmcp::model::CallToolRequest
     params
 }
 
+/// Connects as `bearer`, calls `tool` with `{"text": marker}`, disconnects: the echoed text
+/// or the JSON-RPC error.
+pub async fn echo_as(
+    url: &str,
+    era: Era,
+    bearer: &str,
+    tool: &str,
+    marker: &str,
+) -> Result<String, ErrorData> {
+    let (client, _) = connect_as(url, era, bearer).await;
+    let result = client
+        .call_tool(call(tool, serde_json::json!({"text": marker})))
+        .await
+        .map(|r| text(&r))
+        .map_err(mcp_error);
+    let _ = client.cancel().await;
+    result
+}
+
 /// The first text content of a tool result.
 pub fn text(result: &rmcp::model::CallToolResult) -> String {
     result.content[0]
