@@ -385,6 +385,19 @@ async fn private_addresses_commands_and_clashes_are_refused() {
         "{}",
         redacted.body
     );
+    let unmatched = api
+        .send_with(
+            Some(&root),
+            M::PUT,
+            "/tenants/acme/servers/fresh",
+            Some(json!({"transport": "sse", "url": "https://a.example.com/"})),
+            &[("If-Match", "*")],
+        )
+        .await;
+    assert_eq!(
+        unmatched.status, 412,
+        "If-Match asks for an existing server"
+    );
 
     // A name that resolves to a private address passes the URL check and is refused when
     // the gateway resolves it.

@@ -458,8 +458,8 @@ pub async fn probe(def: &UpstreamDef) -> Result<Probe, String> {
             .map(|s| format!("{} {}", s.name, s.version)),
         protocol_version: info.as_ref().map(|i| i.protocol_version.to_string()),
     };
-    conn.transport_ct.cancel();
-    let _ = conn.running.cancel().await;
+    // As the supervisor closes: a stdio child gets its grace period.
+    connect::close(conn, CHILD_GRACE).await;
     match listed {
         Ok(Ok(lists)) => Ok(Probe {
             tools: lists.tools.as_ref().clone(),

@@ -144,6 +144,12 @@ async fn put_server(
     tenant_exists(&state, &id).await?;
     let store = state.store().tenant(&id);
     let stored = store.server(&name).await?;
+    if stored.is_none() && headers.get(header::IF_MATCH).is_some() {
+        // `If-Match` (even `*`) asks for an existing server; there is none.
+        return Err(ApiError::precondition_failed(format!(
+            "there is no server {name:?} to match; send no If-Match to create it"
+        )));
+    }
     may_change(&admin, stored.as_ref())?;
     let description = spec.description.clone();
     let raw = raw_of(spec, stored.as_ref().map(|s| &s.definition))?;
