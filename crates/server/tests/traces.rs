@@ -9,12 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::extract::State;
-use rmcp::ServiceExt;
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 use support::capture::capturing_upstream;
-use support::{TestGateway, call};
+use support::{TestGateway, call_with_trace};
 
 type Received = Arc<Mutex<Vec<Value>>>;
 
@@ -52,24 +49,6 @@ fn attribute<'a>(span: &'a Value, key: &str) -> &'a Value {
         .map_or(&Value::Null, |kv| &kv["value"])
 }
 
-/// Calls `tool` with a client sending `traceparent` (if any).
-async fn traced_call(url: &str, traceparent: Option<&str>, tool: &str, args: Value) {
-    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
-    if let Some(traceparent) = traceparent {
-        config.custom_headers.insert(
-            http::HeaderName::from_static("traceparent"),
-            traceparent.parse().unwrap(),
-        );
-        config.custom_headers.insert(
-            http::HeaderName::from_static("tracestate"),
-            "vendor=1".parse().unwrap(),
-        );
-    }
-    let client = ().serve(StreamableHttpClientTransport::from_config(config)).await.unwrap();
-    let _ = client.call_tool(call(tool, args)).await;
-    let _ = client.cancel().await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateways_spans_reach_an_otlp_collector_and_parent_the_upstreams() {
     let (upstream_url, seen, stop) = capturing_upstream().await;
@@ -80,22 +59,29 @@ async fn the_gateways_spans_reach_an_otlp_collector_and_parent_the_upstreams() {
     );
     let mut gw = TestGateway::start("", &config).await;
     let client_parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    traced_call(
-        &gw.mcp_url(),
+    let url = gw.mcp_url();
+    call_with_trace(
+        &url,
         Some(client_parent),
         "gh__echo",
         json!({"text": "traced"}),
     )
-    .await;
-    traced_call(&gw.mcp_url(), None, "gh__echo", json!({"text": "fresh"})).await;
-    traced_call(
-        &gw.mcp_url(),
-        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),
+    .await
+    .unwrap();
+    call_with_trace(&url, None, "gh__echo", json!({"text": "fresh"}))
+        .await
+        .unwrap();
+    let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    call_with_trace(
+        &url,
+        Some(unsampled),
         "gh__echo",
         json!({"text": "unsampled"}),
     )
-    .await;
-    traced_call(&gw.mcp_url(), None, "gh__add", json!({"a": "not a number"})).await;
+    .await
+    .unwrap();
+    let failed = call_with_trace(&url, None, "gh__add", json!({"a": "not a number"})).await;
+    assert!(failed.is_err(), "a call the upstream refuses");
     gw.stop().await; // flushes the exporter
     let spans = spans.lock().unwrap().clone();
     let upstream = seen.lock().unwrap();

@@ -405,9 +405,6 @@ async fn identity_headers_name_each_caller_and_verify_with_the_shared_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_clients_trace_context_reaches_the_upstream() {
-    use rmcp::ServiceExt;
-    use rmcp::transport::StreamableHttpClientTransport;
-    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
     let (url, seen, stop) = capturing_upstream().await;
     let mut gw = TestGateway::start(
         "",
@@ -416,21 +413,14 @@ async fn the_clients_trace_context_reaches_the_upstream() {
     .await;
     let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     for (traceparent, marker) in [(parent, "traced"), ("not-a-traceparent", "untraced")] {
-        let mut config = StreamableHttpClientTransportConfig::with_uri(gw.mcp_url());
-        config.custom_headers.insert(
-            http::HeaderName::from_static("traceparent"),
-            traceparent.parse().unwrap(),
-        );
-        config.custom_headers.insert(
-            http::HeaderName::from_static("tracestate"),
-            "vendor=1".parse().unwrap(),
-        );
-        let client = ().serve(StreamableHttpClientTransport::from_config(config)).await.unwrap();
-        client
-            .call_tool(call("gh__echo", json!({"text": marker})))
-            .await
-            .unwrap();
-        let _ = client.cancel().await;
+        support::call_with_trace(
+            &gw.mcp_url(),
+            Some(traceparent),
+            "gh__echo",
+            json!({"text": marker}),
+        )
+        .await
+        .unwrap();
     }
     {
         let seen = seen.lock().unwrap();

@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use switchboard_domain::RawUpstream;
 use switchboard_domain::tenancy::TenantServer;
 
-use crate::tx::commit_write;
+use crate::tx::{Tx, commit_write};
 use crate::{Result, StoreError, TenantStore, now};
 
 const WHAT: &str = "server";
@@ -58,13 +58,21 @@ impl TenantStore<'_> {
     /// One of the tenant's servers.
     pub async fn server(&self, name: &str) -> Result<Option<TenantServer>> {
         let mut tx = self.read().await?;
-        let row = sqlx::query("SELECT * FROM tenant_servers WHERE tenant_id = $1 AND name = $2")
+        let server = self.read_server(&mut tx, name).await?;
+        tx.commit().await?;
+        Ok(server)
+    }
+
+    /// One of the tenant's servers, read inside `tx`.
+    async fn read_server(&self, tx: &mut Tx, name: &str) -> Result<Option<TenantServer>> {
+        sqlx::query("SELECT * FROM tenant_servers WHERE tenant_id = $1 AND name = $2")
             .bind(self.id())
             .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        row.as_ref().map(server_from_row).transpose()
+            .fetch_optional(&mut **tx)
+            .await?
+            .as_ref()
+            .map(server_from_row)
+            .transpose()
     }
 
     /// Creates or replaces a server (`by_platform`: written by a platform administrator;
@@ -84,14 +92,7 @@ impl TenantStore<'_> {
         let json = serde_json::to_string(definition)
             .map_err(|e| StoreError::Invalid(format!("the definition cannot be stored: {e}")))?;
         let mut tx = self.write().await?;
-        let before = sqlx::query("SELECT * FROM tenant_servers WHERE tenant_id = $1 AND name = $2")
-            .bind(self.id())
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-            .as_ref()
-            .map(server_from_row)
-            .transpose()?;
+        let before = self.read_server(&mut tx, name).await?;
         if let Some(expected) = expected
             && before.as_ref().map(|b| b.version) != Some(expected)
         {
@@ -182,18 +183,13 @@ impl TenantStore<'_> {
         platform: bool,
     ) -> Result<TenantServer> {
         let mut tx = self.write().await?;
-        let before = sqlx::query("SELECT * FROM tenant_servers WHERE tenant_id = $1 AND name = $2")
-            .bind(self.id())
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-            .as_ref()
-            .map(server_from_row)
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound {
-                what: WHAT,
-                id: name.to_owned(),
-            })?;
+        let before =
+            self.read_server(&mut tx, name)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: WHAT,
+                    id: name.to_owned(),
+                })?;
         if let Some(expected) = expected
             && before.version != expected
         {

@@ -156,9 +156,6 @@ pub struct PerTenant {
     owned: ArcSwap<Owned>,
     any_owned: AtomicBool,
     next_index: AtomicUsize,
-    /// Numbers of tenants' server definitions that were changed or removed: a request still
-    /// holding one opens no connection for it.
-    retired: Mutex<std::collections::HashSet<usize>>,
     source: OnceLock<Arc<dyn SecretSource>>,
     instances: Mutex<HashMap<Key, Arc<Instance>>>,
     /// Keyed by the caller (its user, if any), not by the connection.
@@ -202,7 +199,6 @@ impl PerTenant {
             owned: ArcSwap::from_pointee(HashMap::new()),
             any_owned: AtomicBool::new(false),
             next_index: AtomicUsize::new(upstreams.len()),
-            retired: Mutex::new(std::collections::HashSet::new()),
             source: OnceLock::new(),
             instances: Mutex::new(HashMap::new()),
             bindings: Mutex::new(HashMap::new()),
@@ -360,9 +356,9 @@ impl PerTenant {
         resolved: Resolved,
     ) -> Result<Arc<Upstream>, GatewayError> {
         let mut instances = lock(&self.instances);
-        // Checked under the instances lock: `set_owned` marks an index retired before it
-        // closes that index's connections under the same lock, so none survives it.
-        if lock(&self.retired).contains(&key.index) {
+        // Checked under the instances lock: `set_owned` stops a retired template before it
+        // closes that template's connections under the same lock, so none survives it.
+        if template.is_stopped() {
             return Err(GatewayError::Unavailable {
                 server: template.name().to_owned(),
                 reason: "its definition just changed; retry".into(),

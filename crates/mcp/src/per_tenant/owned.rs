@@ -61,27 +61,21 @@ impl PerTenant {
             .values()
             .flat_map(|t| t.iter().map(|u| u.index()))
             .collect();
-        let retired: HashSet<usize> = previous
-            .iter()
-            .flat_map(|(tenant, templates)| {
-                templates
-                    .iter()
-                    .filter(|u| !kept.contains(&u.index()))
-                    .map(|u| (tenant.clone(), u.index()))
-                    .collect::<Vec<_>>()
-            })
-            .map(|(tenant, index)| {
-                changed.insert(tenant);
-                index
-            })
-            .collect();
+        let mut retired: HashSet<usize> = HashSet::new();
+        for (tenant, templates) in previous.iter() {
+            for template in templates.iter().filter(|u| !kept.contains(&u.index())) {
+                // A request still holding it opens no connection for it from now on.
+                template.stop();
+                retired.insert(template.index());
+                changed.insert(tenant.clone());
+            }
+        }
         self.any_owned.store(!next.is_empty(), Ordering::Release);
         self.owned.store(Arc::new(next));
         if changed.is_empty() {
             return;
         }
         if !retired.is_empty() {
-            lock(&self.retired).extend(retired.iter().copied());
             let closing: Vec<_> = {
                 let mut instances = lock(&self.instances);
                 let keys: Vec<_> = instances
@@ -90,16 +84,17 @@ impl PerTenant {
                     .cloned()
                     .collect();
                 keys.into_iter()
-                    .filter_map(|k| instances.remove(&k))
+                    .filter_map(|k| instances.remove(&k).map(|i| (k.tenant, i)))
                     .collect()
             };
             lock(&self.bindings).retain(|key, binding| {
                 !retired.contains(&key.index)
                     && !matches!(&binding.bound, Bound::To(to) if retired.contains(&to.index))
             });
-            for instance in closing {
+            for (tenant, instance) in closing {
                 tracing::info!(
                     server = instance.upstream.name(),
+                    %tenant,
                     "a tenant's server definition changed or was removed; closing its connection"
                 );
                 // The supervisor stops on its own once cancelled.

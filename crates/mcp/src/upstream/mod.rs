@@ -238,6 +238,17 @@ impl Upstream {
         })
     }
 
+    /// Whether it was stopped (gateway shutdown, or a tenant's definition retired): a
+    /// retired template opens no more connections.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    /// Stops it (a template whose definition was changed or removed).
+    pub(crate) fn stop(&self) {
+        self.shutdown.cancel();
+    }
+
     /// The tenant this connection belongs to, if it is one tenant's.
     pub fn tenant(&self) -> Option<&TenantId> {
         self.tenant.as_ref()

@@ -41,32 +41,10 @@ async fn capture(State(seen): State<Seen>, request: Request, next: Next) -> Resp
 
 /// The demo upstream over Streamable HTTP, recording every request it gets.
 pub async fn capturing_upstream() -> (String, Seen, tokio_util::sync::CancellationToken) {
-    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-    use rmcp::transport::streamable_http_server::{
-        StreamableHttpServerConfig, StreamableHttpService,
-    };
-    let ct = tokio_util::sync::CancellationToken::new();
-    let service = StreamableHttpService::new(
-        {
-            let demo = switchboard_server::demo::DemoServer::default();
-            move || Ok(demo.clone())
-        },
-        Arc::new(LocalSessionManager::default()),
-        StreamableHttpServerConfig::default().with_cancellation_token(ct.clone()),
-    );
     let seen: Seen = Arc::default();
-    let app = axum::Router::new()
-        .nest_service("/mcp", service)
-        .layer(axum::middleware::from_fn_with_state(seen.clone(), capture));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = ct.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-    });
-    (format!("http://{addr}/mcp"), seen, ct)
+    let layer = axum::middleware::from_fn_with_state(seen.clone(), capture);
+    let (url, stop) = super::serve_demo_http(|app| app.layer(layer)).await;
+    (url, seen, stop)
 }
 
 /// The Authorization header and URI of the request whose body carried `marker`.

@@ -303,6 +303,14 @@ pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> b
 
 /// Starts the demo upstream over Streamable HTTP in this process; returns its /mcp URL.
 pub async fn http_demo_upstream() -> (String, tokio_util::sync::CancellationToken) {
+    serve_demo_http(|app| app).await
+}
+
+/// Like [`http_demo_upstream`], with `wrap` applied to its router (e.g. a layer that records
+/// requests).
+pub async fn serve_demo_http(
+    wrap: impl FnOnce(axum::Router) -> axum::Router,
+) -> (String, tokio_util::sync::CancellationToken) {
     use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
     use rmcp::transport::streamable_http_server::{
         StreamableHttpServerConfig, StreamableHttpService,
@@ -316,7 +324,7 @@ pub async fn http_demo_upstream() -> (String, tokio_util::sync::CancellationToke
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default().with_cancellation_token(ct.clone()),
     );
-    let app = axum::Router::new().nest_service("/mcp", service);
+    let app = wrap(axum::Router::new().nest_service("/mcp", service));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = ct.clone();
@@ -351,6 +359,36 @@ pub fn call(name: &str, args: serde_json::Value) -> rmcp::model::CallToolRequest
     let mut params = rmcp::model::CallToolRequestParams::new(name.to_owned());
     params.arguments = args.as_object().cloned();
     params
+}
+
+/// A new client sending `traceparent` (if any, with `tracestate: vendor=1`) calls `tool`
+/// with `args`, then disconnects.
+pub async fn call_with_trace(
+    url: &str,
+    traceparent: Option<&str>,
+    tool: &str,
+    args: serde_json::Value,
+) -> Result<rmcp::model::CallToolResult, rmcp::ServiceError> {
+    use rmcp::ServiceExt;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
+    if let Some(traceparent) = traceparent {
+        config.custom_headers.insert(
+            http::HeaderName::from_static("traceparent"),
+            traceparent.parse().expect("a header value"),
+        );
+        config.custom_headers.insert(
+            http::HeaderName::from_static("tracestate"),
+            http::HeaderValue::from_static("vendor=1"),
+        );
+    }
+    let client =
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .expect("handshake succeeds");
+    let result = client.call_tool(call(tool, args)).await;
+    let _ = client.cancel().await;
+    result
 }
 
 /// Connects as `bearer`, calls `tool` with `{"text": marker}`, disconnects: the echoed text
