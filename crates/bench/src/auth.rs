@@ -39,12 +39,35 @@ fn hashing() -> HashingKey {
 /// With `quotas`, the tenant and the key get call quotas far above what a run makes, so
 /// every call goes through the quota check without being refused.
 pub async fn provision(url: &str, quotas: bool) -> anyhow::Result<String> {
+    let store = switchboard_store::Store::connect(url).await?;
+    add_tenant(&store, TENANT, USER, quotas).await
+}
+
+/// Creates `count` tenants (`t0001`, …), each with its own member (`bench@t0001.local`, …)
+/// and API key, in the database at `url`; returns every tenant with its key.
+pub async fn provision_many(url: &str, count: usize) -> anyhow::Result<Vec<(String, String)>> {
+    let store = switchboard_store::Store::connect(url).await?;
+    let mut tenants = Vec::with_capacity(count);
+    for i in 1..=count {
+        let tenant = format!("t{i:04}");
+        let key = add_tenant(&store, &tenant, &format!("bench@{tenant}.local"), false).await?;
+        tenants.push((tenant, key));
+    }
+    Ok(tenants)
+}
+
+/// One tenant on the enterprise plan (no rate limits) whose member may call everything.
+async fn add_tenant(
+    store: &switchboard_store::Store,
+    tenant: &str,
+    user: &str,
+    quotas: bool,
+) -> anyhow::Result<String> {
     let high = quotas.then_some(Quotas {
         calls_per_day: Some(1_000_000_000_000),
         calls_per_month: Some(1_000_000_000_000),
     });
-    let store = switchboard_store::Store::connect(url).await?;
-    let tenant = TenantId::new(TENANT)?;
+    let tenant = TenantId::new(tenant)?;
     let mut bench_tenant = Tenant::new(tenant.clone(), "Benchmark");
     // One user drives every load phase (each worker holds a session): lift the per-user cap.
     bench_tenant.settings.max_sessions_per_user = Some(100_000);
@@ -53,7 +76,7 @@ pub async fn provision(url: &str, quotas: bool) -> anyhow::Result<String> {
     bench_tenant.settings.quotas = high.clone();
     store.create_tenant(&bench_tenant).await?;
     let scoped = store.tenant(&tenant);
-    let user = UserId::new(USER)?;
+    let user = UserId::new(user)?;
     scoped.add_member(&user, Role::Member).await?;
     scoped
         .add_grant(&Grant {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::bail;
 
 use crate::auth;
+use crate::mcp::Endpoint;
 use crate::procs::{Proc, free_port, start};
 
 /// What a benchmark gateway enforces.
@@ -20,6 +21,9 @@ pub enum Mode {
     /// tenant, user, key, tool) and the tenant's and key's call quotas, set so high that they
     /// never refuse: governance's cost, limits in-process or on Redis.
     Governed { redis_url: Option<String> },
+    /// `count` tenants (`t0001`, …), each with a member and an API key, audit and metering
+    /// on as in `Auth`; room for ten idle sessions per tenant.
+    Tenants { count: usize },
 }
 
 /// A gateway in front of `upstream_url`; with `auth`, on a database provisioned with the
@@ -28,6 +32,8 @@ pub struct Gateway {
     pub proc: Proc,
     pub url: String,
     pub auth: Option<Auth>,
+    /// With `Mode::Tenants`: each tenant's MCP endpoint with its API key.
+    pub tenants: Vec<Endpoint>,
 }
 
 pub struct Auth {
@@ -63,7 +69,6 @@ pub async fn gateway_with(
     let port = free_port()?;
     let dir = bench_dir(port)?;
     let config = dir.join("gateway.toml");
-    let with_auth = !matches!(mode, Mode::Open);
     let limits = match &mode {
         // Governance off: no audit log, no metering (and no limits: the tenant's plan has none).
         Mode::Auth { audit: false } => {
@@ -83,6 +88,10 @@ pub async fn gateway_with(
         }
         _ => String::new(),
     };
+    let server = match &mode {
+        Mode::Tenants { count } => format!("max_sessions = {}\n", count * 10 + 1_000),
+        _ => String::new(),
+    };
     let upstreams: String = (1..=copies)
         .map(|i| {
             let id = if copies == 1 {
@@ -96,15 +105,18 @@ pub async fn gateway_with(
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nstartup_wait_ms = 20000\ndata_dir = {:?}\n\n{limits}{upstreams}",
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nstartup_wait_ms = 20000\ndata_dir = {:?}\n{server}\n{limits}{upstreams}",
             dir.display().to_string()
         ),
     )?;
     let database_url = format!("sqlite://{}", dir.join("switchboard.db").display());
-    let api_key = if with_auth {
-        Some(auth::provision(&database_url, matches!(mode, Mode::Governed { .. })).await?)
-    } else {
-        None
+    let (api_key, tenant_keys) = match &mode {
+        Mode::Open => (None, Vec::new()),
+        Mode::Tenants { count } => (None, auth::provision_many(&database_url, *count).await?),
+        Mode::Auth { .. } | Mode::Governed { .. } => (
+            Some(auth::provision(&database_url, matches!(mode, Mode::Governed { .. })).await?),
+            Vec::new(),
+        ),
     };
     let proc = start(
         "switchboard",
@@ -135,6 +147,14 @@ pub async fn gateway_with(
         ),
         None => (format!("{public_url}/mcp"), None),
     };
+    let tenants = tenant_keys
+        .into_iter()
+        .map(|(tenant, key)| Endpoint {
+            url: format!("{public_url}/t/{tenant}/mcp"),
+            bearer: Some(key),
+            stdio: None,
+        })
+        .collect();
     // Wait until the upstream is listed.
     let ready = format!("http://127.0.0.1:{port}/readyz");
     for _ in 0..200 {
@@ -142,7 +162,12 @@ pub async fn gateway_with(
             && let Ok(v) = r.json::<serde_json::Value>().await
             && v["upstreams"][0]["health"]["state"] == "ready"
         {
-            return Ok(Gateway { proc, url, auth });
+            return Ok(Gateway {
+                proc,
+                url,
+                auth,
+                tenants,
+            });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

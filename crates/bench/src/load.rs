@@ -55,10 +55,13 @@ impl Sample {
     }
 }
 
-/// Runs `call` against `url` with `concurrency` workers for `duration`; with `rate`, the
-/// workers share a fixed total request rate (open loop).
+/// Runs `call` against `endpoints` with `concurrency` workers for `duration`; with `rate`,
+/// the workers share a fixed total request rate (open loop). Endpoints are dealt out to the
+/// workers in turn (worker `w` gets `w`, `w + concurrency`, …, or one of them when there are
+/// fewer endpoints than workers), and each worker takes its endpoints in rotation — load
+/// spread over many tenants.
 pub async fn run(
-    endpoint: &Endpoint,
+    endpoints: &[Endpoint],
     era: Era,
     call: &Call,
     concurrency: usize,
@@ -69,15 +72,24 @@ pub async fn run(
         .pool_max_idle_per_host(concurrency.max(1))
         .tcp_nodelay(true)
         .build()?;
+    anyhow::ensure!(!endpoints.is_empty(), "a load phase needs an endpoint");
     let mut clients = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
-        clients.push(McpClient::connect(http.clone(), endpoint, era).await?);
+    for worker in 0..concurrency {
+        let mut own = Vec::new();
+        for endpoint in endpoints
+            .iter()
+            .skip(worker % endpoints.len())
+            .step_by(concurrency)
+        {
+            own.push(McpClient::connect(http.clone(), endpoint, era).await?);
+        }
+        clients.push(own);
     }
     let started = Instant::now();
     let deadline = started + duration;
     let call = Arc::new(call.clone());
     let interval = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r));
-    let workers = clients.into_iter().enumerate().map(|(worker, client)| {
+    let workers = clients.into_iter().enumerate().map(|(worker, own)| {
         let call = call.clone();
         tokio::spawn(async move {
             let mut sample = Sample::default();
@@ -99,7 +111,9 @@ pub async fn run(
                 tokio::time::sleep(i.mul_f64(worker as f64 / concurrency as f64)).await;
             }
             let mut id = (worker as u64) << 32;
+            let mut turn = own.iter().cycle();
             while Instant::now() < deadline {
+                let client = turn.next().expect("every worker has a client");
                 if let Some(t) = ticker.as_mut() {
                     t.tick().await;
                 }
@@ -127,15 +141,19 @@ pub async fn run(
                     }
                 }
             }
+            // The phase ends with its last reply; closing the sessions is not timed.
+            sample.elapsed = started.elapsed();
+            drop(turn);
+            crate::mcp::close_all(own).await;
             sample
         })
     });
     let mut total = Sample::default();
     for worker in futures::future::join_all(workers).await {
         let mut sample = worker?;
-        sample.elapsed = Duration::ZERO;
+        let elapsed = std::mem::take(&mut sample.elapsed);
         total.merge(sample);
+        total.elapsed = total.elapsed.max(elapsed);
     }
-    total.elapsed = started.elapsed();
     Ok(total)
 }

@@ -13,6 +13,7 @@ mod auth;
 mod gateways;
 mod load;
 mod mcp;
+mod measure;
 mod memory;
 mod procs;
 mod report;
@@ -21,14 +22,13 @@ mod stdio;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Parser;
-use serde::Serialize;
 use serde_json::json;
 
 use gateways::{Mode, gateway, gateway_with};
-use load::{Call, Sample};
 use mcp::{Endpoint, Era};
+use measure::{Pace, Target, measure, print_row};
 use procs::{free_port, start};
 
 #[derive(Parser)]
@@ -56,6 +56,10 @@ struct Args {
     /// Idle legacy sessions opened to measure their memory (default: 1000, 50 with --short).
     #[arg(long)]
     sessions: Option<usize>,
+    /// Tenants of the `tenants` scenario (default: 1000, 20 with --short), each with ten
+    /// idle sessions for the memory probe (two with --short).
+    #[arg(long)]
+    tenants: Option<usize>,
     /// Folder for the JSON results.
     #[arg(long, default_value = "results")]
     out: PathBuf,
@@ -64,162 +68,10 @@ struct Args {
     #[arg(long, env = "SWITCHBOARD_BENCH_REDIS_URL")]
     redis_url: Option<String>,
     /// Measure only these targets (comma-separated: demo, everything, auth:key, auth:jwt,
-    /// gov:local, gov:redis, list, stdio); the fixed-rate and memory probes run with `demo`
+    /// gov:local, gov:redis, list, stdio, tenants); the fixed-rate and memory probes run with `demo`
     /// only.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct Side {
-    throughput: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    p999_ms: f64,
-    ok: u64,
-    errors: u64,
-}
-
-impl From<&Sample> for Side {
-    fn from(s: &Sample) -> Self {
-        Side {
-            throughput: s.throughput(),
-            p50_ms: s.percentile_ms(50.0),
-            p99_ms: s.percentile_ms(99.0),
-            p999_ms: s.percentile_ms(99.9),
-            ok: s.ok,
-            errors: s.errors,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct Row {
-    upstream: String,
-    scenario: String,
-    era: Era,
-    concurrency: usize,
-    rate: Option<f64>,
-    direct: Side,
-    gateway: Side,
-    throughput_ratio: f64,
-    added_p50_ms: f64,
-    added_p99_ms: f64,
-}
-
-struct Target {
-    upstream: &'static str,
-    /// The baseline (a direct connection, or for the auth scenarios the gateway without
-    /// tenants).
-    direct: Endpoint,
-    gateway: Endpoint,
-    direct_tool: &'static str,
-    gateway_tool: &'static str,
-    arguments: serde_json::Value,
-    eras: Vec<Era>,
-}
-
-async fn measure(
-    target: &Target,
-    era: Era,
-    scenario: &str,
-    concurrency: usize,
-    rate: Option<f64>,
-    args: &Args,
-) -> anyhow::Result<Row> {
-    let seconds = Duration::from_secs_f64(if args.short { 0.5 } else { args.seconds });
-    let rounds = if args.short { 1 } else { args.rounds };
-    let (direct_call, gateway_call) = if scenario == "tools/list" {
-        (Call::List, Call::List)
-    } else {
-        (
-            Call::Tool {
-                tool: target.direct_tool.into(),
-                arguments: target.arguments.clone(),
-            },
-            Call::Tool {
-                tool: target.gateway_tool.into(),
-                arguments: target.arguments.clone(),
-            },
-        )
-    };
-    let mut direct = Sample::default();
-    let mut through = Sample::default();
-    for _ in 0..rounds {
-        direct.merge(
-            load::run(
-                &target.direct,
-                era,
-                &direct_call,
-                concurrency,
-                seconds,
-                rate,
-            )
-            .await?,
-        );
-        through.merge(
-            load::run(
-                &target.gateway,
-                era,
-                &gateway_call,
-                concurrency,
-                seconds,
-                rate,
-            )
-            .await?,
-        );
-    }
-    let (d, g) = (Side::from(&direct), Side::from(&through));
-    for (label, sample) in [("direct", &direct), ("gateway", &through)] {
-        if sample.errors > 0 {
-            bail!(
-                "{} {scenario} {} c={concurrency} via {label}: {} errors, first: {}",
-                target.upstream,
-                era.label(),
-                sample.errors,
-                sample.first_error.clone().unwrap_or_default()
-            );
-        }
-        if sample.ok == 0 {
-            bail!(
-                "{} {scenario} via {label}: no successful request",
-                target.upstream
-            );
-        }
-    }
-    Ok(Row {
-        upstream: target.upstream.into(),
-        scenario: scenario.into(),
-        era,
-        concurrency,
-        rate,
-        throughput_ratio: g.throughput / d.throughput.max(1e-9),
-        added_p50_ms: g.p50_ms - d.p50_ms,
-        added_p99_ms: g.p99_ms - d.p99_ms,
-        direct: d,
-        gateway: g,
-    })
-}
-
-fn print_row(row: &Row) {
-    let rate = row.rate.map(|r| format!("@{r:.0}/s")).unwrap_or_default();
-    println!(
-        "{:<12} {:<11} {:<10} c={:<3}{:<8} direct {:>8.0}/s p50 {:>6.2} p99 {:>6.2} | gateway {:>8.0}/s p50 {:>6.2} p99 {:>6.2} | ratio {:>5.1}% +p50 {:>5.2} ms +p99 {:>5.2} ms",
-        row.upstream,
-        row.scenario,
-        row.era.label(),
-        row.concurrency,
-        rate,
-        row.direct.throughput,
-        row.direct.p50_ms,
-        row.direct.p99_ms,
-        row.gateway.throughput,
-        row.gateway.p50_ms,
-        row.gateway.p99_ms,
-        row.throughput_ratio * 100.0,
-        row.added_p50_ms,
-        row.added_p99_ms,
-    );
 }
 
 /// Whether `--only` selects `label` (everything when it is empty).
@@ -262,8 +114,8 @@ async fn main() -> anyhow::Result<()> {
     let demo_gateway = gateway(&switchboard, "demo", &demo_url, Mode::Open).await?;
     let mut targets = vec![Target {
         upstream: "demo",
-        direct: Endpoint::open(demo_url.clone()),
-        gateway: Endpoint::open(demo_gateway.url.clone()),
+        direct: vec![Endpoint::open(demo_url.clone())],
+        gateway: vec![Endpoint::open(demo_gateway.url.clone())],
         direct_tool: "echo",
         gateway_tool: "demo__echo",
         arguments: json!({"text": "hello"}),
@@ -293,8 +145,8 @@ async fn main() -> anyhow::Result<()> {
         let gw = gateway(&switchboard, "everything", &url, Mode::Open).await?;
         targets.push(Target {
             upstream: "everything",
-            direct: Endpoint::open(url),
-            gateway: Endpoint::open(gw.url.clone()),
+            direct: vec![Endpoint::open(url)],
+            gateway: vec![Endpoint::open(gw.url.clone())],
             direct_tool: "echo",
             gateway_tool: "everything__echo",
             arguments: json!({"message": "hello"}),
@@ -321,12 +173,12 @@ async fn main() -> anyhow::Result<()> {
     ] {
         targets.push(Target {
             upstream: label,
-            direct: Endpoint::open(demo_gateway.url.clone()),
-            gateway: Endpoint {
+            direct: vec![Endpoint::open(demo_gateway.url.clone())],
+            gateway: vec![Endpoint {
                 url: auth_gateway.url.clone(),
                 bearer: Some(bearer.clone()),
                 stdio: None,
-            },
+            }],
             direct_tool: "demo__echo",
             gateway_tool: "demo__echo",
             arguments: json!({"text": "hello"}),
@@ -378,21 +230,49 @@ async fn main() -> anyhow::Result<()> {
             .api_key;
         targets.push(Target {
             upstream: label,
-            direct: Endpoint {
+            direct: vec![Endpoint {
                 url: bare.url.clone(),
                 bearer: Some(bare_key.clone()),
                 stdio: None,
-            },
-            gateway: Endpoint {
+            }],
+            gateway: vec![Endpoint {
                 url: governed_gateway.url.clone(),
                 bearer: Some(key.clone()),
                 stdio: None,
-            },
+            }],
             direct_tool: "demo__echo",
             gateway_tool: "demo__echo",
             arguments: json!({"text": "hello"}),
             eras: vec![Era::Legacy, Era::Modern],
         });
+    }
+
+    // Many tenants (each with its member and API key) behind one gateway, against the
+    // one-tenant authenticated gateway: the memory of ten idle sessions per tenant, measured
+    // first on the fresh gateway, then load spread over every tenant.
+    let mut _tenants_gateway = None;
+    let mut tenants_memory = None;
+    if is_selected(&args, "tenants") {
+        let count = args.tenants.unwrap_or(if args.short { 20 } else { 1000 });
+        let gw = gateway(&switchboard, "demo", &demo_url, Mode::Tenants { count }).await?;
+        let memory =
+            memory::spread_sessions(&gw, &gw.tenants, if args.short { 2 } else { 10 }).await?;
+        memory.print(&format!("gateway with {count} tenants"));
+        tenants_memory = Some(json!({"tenants": count, "memory": memory}));
+        targets.push(Target {
+            upstream: "tenants",
+            direct: vec![Endpoint {
+                url: auth_gateway.url.clone(),
+                bearer: Some(credentials.api_key.clone()),
+                stdio: None,
+            }],
+            gateway: gw.tenants.clone(),
+            direct_tool: "demo__echo",
+            gateway_tool: "demo__echo",
+            arguments: json!({"text": "hello"}),
+            eras: vec![Era::Legacy, Era::Modern],
+        });
+        _tenants_gateway = Some(gw);
     }
 
     // A stdio upstream: the demo upstream as a child of the gateway, against a client with
@@ -406,8 +286,8 @@ async fn main() -> anyhow::Result<()> {
         let gw = gateway_with(&switchboard, "stdio", &upstream, Mode::Open, 1).await?;
         targets.push(Target {
             upstream: "stdio",
-            direct: Endpoint::stdio(peer),
-            gateway: Endpoint::open(gw.url.clone()),
+            direct: vec![Endpoint::stdio(peer)],
+            gateway: vec![Endpoint::open(gw.url.clone())],
             direct_tool: "echo",
             gateway_tool: "stdio__echo",
             arguments: json!({"text": "hello"}),
@@ -424,58 +304,75 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    let pace = Pace {
+        seconds: Duration::from_secs_f64(if args.short { 0.5 } else { args.seconds }),
+        rounds: if args.short { 1 } else { args.rounds },
+    };
     let mut rows = Vec::new();
     let concurrencies: &[usize] = if args.short { &[1, 16] } else { &[1, 16, 64] };
     let selected = |label: &str| is_selected(&args, label);
     for target in targets.iter().filter(|t| selected(t.upstream)) {
         for &era in &target.eras {
             for &c in concurrencies {
-                let row = measure(target, era, "tools/call", c, None, &args).await?;
+                let row = measure(target, era, "tools/call", c, None, pace).await?;
                 print_row(&row);
                 rows.push(row);
             }
-            let row = measure(target, era, "tools/list", 1, None, &args).await?;
+            let row = measure(target, era, "tools/list", 1, None, pace).await?;
             print_row(&row);
             rows.push(row);
         }
     }
     // `tools/list` through 1, 10 and 50 upstreams of 20 tools each (one demo process listing
-    // 20 tools behind every entry), against listing one such upstream directly.
+    // 20 tools behind every entry), against listing directly an upstream that holds as many
+    // tools as the gateway's answer (20, 200, and 500: the gateway's first page of 1,000).
     let mut _list_gateways = Vec::new();
-    let mut _list_upstream = None;
+    let mut _list_upstreams = Vec::new();
     if selected("list") {
-        let port = free_port()?;
-        _list_upstream = Some(
-            start(
-                "demo upstream (20 tools)",
-                &switchboard,
-                &[
-                    "demo-upstream".into(),
-                    "--http".into(),
-                    format!("127.0.0.1:{port}"),
-                    "--tools".into(),
-                    "20".into(),
-                ],
-                &[("SWITCHBOARD_LOG", "warn".into())],
-                port,
-            )
-            .await?,
-        );
-        let url = format!("http://127.0.0.1:{port}/mcp");
-        for (label, copies) in [("list:1", 1), ("list:10", 10), ("list:50", 50)] {
-            let upstream = format!("transport = \"streamable-http\"\nurl = \"{url}\"\n");
+        let mut demo_with = async |tools: usize| -> anyhow::Result<String> {
+            let port = free_port()?;
+            _list_upstreams.push(
+                start(
+                    &format!("demo upstream ({tools} tools)"),
+                    &switchboard,
+                    &[
+                        "demo-upstream".into(),
+                        "--http".into(),
+                        format!("127.0.0.1:{port}"),
+                        "--tools".into(),
+                        tools.to_string(),
+                    ],
+                    &[("SWITCHBOARD_LOG", "warn".into())],
+                    port,
+                )
+                .await?,
+            );
+            Ok(format!("http://127.0.0.1:{port}/mcp"))
+        };
+        let behind = demo_with(20).await?;
+        for (label, copies, listed) in [
+            ("list:1", 1, 20),
+            ("list:10", 10, 200),
+            ("list:50", 50, 500),
+        ] {
+            let direct = if listed == 20 {
+                behind.clone()
+            } else {
+                demo_with(listed).await?
+            };
+            let upstream = format!("transport = \"streamable-http\"\nurl = \"{behind}\"\n");
             let gw = gateway_with(&switchboard, "list", &upstream, Mode::Open, copies).await?;
             let target = Target {
                 upstream: label,
-                direct: Endpoint::open(url.clone()),
-                gateway: Endpoint::open(gw.url.clone()),
+                direct: vec![Endpoint::open(direct)],
+                gateway: vec![Endpoint::open(gw.url.clone())],
                 direct_tool: "echo",
                 gateway_tool: "echo",
                 arguments: json!({}),
                 eras: vec![Era::Legacy, Era::Modern],
             };
             for &era in &target.eras {
-                let row = measure(&target, era, "tools/list", 1, None, &args).await?;
+                let row = measure(&target, era, "tools/list", 1, None, pace).await?;
                 print_row(&row);
                 rows.push(row);
             }
@@ -485,15 +382,7 @@ async fn main() -> anyhow::Result<()> {
     let (sessions, memory) = if selected("demo") {
         // Added latency at a fixed rate through the in-repository upstream.
         let rate = if args.short { 200.0 } else { 1000.0 };
-        let row = measure(
-            &targets[0],
-            Era::Modern,
-            "tools/call",
-            16,
-            Some(rate),
-            &args,
-        )
-        .await?;
+        let row = measure(&targets[0], Era::Modern, "tools/call", 16, Some(rate), pace).await?;
         print_row(&row);
         rows.push(row);
 
@@ -503,14 +392,7 @@ async fn main() -> anyhow::Result<()> {
             args.sessions.unwrap_or(if args.short { 50 } else { 1000 }),
         )
         .await?;
-        println!(
-            "fresh gateway: idle RSS {} KiB, PSS {} KiB; {} idle legacy sessions: +{:.0} KiB RSS, +{:.0} KiB PSS per 1,000",
-            sessions.idle_rss_kib,
-            sessions.idle_pss_kib,
-            sessions.sessions,
-            sessions.rss_per_1000_sessions_kib,
-            sessions.pss_per_1000_sessions_kib
-        );
+        sessions.print("fresh gateway");
 
         let memory = demo_gateway
             .proc
@@ -536,6 +418,7 @@ async fn main() -> anyhow::Result<()> {
         "gateway_memory": memory,
         "in_process_auth": costs,
         "idle_sessions": sessions,
+        "tenants": tenants_memory,
         "rows": rows,
     });
     std::fs::write(&file, serde_json::to_string_pretty(&report)?)?;

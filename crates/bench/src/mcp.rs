@@ -175,6 +175,24 @@ impl McpClient {
         json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
     }
 
+    /// Ends a legacy session (`DELETE` with its id), so the gateway frees it now rather than
+    /// when it idles out; nothing to do for stateless or stdio clients.
+    pub async fn close(self) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        let mut request = self
+            .http
+            .delete(&self.url)
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", LEGACY);
+        if let Some(bearer) = &self.bearer {
+            request = request.bearer_auth(bearer);
+        }
+        // Best effort: a session the gateway already dropped needs no closing.
+        let _ = request.send().await;
+    }
+
     /// Sends one request and checks that it got a result (not an error).
     pub async fn request(&self, body: &Value, name: Option<&str>) -> anyhow::Result<Value> {
         if let Some(peer) = &self.stdio {
@@ -192,6 +210,14 @@ impl McpClient {
             .cloned()
             .context("response without result")
     }
+}
+
+/// Closes many clients, a few at a time.
+pub async fn close_all(clients: impl IntoIterator<Item = McpClient>) {
+    use futures::StreamExt;
+    futures::stream::iter(clients)
+        .for_each_concurrent(16, McpClient::close)
+        .await;
 }
 
 #[cfg(test)]

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde::Serialize;
 
+use crate::gateways::Gateway;
 use crate::mcp::{Endpoint, Era, McpClient};
 
 /// Memory of one gateway before and after opening idle sessions.
@@ -19,32 +21,64 @@ pub struct SessionMemory {
     pub pss_per_1000_sessions_kib: f64,
 }
 
-/// Opens `sessions` legacy sessions on `gateway` (a fresh gateway in front of `upstream`)
-/// and measures it before and after.
+impl SessionMemory {
+    pub fn print(&self, what: &str) {
+        println!(
+            "{what}: idle RSS {} KiB, PSS {} KiB; {} idle legacy sessions: +{:.0} KiB RSS, +{:.0} KiB PSS per 1,000",
+            self.idle_rss_kib,
+            self.idle_pss_kib,
+            self.sessions,
+            self.rss_per_1000_sessions_kib,
+            self.pss_per_1000_sessions_kib
+        );
+    }
+}
+
+/// Opens `sessions` legacy sessions on a fresh gateway in front of `upstream` and measures
+/// it before and after.
 pub async fn idle_sessions(
     switchboard: &str,
     upstream: &str,
     sessions: usize,
 ) -> anyhow::Result<SessionMemory> {
     let gateway = crate::gateway(switchboard, "demo", upstream, crate::Mode::Open).await?;
+    let endpoint = Endpoint::open(gateway.url.clone());
+    spread_sessions(&gateway, std::slice::from_ref(&endpoint), sessions).await
+}
+
+/// Opens `per_endpoint` legacy sessions on each of `endpoints` (all served by `gateway`, which
+/// nothing else uses yet) and measures the gateway before and after; closes them at the end.
+pub async fn spread_sessions(
+    gateway: &Gateway,
+    endpoints: &[Endpoint],
+    per_endpoint: usize,
+) -> anyhow::Result<SessionMemory> {
     // Let start-up allocations settle before the baseline.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (idle_rss_kib, idle_pss_kib) = gateway
-        .proc
-        .memory_kib()
-        .ok_or_else(|| anyhow::anyhow!("cannot read the gateway's memory (/proc)"))?;
+    let read = || {
+        gateway
+            .proc
+            .memory_kib()
+            .ok_or_else(|| anyhow::anyhow!("cannot read the gateway's memory (/proc)"))
+    };
+    let (idle_rss_kib, idle_pss_kib) = read()?;
     let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
-    let endpoint = Endpoint::open(gateway.url.clone());
-    let mut open = Vec::with_capacity(sessions);
-    for _ in 0..sessions {
-        open.push(McpClient::connect(http.clone(), &endpoint, Era::Legacy).await?);
-    }
+    let wanted = endpoints
+        .iter()
+        .flat_map(|e| std::iter::repeat_n(e, per_endpoint));
+    // A few handshakes at a time: opening 10,000 sessions one by one takes long, all at once
+    // measures a burst rather than idle sessions.
+    let open: Vec<McpClient> = futures::stream::iter(wanted)
+        .map(|endpoint| McpClient::connect(http.clone(), endpoint, Era::Legacy))
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    let sessions = open.len();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (rss_kib, pss_kib) = gateway
-        .proc
-        .memory_kib()
-        .ok_or_else(|| anyhow::anyhow!("cannot read the gateway's memory (/proc)"))?;
-    drop(open);
+    let (rss_kib, pss_kib) = read()?;
+    crate::mcp::close_all(open).await;
     let per = |after: u64, before: u64| {
         after.saturating_sub(before) as f64 * 1000.0 / sessions.max(1) as f64
     };

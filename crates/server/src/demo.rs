@@ -43,8 +43,9 @@ pub struct DemoServer {
     /// Environment variables the `env` tool shows (none: no `env` tool). Shows what a
     /// gateway hands a stdio upstream, e.g. a tenant's secret.
     env_tool: Arc<Vec<String>>,
-    /// `filler_01`… tools (echoes) listed besides the demo's own, for list benchmarks.
-    fillers: usize,
+    /// `filler_01`… tools (echoes) listed besides the demo's own, for list benchmarks;
+    /// built once, as a server with a fixed list would.
+    fillers: Arc<Vec<Tool>>,
 }
 
 /// State shared by all sessions of one demo upstream.
@@ -69,7 +70,20 @@ impl DemoServer {
 
     /// Lists at least `count` tools: the demo's own, then `filler_01`… (each an echo).
     pub fn with_tool_count(mut self, count: usize) -> Self {
-        self.fillers = count.saturating_sub(tools().len());
+        let fillers = count.saturating_sub(tools().len());
+        self.fillers = Arc::new(
+            (1..=fillers)
+                .map(|i| {
+                    Tool::new(
+                        format!("filler_{i:02}"),
+                        "Returns the text it is given (a filler for list benchmarks).",
+                        schema(
+                            json!({"type": "object", "properties": {"text": {"type": "string"}}}),
+                        ),
+                    )
+                })
+                .collect(),
+        );
         self
     }
 
@@ -81,13 +95,7 @@ impl DemoServer {
 
     fn tools(&self) -> Vec<Tool> {
         let mut tools = tools();
-        for i in 1..=self.fillers {
-            tools.push(Tool::new(
-                format!("filler_{i:02}"),
-                "Returns the text it is given (a filler for list benchmarks).",
-                schema(json!({"type": "object", "properties": {"text": {"type": "string"}}})),
-            ));
-        }
+        tools.extend(self.fillers.iter().cloned());
         if !self.env_tool.is_empty() {
             tools.push(Tool::new(
                 "env",
@@ -335,7 +343,7 @@ impl ServerHandler for DemoServer {
             name if name
                 .strip_prefix("filler_")
                 .and_then(|n| n.parse::<usize>().ok())
-                .is_some_and(|n| (1..=self.fillers).contains(&n)) =>
+                .is_some_and(|n| (1..=self.fillers.len()).contains(&n)) =>
             {
                 text(name)
             }
