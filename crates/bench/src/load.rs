@@ -55,6 +55,13 @@ impl Sample {
     }
 }
 
+/// The endpoints (indices out of `len`) worker `worker` of `concurrency` takes in turn: every
+/// `concurrency`-th from its own number on, or a single one when there are fewer endpoints
+/// than workers.
+fn dealt(len: usize, concurrency: usize, worker: usize) -> impl Iterator<Item = usize> {
+    (worker % len..len).step_by(concurrency.max(1))
+}
+
 /// Runs `call` against `endpoints` with `concurrency` workers for `duration`; with `rate`,
 /// the workers share a fixed total request rate (open loop). Endpoints are dealt out to the
 /// workers in turn (worker `w` gets `w`, `w + concurrency`, …, or one of them when there are
@@ -76,12 +83,8 @@ pub async fn run(
     let mut clients = Vec::with_capacity(concurrency);
     for worker in 0..concurrency {
         let mut own = Vec::new();
-        for endpoint in endpoints
-            .iter()
-            .skip(worker % endpoints.len())
-            .step_by(concurrency)
-        {
-            own.push(McpClient::connect(http.clone(), endpoint, era).await?);
+        for i in dealt(endpoints.len(), concurrency, worker) {
+            own.push(McpClient::connect(http.clone(), &endpoints[i], era).await?);
         }
         clients.push(own);
     }
@@ -156,4 +159,27 @@ pub async fn run(
         total.elapsed = total.elapsed.max(elapsed);
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dealt;
+
+    #[test]
+    fn every_endpoint_goes_to_exactly_one_worker_and_every_worker_gets_one() {
+        for (len, concurrency) in [(1000, 16), (1000, 1), (5, 16), (16, 16), (1, 64)] {
+            let dealt: Vec<Vec<usize>> = (0..concurrency)
+                .map(|w| dealt(len, concurrency, w).collect())
+                .collect();
+            assert!(
+                dealt.iter().all(|own| !own.is_empty()),
+                "{len}/{concurrency}"
+            );
+            if len >= concurrency {
+                let mut all: Vec<usize> = dealt.concat();
+                all.sort_unstable();
+                assert_eq!(all, (0..len).collect::<Vec<_>>(), "{len}/{concurrency}");
+            }
+        }
+    }
 }
