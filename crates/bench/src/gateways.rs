@@ -2,6 +2,7 @@
 //! with governance on; in front of one upstream or several copies of one.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::bail;
@@ -40,6 +41,10 @@ pub struct Auth {
     pub api_key: String,
     pub token: String,
 }
+
+/// Extra environment of every gateway process (`--gateway-env`), e.g. to measure a runtime
+/// setting on the gateway alone.
+pub static GATEWAY_ENV: OnceLock<Vec<(String, String)>> = OnceLock::new();
 
 fn bench_dir(port: u16) -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("switchboard-bench-{}-{port}", std::process::id()));
@@ -118,6 +123,20 @@ pub async fn gateway_with(
             Vec::new(),
         ),
     };
+    let mut env = vec![
+        ("SWITCHBOARD_LOG", "warn".to_owned()),
+        (
+            "SWITCHBOARD_AUTH__KEY_HASHING_SECRET",
+            auth::HASHING_SECRET.to_owned(),
+        ),
+    ];
+    env.extend(
+        GATEWAY_ENV
+            .get()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.clone())),
+    );
     let proc = start(
         "switchboard",
         switchboard,
@@ -126,13 +145,7 @@ pub async fn gateway_with(
             "--config".into(),
             config.display().to_string(),
         ],
-        &[
-            ("SWITCHBOARD_LOG", "warn".into()),
-            (
-                "SWITCHBOARD_AUTH__KEY_HASHING_SECRET",
-                auth::HASHING_SECRET.into(),
-            ),
-        ],
+        &env,
         port,
     )
     .await?;

@@ -60,6 +60,10 @@ struct Args {
     /// idle sessions for the memory probe (two with --short).
     #[arg(long)]
     tenants: Option<usize>,
+    /// `NAME=VALUE` added to the environment of every gateway (not of the upstreams or the
+    /// baselines), e.g. `--gateway-env TOKIO_WORKER_THREADS=1`; repeatable.
+    #[arg(long, value_parser = parse_env)]
+    gateway_env: Vec<(String, String)>,
     /// Folder for the JSON results.
     #[arg(long, default_value = "results")]
     out: PathBuf,
@@ -72,6 +76,13 @@ struct Args {
     /// only.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(name, _)| !name.is_empty())
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("expected NAME=VALUE, got {text:?}"))
 }
 
 /// Whether `--only` selects `label` (everything when it is empty).
@@ -90,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
         .switchboard
         .clone()
         .context("--switchboard is required")?;
+    let _ = gateways::GATEWAY_ENV.set(args.gateway_env.clone());
     let switchboard = binary
         .canonicalize()
         .with_context(|| format!("no switchboard binary at {}", binary.display()))?
@@ -416,6 +428,7 @@ async fn main() -> anyhow::Result<()> {
         "rounds": args.rounds,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "gateway_memory": memory,
+        "gateway_env": args.gateway_env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
         "in_process_auth": costs,
         "idle_sessions": sessions,
         "tenants": tenants_memory,
@@ -431,4 +444,20 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("bench: {} passed, 0 failed", rows.len());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_env;
+
+    #[test]
+    fn gateway_env_is_name_equals_value() {
+        assert_eq!(
+            parse_env("TOKIO_WORKER_THREADS=1").unwrap(),
+            ("TOKIO_WORKER_THREADS".into(), "1".into())
+        );
+        assert_eq!(parse_env("A=b=c").unwrap(), ("A".into(), "b=c".into()));
+        assert!(parse_env("=1").is_err());
+        assert!(parse_env("NOVALUE").is_err());
+    }
 }

@@ -86,6 +86,7 @@ struct Services {
     audit: Option<Arc<AuditLog>>,
     meter: Option<Arc<Meter>>,
     metrics: Option<Arc<Metrics>>,
+    traces: Option<Arc<crate::traces::SpanExporter>>,
     admin: Option<switchboard_admin::AdminState>,
     sessions: Sessions,
 }
@@ -118,6 +119,7 @@ fn router(services: Services, config: &Config, stopping: Arc<AtomicBool>) -> Rou
         audit,
         meter,
         metrics,
+        traces,
         admin,
         sessions,
     } = services;
@@ -216,6 +218,9 @@ fn router(services: Services, config: &Config, stopping: Arc<AtomicBool>) -> Rou
             metrics,
             gateway: gateway.clone(),
             audit: audit.clone(),
+            limiter: limiter.clone(),
+            meter: meter.clone(),
+            traces,
             token: config.metrics.token.clone().map(Arc::new),
         };
         app = app.route("/metrics", get(metrics::scrape).with_state(state));
@@ -423,6 +428,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         audit: audit_log.clone(),
         meter: meter.clone(),
         metrics,
+        traces: traces.clone(),
         admin,
         sessions,
     };

@@ -1,6 +1,7 @@
 //! Prometheus metrics at `/metrics`: calls, their latency and errors by tenant, server, item
 //! and outcome; denials and authentication refusals by tenant; sessions, calls in flight and
-//! the audit backlog as gauges read at scrape time.
+//! the audit backlog as gauges, and the counters of the pipelines behind the requests (audit
+//! writer, usage meter, rate limiter, span exporter), all read at scrape time.
 //!
 //! Each gateway owns its recorder (not the process-global one), so several gateways in one
 //! process — the tests — never mix their figures. The number of label sets is capped
@@ -19,7 +20,7 @@ use metrics::Label;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
-use switchboard_governance::AuditLog;
+use switchboard_governance::{AuditLog, Limiter, Meter};
 use switchboard_mcp::Gateway;
 
 /// Latency buckets of call durations (seconds).
@@ -113,12 +114,39 @@ impl Metrics {
         });
     }
 
-    fn gauges(&self, gateway: &Gateway, audit: Option<&AuditLog>) {
+    /// Reads the gauges and the pipelines' own counters (kept by each pipeline as atomics,
+    /// copied here as Prometheus counters) just before a scrape.
+    fn read(&self, state: &MetricsState) {
+        use metrics::{counter, gauge};
         metrics::with_local_recorder(&self.recorder, || {
-            metrics::gauge!("switchboard_sessions").set(gateway.hub().session_count() as f64);
-            metrics::gauge!("switchboard_calls_in_flight").set(gateway.in_flight() as f64);
-            if let Some(audit) = audit {
-                metrics::gauge!("switchboard_audit_backlog").set(audit.stats().backlog as f64);
+            let gateway = &state.gateway;
+            gauge!("switchboard_sessions").set(gateway.hub().session_count() as f64);
+            gauge!("switchboard_calls_in_flight").set(gateway.in_flight() as f64);
+            if let Some(audit) = &state.audit {
+                let stats = audit.stats();
+                gauge!("switchboard_audit_backlog").set(stats.backlog as f64);
+                counter!("switchboard_audit_written_total").absolute(stats.written);
+                counter!("switchboard_audit_write_errors_total").absolute(stats.write_errors);
+            }
+            if let Some(meter) = &state.meter {
+                let stats = meter.stats();
+                gauge!("switchboard_usage_pending_cells").set(stats.pending_cells as f64);
+                counter!("switchboard_usage_written_cells_total").absolute(stats.written_cells);
+                counter!("switchboard_usage_write_errors_total").absolute(stats.write_errors);
+            }
+            let limits = state.limiter.stats();
+            counter!("switchboard_rate_limited_total").absolute(limits.refused);
+            counter!("switchboard_rate_limit_store_errors_total").absolute(limits.redis_errors);
+            counter!("switchboard_rate_limit_local_fallbacks_total")
+                .absolute(limits.local_fallbacks);
+            if let Some(traces) = &state.traces {
+                let stats = traces.stats();
+                let read =
+                    |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+                counter!("switchboard_spans_exported_total").absolute(read(&stats.exported));
+                counter!("switchboard_spans_dropped_total").absolute(read(&stats.dropped));
+                counter!("switchboard_span_exports_failed_total")
+                    .absolute(read(&stats.failed_exports));
             }
         });
     }
@@ -135,6 +163,9 @@ pub struct MetricsState {
     pub metrics: Arc<Metrics>,
     pub gateway: Arc<Gateway>,
     pub audit: Option<Arc<AuditLog>>,
+    pub limiter: Arc<Limiter>,
+    pub meter: Option<Arc<Meter>>,
+    pub traces: Option<Arc<crate::traces::SpanExporter>>,
     pub token: Option<Arc<SecretString>>,
 }
 
@@ -160,7 +191,7 @@ pub async fn scrape(State(state): State<MetricsState>, headers: HeaderMap) -> Re
             return response;
         }
     }
-    state.metrics.gauges(&state.gateway, state.audit.as_deref());
+    state.metrics.read(&state);
     let mut response = state.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

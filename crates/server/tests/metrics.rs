@@ -123,6 +123,24 @@ async fn metrics_are_scraped_per_tenant_and_only_with_the_metrics_token() {
     );
     assert!(value(&all, "switchboard_sessions", &[]).unwrap() >= 1.0);
     assert!(value(&all, "switchboard_audit_backlog", &[]).is_some());
+    // The pipelines' own counters: the audit writer's, the meter's, the limiter's (no span
+    // exporter configured here: no span series).
+    for name in [
+        "switchboard_audit_written_total",
+        "switchboard_audit_write_errors_total",
+        "switchboard_usage_pending_cells",
+        "switchboard_usage_written_cells_total",
+        "switchboard_rate_limited_total",
+        "switchboard_rate_limit_store_errors_total",
+        "switchboard_rate_limit_local_fallbacks_total",
+    ] {
+        assert!(value(&all, name, &[]).is_some(), "{name} in {text}");
+    }
+    assert_eq!(
+        value(&all, "switchboard_audit_write_errors_total", &[]),
+        Some(0.0)
+    );
+    assert!(!text.contains("switchboard_spans_exported_total"), "{text}");
     // globex did nothing: no series of its own.
     assert!(!text.contains("tenant=\"globex\""), "{text}");
     db.cleanup().await;

@@ -82,6 +82,25 @@ async fn the_gateways_spans_reach_an_otlp_collector_and_parent_the_upstreams() {
     .unwrap();
     let failed = call_with_trace(&url, None, "gh__add", json!({"a": "not a number"})).await;
     assert!(failed.is_err(), "a call the upstream refuses");
+    // The exporter's counters are in `/metrics` once its batch is out.
+    let metrics = format!("{}/metrics", gw.base);
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+        if text.contains("switchboard_spans_exported_total 3") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        text.contains("switchboard_spans_exported_total 3"),
+        "{text}"
+    );
+    assert!(text.contains("switchboard_spans_dropped_total 0"), "{text}");
+    assert!(
+        text.contains("switchboard_span_exports_failed_total 0"),
+        "{text}"
+    );
     gw.stop().await; // flushes the exporter
     let spans = spans.lock().unwrap().clone();
     let upstream = seen.lock().unwrap();

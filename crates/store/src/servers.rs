@@ -135,6 +135,15 @@ impl TenantStore<'_> {
                 }
             }
             None => {
+                // Counted under the tenant's row lock on PostgreSQL, so two concurrent
+                // creates cannot both pass the limit (SQLite's `BEGIN IMMEDIATE` already
+                // serialises writers).
+                if self.store.backend() == crate::Backend::Postgres {
+                    sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
+                        .bind(self.id())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                }
                 let count: i64 =
                     sqlx::query_scalar("SELECT COUNT(*) FROM tenant_servers WHERE tenant_id = $1")
                         .bind(self.id())

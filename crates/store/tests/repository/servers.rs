@@ -8,7 +8,10 @@ use switchboard_store::StoreError;
 use crate::fixtures::{server_def, t};
 use crate::harness::Db;
 
-both!(servers_round_trip_with_versions_and_walls);
+both!(
+    servers_round_trip_with_versions_and_walls,
+    concurrent_creates_never_pass_the_limit
+);
 
 async fn servers_round_trip_with_versions_and_walls(db: Db) {
     let store = &db.store;
@@ -113,4 +116,34 @@ async fn servers_round_trip_with_versions_and_walls(db: Db) {
     store.delete_tenant(&t("acme")).await.unwrap();
     assert!(acme.servers().await.unwrap().is_empty());
     assert_eq!(globex.servers().await.unwrap().len(), 1);
+}
+
+/// Eight creates at once against a limit of three: exactly three are stored, whatever the
+/// interleaving (on PostgreSQL each counts under the tenant's row lock).
+async fn concurrent_creates_never_pass_the_limit(db: Db) {
+    let store = &db.store;
+    store
+        .create_tenant(&Tenant::new(t("acme"), "acme"))
+        .await
+        .unwrap();
+    let mut creates = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let store = store.clone();
+        creates.spawn(async move {
+            store
+                .tenant(&t("acme"))
+                .put_server(&format!("s{i}"), "", &server_def("acme"), false, None, 3)
+                .await
+        });
+    }
+    let results = creates.join_all().await;
+    let stored = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(stored, 3, "{stored} of 8 creates stored under a limit of 3");
+    for refused in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(
+            matches!(refused, StoreError::Invalid(m) if m.contains("max_per_tenant")),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(store.tenant(&t("acme")).servers().await.unwrap().len(), 3);
 }
