@@ -1,10 +1,13 @@
 //! The audit trail's repository: appending events to their tenants' hash chains, reading a
 //! chain in pages, and verifying it.
 //!
-//! Appends take each chain's head row under a write lock (`FOR UPDATE` on PostgreSQL; SQLite
-//! serialises writers with `BEGIN IMMEDIATE`), so replicas writing one tenant's chain at the
-//! same time interleave correctly. Audit writes do not bump the directory revision: they
+//! Appends take each chain's head row under a write lock (`FOR UPDATE` on PostgreSQL, all the
+//! batch's chains in one statement, in name order; SQLite serialises writers with `BEGIN
+//! IMMEDIATE`), so replicas writing one tenant's chain at the same time interleave correctly.
+//! A batch costs a handful of statements however many tenants' chains it extends. Audit writes do not bump the directory revision: they
 //! change nothing the authenticator reads.
+
+use std::collections::{BTreeMap, HashMap};
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -23,6 +26,8 @@ const VERIFY_PAGE: i64 = 1000;
 /// 65,535 bound parameters).
 const INSERT_ROWS: usize = 200;
 const COLUMNS: usize = 12;
+/// Chains per head statement (3 parameters each in the upserts).
+const HEAD_ROWS: usize = 500;
 
 /// `INSERT … VALUES (…), (…)` for `rows` records.
 fn insert_sql(backend: Backend, rows: usize) -> String {
@@ -88,70 +93,96 @@ impl Store {
         if events.is_empty() {
             return Ok(0);
         }
+        let backend = self.backend;
         let mut tx = self.begin(Scope::Platform, Access::Write).await?;
-        // Chains in order of first appearance, each with its events in order.
-        let mut chains: Vec<(&str, Vec<&AuditEvent>)> = Vec::new();
+        // Chains in name order (the one order every writer locks them in, so replicas never
+        // deadlock), each with its events in order.
+        let mut chains: BTreeMap<&str, Vec<&AuditEvent>> = BTreeMap::new();
         for event in events {
-            match chains.iter_mut().find(|(c, _)| *c == event.chain()) {
-                Some((_, list)) => list.push(event),
-                None => chains.push((event.chain(), vec![event])),
+            chains.entry(event.chain()).or_default().push(event);
+        }
+        let names: Vec<&str> = chains.keys().copied().collect();
+        // A few statements per batch, however many chains it touches: every chain gets a
+        // head row (a new one starts at genesis), then all heads are read — and on
+        // PostgreSQL locked — together.
+        for chunk in names.chunks(HEAD_ROWS) {
+            let mut sql = String::from("INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ");
+            crate::tx::push_values(&mut sql, backend, chunk.len(), 3);
+            sql.push_str(" ON CONFLICT (tenant_id) DO NOTHING");
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            for name in chunk {
+                query = query.bind(*name).bind(0i64).bind(GENESIS);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        let mut heads: HashMap<String, ChainHead> = HashMap::with_capacity(names.len());
+        for chunk in names.chunks(HEAD_ROWS) {
+            let mut sql =
+                String::from("SELECT tenant_id, seq, hash FROM audit_heads WHERE tenant_id IN ");
+            crate::tx::push_values(&mut sql, backend, 1, chunk.len());
+            sql.push_str(" ORDER BY tenant_id");
+            if backend == Backend::Postgres {
+                sql.push_str(" FOR UPDATE");
+            }
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            for name in chunk {
+                query = query.bind(*name);
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                heads.insert(
+                    row.try_get("tenant_id")?,
+                    ChainHead {
+                        seq: row.try_get("seq")?,
+                        hash: row.try_get("hash")?,
+                    },
+                );
             }
         }
-        let lock = match self.backend {
-            Backend::Postgres => {
-                "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE"
+        let mut records: Vec<(&str, &AuditEvent, Link)> = Vec::with_capacity(events.len());
+        for (chain, list) in &chains {
+            let head = heads.get_mut(*chain).ok_or_else(|| StoreError::Corrupt {
+                what: "audit chain",
+                message: format!("the head of chain {chain} vanished while appending"),
+            })?;
+            records.extend(list.iter().map(|e| (*chain, *e, head.link(e))));
+        }
+        // Multi-row inserts: one statement per chunk of records, whatever their chains.
+        for chunk in records.chunks(INSERT_ROWS) {
+            let sql = insert_sql(backend, chunk.len());
+            // Not kept as a prepared statement: each batch size is a different text, and
+            // caching them all (per pooled connection) costs far more memory than the
+            // re-preparation costs time.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            for (chain, e, link) in chunk {
+                query = query
+                    .bind(*chain)
+                    .bind(link.seq)
+                    .bind(e.at_ms)
+                    .bind(e.kind.as_str())
+                    .bind(e.actor.as_str())
+                    .bind(e.credential.as_str())
+                    .bind(e.target.as_str())
+                    .bind(e.outcome.as_str())
+                    .bind(e.reason.as_str())
+                    .bind(e.detail.as_str())
+                    .bind(link.prev_hash.as_str())
+                    .bind(link.hash.as_str());
             }
-            Backend::Sqlite => "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1",
-        };
-        for (chain, list) in chains {
-            sqlx::query(
-                "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) \
-                 ON CONFLICT (tenant_id) DO NOTHING",
-            )
-            .bind(chain.to_owned())
-            .bind(GENESIS)
-            .execute(&mut *tx)
-            .await?;
-            let row = sqlx::query(lock)
-                .bind(chain.to_owned())
-                .fetch_one(&mut *tx)
-                .await?;
-            let mut head = ChainHead {
-                seq: row.try_get("seq")?,
-                hash: row.try_get("hash")?,
-            };
-            let records: Vec<(&AuditEvent, Link)> =
-                list.into_iter().map(|e| (e, head.link(e))).collect();
-            // Multi-row inserts: one statement per chunk instead of one per record.
-            for chunk in records.chunks(INSERT_ROWS) {
-                let sql = insert_sql(self.backend, chunk.len());
-                // Not kept as a prepared statement: each batch size is a different text, and
-                // caching them all (per pooled connection) costs far more memory than the
-                // re-preparation costs time.
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
-                for (e, link) in chunk {
-                    query = query
-                        .bind(chain)
-                        .bind(link.seq)
-                        .bind(e.at_ms)
-                        .bind(e.kind.as_str())
-                        .bind(e.actor.as_str())
-                        .bind(e.credential.as_str())
-                        .bind(e.target.as_str())
-                        .bind(e.outcome.as_str())
-                        .bind(e.reason.as_str())
-                        .bind(e.detail.as_str())
-                        .bind(link.prev_hash.as_str())
-                        .bind(link.hash.as_str());
-                }
-                query.execute(&mut *tx).await?;
+            query.execute(&mut *tx).await?;
+        }
+        // The heads move to their chains' last records (rows locked above on PostgreSQL).
+        for chunk in names.chunks(HEAD_ROWS) {
+            let mut sql = String::from("INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ");
+            crate::tx::push_values(&mut sql, backend, chunk.len(), 3);
+            sql.push_str(
+                " ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            for name in chunk {
+                let head = &heads[*name];
+                query = query.bind(*name).bind(head.seq).bind(head.hash.as_str());
             }
-            sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE tenant_id = $3")
-                .bind(head.seq)
-                .bind(head.hash)
-                .bind(chain.to_owned())
-                .execute(&mut *tx)
-                .await?;
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(events.len())

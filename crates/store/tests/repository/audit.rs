@@ -1,6 +1,7 @@
 //! The audit trail: per-tenant hash chains appended in batches, verified end to end, refused
-//! updates and deletes (triggers), tampering made around the triggers caught by `verify`, and
-//! two stores (as two replicas) appending to one chain at once.
+//! updates and deletes (triggers), tampering made around the triggers caught by `verify`, two
+//! stores (as two replicas) appending to the same chains at once, and one batch over many
+//! chains.
 
 use switchboard_domain::audit::{AuditEvent, AuditKind, ChainBreak, ChainHead, PLATFORM_CHAIN};
 use switchboard_domain::tenancy::TenantId;
@@ -12,6 +13,7 @@ both!(
     chains_append_and_verify,
     records_are_append_only_and_tampering_is_caught,
     two_stores_append_to_one_chain,
+    one_batch_extends_many_chains,
     retention_removes_only_old_records_and_the_rest_still_verifies,
 );
 
@@ -140,9 +142,18 @@ async fn two_stores_append_to_one_chain(db: Db) {
         .enumerate()
         .map(|(side, store)| {
             tokio::spawn(async move {
+                // The two sides name the chains in opposite orders: their locks must not
+                // deadlock (every writer takes them in name order).
+                let mut chains = ["acme", "globex", "initech"];
+                if side == 1 {
+                    chains.reverse();
+                }
                 for batch in 0..10 {
-                    let events: Vec<_> = (0..5)
-                        .map(|i| event(Some("acme"), side * 1000 + batch * 5 + i))
+                    let events: Vec<_> = chains
+                        .iter()
+                        .flat_map(|chain| {
+                            (0..5).map(move |i| event(Some(chain), side * 1000 + batch * 5 + i))
+                        })
                         .collect();
                     store.append_audit(&events).await.unwrap();
                 }
@@ -152,7 +163,39 @@ async fn two_stores_append_to_one_chain(db: Db) {
     for task in tasks {
         task.await.unwrap();
     }
-    assert_eq!(db.store.verify_audit("acme").await.unwrap(), Ok(100));
+    for chain in ["acme", "globex", "initech"] {
+        assert_eq!(
+            db.store.verify_audit(chain).await.unwrap(),
+            Ok(100),
+            "{chain}"
+        );
+    }
+}
+
+/// A batch spanning more chains than one head statement holds (as a gateway serving many
+/// tenants writes): every chain gets its records, in order, and verifies.
+async fn one_batch_extends_many_chains(db: Db) {
+    let tenants: Vec<String> = (0..600).map(|i| format!("t{i:04}")).collect();
+    for round in 0..2 {
+        let events: Vec<_> = tenants
+            .iter()
+            .flat_map(|t| [event(Some(t), round * 2), event(Some(t), round * 2 + 1)])
+            .collect();
+        assert_eq!(db.store.append_audit(&events).await.unwrap(), 1200);
+    }
+    for chain in ["t0000", "t0499", "t0500", "t0599"] {
+        assert_eq!(
+            db.store.verify_audit(chain).await.unwrap(),
+            Ok(4),
+            "{chain}"
+        );
+        assert_eq!(db.store.audit_head(chain).await.unwrap().seq, 4);
+    }
+    let page = db.store.audit_page("t0500", 0, 10).await.unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.event.at_ms).collect::<Vec<_>>(),
+        (0..4).map(|n| 1_800_000_000_000 + n).collect::<Vec<i64>>()
+    );
 }
 
 async fn retention_removes_only_old_records_and_the_rest_still_verifies(db: Db) {
