@@ -429,7 +429,7 @@ async fn sessions_are_bounded_per_user() {
     store.update_tenant(&acme, 1).await.unwrap();
     let gw = TestGateway::start("", &format!("{}{}", db.toml(), upstreams())).await;
     let url = format!("{}/t/acme/mcp", gw.base);
-    let _one = legacy_session(&url, &org.ada).await;
+    let one = legacy_session(&url, &org.ada).await;
     let _two = legacy_session(&url, &org.ada).await;
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {},
@@ -447,6 +447,23 @@ async fn sessions_are_bounded_per_user() {
             .unwrap()
             .contains("maxSessionsPerUser")
     );
+    // A session ended with DELETE frees its place at once.
+    let ended = reqwest::Client::new()
+        .delete(&url)
+        .bearer_auth(&org.ada)
+        .header("mcp-session-id", &one)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert!(ended.status().is_success(), "{}", ended.status());
+    let _three = legacy_session(&url, &org.ada).await;
+    let fourth = raw_post(&url, Some(&org.ada))
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fourth.status().as_u16(), 429, "two open again: refused");
     // Another user of the same tenant is not affected.
     assert!(
         try_connect(&url, Era::Legacy, Some(&org.root))

@@ -5,7 +5,6 @@
 //! (`Mcp-Session-Id`, GET stream, DELETE, 404 for unknown sessions). Switchboard supplies the
 //! handler factory and its own limits.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use switchboard_domain::tenancy::{Identity, SessionOwner, TenantId};
 
 use super::SessionInfo;
+use super::owners::Owners;
 
 use crate::caller::Caller;
 use crate::error::codes;
@@ -75,9 +75,10 @@ pub struct SessionLimit {
     sessions: Arc<LocalSessionManager>,
     max: usize,
     max_per_user: usize,
-    /// session id → who opened it, and when. Pruned of ended sessions whenever a session
-    /// opens, so it never holds more than the open sessions plus those ended since.
-    owners: Arc<Mutex<HashMap<String, (SessionOwner, i64)>>>,
+    /// Who opened each session, and when, with counts per user and tenant. Pruned of
+    /// sessions rmcp ended on its own before a limit refuses anyone and when sessions are
+    /// listed.
+    owners: Arc<Mutex<Owners>>,
 }
 
 impl SessionLimit {
@@ -86,16 +87,20 @@ impl SessionLimit {
         self.sessions.sessions.read().await.len()
     }
 
-    fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<String, (SessionOwner, i64)>> {
+    fn owners(&self) -> std::sync::MutexGuard<'_, Owners> {
         self.owners.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets the sessions rmcp ended on its own (idle, shut down): a scan of them all.
+    async fn prune(&self) {
+        let live = self.sessions.sessions.read().await;
+        self.owners().prune(|id| live.contains_key(id));
     }
 
     /// The open sessions of `tenant`.
     pub async fn sessions_of(&self, tenant: &TenantId) -> Vec<SessionInfo> {
-        let live = self.sessions.sessions.read().await;
-        let mut owners = self.owners();
-        owners.retain(|id, _| live.contains_key(id.as_str()));
-        owners
+        self.prune().await;
+        self.owners()
             .iter()
             .filter(|(_, (owner, _))| &owner.tenant == tenant)
             .map(|(id, (owner, opened_at))| SessionInfo {
@@ -125,17 +130,17 @@ impl SessionLimit {
         closed
     }
 
-    /// Forgets ended sessions; returns how many open ones `owner` and its tenant hold.
-    async fn held_by(&self, owner: &SessionOwner) -> (usize, usize) {
-        let live = self.sessions.sessions.read().await;
-        let mut owners = self.owners();
-        owners.retain(|id, _| live.contains_key(id.as_str()));
-        owners.values().fold((0, 0), |(user, tenant), (o, _)| {
-            (
-                user + usize::from(o == owner),
-                tenant + usize::from(o.tenant == owner.tenant),
-            )
-        })
+    /// How many open sessions `owner` and its tenant hold; with `exact`, first forgets the
+    /// sessions that ended on their own (counted until then, so the counts are never low).
+    async fn held_by(&self, owner: &SessionOwner, exact: bool) -> (usize, usize) {
+        // Also when the map has grown well past the open sessions: each scan then removes at
+        // least half of what it reads, so the map stays bounded at a constant cost per open.
+        let open = self.open().await;
+        let outgrown = self.owners().len() > 2 * open + 1024;
+        if exact || outgrown {
+            self.prune().await;
+        }
+        self.owners().held_by(owner)
     }
 }
 
@@ -187,7 +192,13 @@ pub async fn limit_sessions(
                 "unknown or expired session; start a new one with initialize".into(),
             );
         }
-        return next.run(request).await;
+        let ends = request.method() == Method::DELETE;
+        let session = session.to_owned();
+        let response = next.run(request).await;
+        if ends && response.status().is_success() {
+            limit.owners().remove(&session);
+        }
+        return response;
     }
     let opens_session = request.method() == Method::POST
         && headers
@@ -210,13 +221,24 @@ pub async fn limit_sessions(
     let Some((owner, caller)) = owner else {
         return next.run(request).await;
     };
-    let (mine, tenants) = limit.held_by(&owner).await;
     let per_user = caller
         .max_sessions_per_user
         .map_or(limit.max_per_user, |n| n as usize);
     // Without tenants every client is the same anonymous caller: only the gateway's own
     // limit applies then.
     let anonymous = owner.identity == Identity::Anonymous;
+    let refused = |(mine, tenants): (usize, usize)| {
+        (!anonymous && mine >= per_user)
+            || caller
+                .max_sessions
+                .is_some_and(|cap| tenants >= cap as usize)
+    };
+    // The running counts first; only when they would refuse, the exact ones (a scan).
+    let mut held = limit.held_by(&owner, false).await;
+    if refused(held) {
+        held = limit.held_by(&owner, true).await;
+    }
+    let (mine, tenants) = held;
     if !anonymous && mine >= per_user {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
@@ -247,7 +269,7 @@ pub async fn limit_sessions(
     {
         limit
             .owners()
-            .insert(id.to_owned(), (owner, super::now_secs()));
+            .insert(id.to_owned(), owner, super::now_secs());
     }
     response
 }

@@ -1,0 +1,122 @@
+//! Who opened each legacy Streamable HTTP session, with running counts per user and per
+//! tenant, so the session limits are checked in constant time however many sessions are
+//! open.
+//!
+//! rmcp ends sessions on its own too (idle timeout, shutdown) without telling this map, so
+//! the counts may include sessions that ended since the last [`Owners::prune`]: they only
+//! ever err on the high side, and the limit check prunes (a scan of every session) before it
+//! refuses anyone.
+
+use std::collections::HashMap;
+
+use switchboard_domain::tenancy::{SessionOwner, TenantId};
+
+/// Session id → owner and opening time, with counts kept in step.
+#[derive(Debug, Default)]
+pub struct Owners {
+    by_id: HashMap<String, (SessionOwner, i64)>,
+    per_owner: HashMap<SessionOwner, usize>,
+    per_tenant: HashMap<TenantId, usize>,
+}
+
+fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = counts.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(key);
+        }
+    }
+}
+
+impl Owners {
+    /// Records that `owner` opened session `id` at `opened_at` (Unix seconds).
+    pub fn insert(&mut self, id: String, owner: SessionOwner, opened_at: i64) {
+        self.remove(&id);
+        *self.per_tenant.entry(owner.tenant.clone()).or_default() += 1;
+        *self.per_owner.entry(owner.clone()).or_default() += 1;
+        self.by_id.insert(id, (owner, opened_at));
+    }
+
+    /// Forgets session `id`; returns its owner and opening time.
+    pub fn remove(&mut self, id: &str) -> Option<(SessionOwner, i64)> {
+        let (owner, opened_at) = self.by_id.remove(id)?;
+        decrement(&mut self.per_owner, &owner);
+        decrement(&mut self.per_tenant, &owner.tenant);
+        Some((owner, opened_at))
+    }
+
+    /// Forgets every session `live` no longer knows.
+    pub fn prune(&mut self, live: impl Fn(&str) -> bool) {
+        let ended: Vec<String> = self
+            .by_id
+            .keys()
+            .filter(|id| !live(id.as_str()))
+            .cloned()
+            .collect();
+        for id in ended {
+            self.remove(&id);
+        }
+    }
+
+    /// The owner of session `id`.
+    pub fn get(&self, id: &str) -> Option<&(SessionOwner, i64)> {
+        self.by_id.get(id)
+    }
+
+    /// Sessions held by `owner`, and by its tenant.
+    pub fn held_by(&self, owner: &SessionOwner) -> (usize, usize) {
+        (
+            self.per_owner.get(owner).copied().unwrap_or(0),
+            self.per_tenant.get(&owner.tenant).copied().unwrap_or(0),
+        )
+    }
+
+    /// Sessions recorded (open, or ended since the last prune).
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Every recorded session.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &(SessionOwner, i64))> {
+        self.by_id.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_domain::tenancy::{Identity, UserId};
+
+    fn owner(tenant: &str, user: &str) -> SessionOwner {
+        SessionOwner {
+            tenant: TenantId::new(tenant).unwrap(),
+            identity: Identity::User(UserId::new(user).unwrap()),
+        }
+    }
+
+    #[test]
+    fn counts_follow_inserts_removals_and_prunes() {
+        let ada = owner("acme", "ada@acme.com");
+        let bob = owner("acme", "bob@acme.com");
+        let gus = owner("globex", "gus@globex.com");
+        let mut owners = Owners::default();
+        owners.insert("s1".into(), ada.clone(), 1);
+        owners.insert("s2".into(), ada.clone(), 2);
+        owners.insert("s3".into(), bob.clone(), 3);
+        owners.insert("s4".into(), gus.clone(), 4);
+        assert_eq!(owners.held_by(&ada), (2, 3));
+        assert_eq!(owners.held_by(&gus), (1, 1));
+        // Recording one id twice counts it once.
+        owners.insert("s3".into(), bob.clone(), 5);
+        assert_eq!(owners.held_by(&bob), (1, 3));
+        assert_eq!(owners.remove("s1").map(|(o, _)| o), Some(ada.clone()));
+        assert_eq!(owners.remove("s1"), None);
+        assert_eq!(owners.held_by(&ada), (1, 2));
+        // Sessions that ended elsewhere leave the counts at the next prune.
+        owners.prune(|id| id != "s2" && id != "s4");
+        assert_eq!(owners.held_by(&ada), (0, 1));
+        assert_eq!(owners.held_by(&gus), (0, 0));
+        assert_eq!(owners.iter().count(), 1);
+        assert!(owners.per_owner.len() == 1 && owners.per_tenant.len() == 1);
+    }
+}
