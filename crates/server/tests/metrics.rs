@@ -140,6 +140,10 @@ async fn metrics_are_scraped_per_tenant_and_only_with_the_metrics_token() {
         value(&all, "switchboard_audit_write_errors_total", &[]),
         Some(0.0)
     );
+    assert_eq!(
+        value(&all, "switchboard_usage_write_errors_total", &[]),
+        Some(0.0)
+    );
     assert!(!text.contains("switchboard_spans_exported_total"), "{text}");
     // globex did nothing: no series of its own.
     assert!(!text.contains("tenant=\"globex\""), "{text}");

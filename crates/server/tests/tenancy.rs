@@ -419,6 +419,51 @@ async fn unauthenticated_requests_get_a_challenge_and_metadata() {
     db.cleanup().await;
 }
 
+/// Sessions the gateway ends on its own (idle) stop counting against the limits: the
+/// running counts are corrected before anyone is refused.
+#[tokio::test]
+async fn idle_sessions_that_ended_free_their_place() {
+    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let store = switchboard_store::Store::connect(&db.url).await.unwrap();
+    let org = provision(&store).await;
+    let mut acme = store.get_tenant(&tenant("acme")).await.unwrap().unwrap();
+    acme.settings.max_sessions_per_user = Some(1);
+    acme.settings.max_sessions = Some(1);
+    store.update_tenant(&acme, 1).await.unwrap();
+    let gw = TestGateway::start(
+        "session_idle_ms = 300\n",
+        &format!("{}{}", db.toml(), upstreams()),
+    )
+    .await;
+    let url = format!("{}/t/acme/mcp", gw.base);
+    let _idle = legacy_session(&url, &org.ada).await;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "0"}}});
+    let refused = raw_post(&url, Some(&org.root))
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 429, "the tenant's one session");
+    // The idle session ends after 300 ms; a refusal re-counts at most once a second.
+    let mut status = 0;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let again = raw_post(&url, Some(&org.root))
+            .json(&init)
+            .send()
+            .await
+            .unwrap();
+        status = again.status().as_u16();
+        if status == 200 {
+            break;
+        }
+    }
+    assert_eq!(status, 200, "the ended session no longer counts");
+    db.cleanup().await;
+}
+
 #[tokio::test]
 async fn sessions_are_bounded_per_user() {
     let db = TestDb::create(Backend::Sqlite).await.unwrap();

@@ -120,9 +120,10 @@ impl Store {
             let mut sql =
                 String::from("SELECT tenant_id, seq, hash FROM audit_heads WHERE tenant_id IN ");
             crate::tx::push_values(&mut sql, backend, 1, chunk.len());
-            sql.push_str(" ORDER BY tenant_id");
             if backend == Backend::Postgres {
-                sql.push_str(" FOR UPDATE");
+                // Byte order, as the chunks are cut in Rust: every writer takes the locks in
+                // one order whatever the database's collation.
+                sql.push_str(" ORDER BY tenant_id COLLATE \"C\" FOR UPDATE");
             }
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
             for name in chunk {

@@ -139,7 +139,9 @@ impl TenantStore<'_> {
                 // creates cannot both pass the limit (SQLite's `BEGIN IMMEDIATE` already
                 // serialises writers).
                 if self.store.backend() == crate::Backend::Postgres {
-                    sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
+                    // `NO KEY UPDATE`: concurrent creates wait for each other, while inserts
+                    // referencing the tenant (keys, members…) are not held up.
+                    sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE")
                         .bind(self.id())
                         .fetch_optional(&mut *tx)
                         .await?;

@@ -8,6 +8,7 @@
 //! refuses anyone.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use switchboard_domain::tenancy::{SessionOwner, TenantId};
 
@@ -17,7 +18,12 @@ pub struct Owners {
     by_id: HashMap<String, (SessionOwner, i64)>,
     per_owner: HashMap<SessionOwner, usize>,
     per_tenant: HashMap<TenantId, usize>,
+    pruned_at: Option<Instant>,
 }
+
+/// Least time between two scans asked for by refusals: a caller retrying at its limit
+/// cannot make every request wait behind scans of all sessions.
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
 
 fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
     if let Some(n) = counts.get_mut(key) {
@@ -45,8 +51,14 @@ impl Owners {
         Some((owner, opened_at))
     }
 
+    /// Whether a scan asked for by a refusal is due (none in the last second).
+    pub fn prune_due(&self) -> bool {
+        self.pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY)
+    }
+
     /// Forgets every session `live` no longer knows.
     pub fn prune(&mut self, live: impl Fn(&str) -> bool) {
+        self.pruned_at = Some(Instant::now());
         let ended: Vec<String> = self
             .by_id
             .keys()

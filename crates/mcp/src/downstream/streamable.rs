@@ -131,13 +131,18 @@ impl SessionLimit {
     }
 
     /// How many open sessions `owner` and its tenant hold; with `exact`, first forgets the
-    /// sessions that ended on their own (counted until then, so the counts are never low).
+    /// sessions that ended on their own (counted until then, so the counts are never low) —
+    /// at most once a second, so a caller retrying at its limit cannot make every request
+    /// wait behind scans.
     async fn held_by(&self, owner: &SessionOwner, exact: bool) -> (usize, usize) {
         // Also when the map has grown well past the open sessions: each scan then removes at
         // least half of what it reads, so the map stays bounded at a constant cost per open.
         let open = self.open().await;
-        let outgrown = self.owners().len() > 2 * open + 1024;
-        if exact || outgrown {
+        let (outgrown, due) = {
+            let owners = self.owners();
+            (owners.len() > 2 * open + 1024, owners.prune_due())
+        };
+        if (exact && due) || outgrown {
             self.prune().await;
         }
         self.owners().held_by(owner)
