@@ -292,15 +292,20 @@ async fn isolation(backend: Backend) {
 }
 
 /// Opens a legacy session with raw HTTP and returns its id.
-async fn legacy_session(url: &str, bearer: &str) -> String {
+/// A raw legacy `initialize` (opens a session when admitted).
+async fn initialize(url: &str, bearer: &str) -> reqwest::Response {
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {},
         "clientInfo": {"name": "raw", "version": "0"}}});
-    let resp = raw_post(url, Some(bearer))
+    raw_post(url, Some(bearer))
         .json(&init)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn legacy_session(url: &str, bearer: &str) -> String {
+    let resp = initialize(url, bearer).await;
     assert_eq!(resp.status().as_u16(), 200);
     resp.headers()["mcp-session-id"]
         .to_str()
@@ -437,25 +442,13 @@ async fn idle_sessions_that_ended_free_their_place() {
     .await;
     let url = format!("{}/t/acme/mcp", gw.base);
     let _idle = legacy_session(&url, &org.ada).await;
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "0"}}});
-    let refused = raw_post(&url, Some(&org.root))
-        .json(&init)
-        .send()
-        .await
-        .unwrap();
+    let refused = initialize(&url, &org.root).await;
     assert_eq!(refused.status().as_u16(), 429, "the tenant's one session");
     // The idle session ends after 300 ms; a refusal re-counts at most once a second.
     let mut status = 0;
     for _ in 0..40 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let again = raw_post(&url, Some(&org.root))
-            .json(&init)
-            .send()
-            .await
-            .unwrap();
-        status = again.status().as_u16();
+        status = initialize(&url, &org.root).await.status().as_u16();
         if status == 200 {
             break;
         }
@@ -476,14 +469,7 @@ async fn sessions_are_bounded_per_user() {
     let url = format!("{}/t/acme/mcp", gw.base);
     let one = legacy_session(&url, &org.ada).await;
     let _two = legacy_session(&url, &org.ada).await;
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "0"}}});
-    let third = raw_post(&url, Some(&org.ada))
-        .json(&init)
-        .send()
-        .await
-        .unwrap();
+    let third = initialize(&url, &org.ada).await;
     assert_eq!(third.status().as_u16(), 429);
     let body: serde_json::Value = third.json().await.unwrap();
     assert!(
@@ -503,11 +489,7 @@ async fn sessions_are_bounded_per_user() {
         .unwrap();
     assert!(ended.status().is_success(), "{}", ended.status());
     let _three = legacy_session(&url, &org.ada).await;
-    let fourth = raw_post(&url, Some(&org.ada))
-        .json(&init)
-        .send()
-        .await
-        .unwrap();
+    let fourth = initialize(&url, &org.ada).await;
     assert_eq!(fourth.status().as_u16(), 429, "two open again: refused");
     // Another user of the same tenant is not affected.
     assert!(
