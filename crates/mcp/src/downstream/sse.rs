@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use switchboard_domain::tenancy::{Identity, SessionOwner, TenantId};
 
 use super::SessionInfo;
+use super::owners::Owners;
 use super::streamable::HttpOptions;
 use crate::caller::Caller;
 use crate::error::codes;
@@ -56,6 +57,9 @@ pub struct SseState {
     gateway: Arc<Gateway>,
     options: HttpOptions,
     sessions: Mutex<HashMap<String, SessionEntry>>,
+    /// Open sessions counted per user and tenant (kept exactly: a session leaves with its
+    /// stream), so a limit is checked without a scan.
+    owners: Mutex<Owners>,
     shutdown: CancellationToken,
 }
 
@@ -70,8 +74,13 @@ impl SseState {
             gateway,
             options,
             sessions: Mutex::new(HashMap::new()),
+            owners: Mutex::default(),
             shutdown,
         })
+    }
+
+    fn owners(&self) -> std::sync::MutexGuard<'_, Owners> {
+        self.owners.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionEntry>> {
@@ -120,6 +129,7 @@ struct SessionGuard {
 impl Drop for SessionGuard {
     fn drop(&mut self) {
         self.state.sessions().remove(&self.id);
+        self.state.owners().remove(&self.id);
         self.service_ct.cancel();
         tracing::debug!(session = %self.id, "legacy SSE session closed");
     }
@@ -154,24 +164,37 @@ pub async fn open_stream(State(state): State<Arc<SseState>>, request: Request) -
     let per_user = caller
         .max_sessions_per_user
         .map_or(state.options.max_sessions_per_user, |n| n as usize);
-    let held = state
-        .sessions()
-        .values()
-        .filter(|s| s.owner == owner)
-        .count();
-    // Without tenants every client is the same anonymous caller: only the gateway's own
-    // limit applies then.
-    if owner.identity != Identity::Anonymous && held >= per_user {
-        return json_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            codes::TOO_MANY_SESSIONS.into(),
-            format!(
-                "{} already holds {held} SSE sessions, the most allowed per user (maxSessionsPerUser); close one first",
-                owner.identity
-            ),
-        );
-    }
     let id = uuid::Uuid::new_v4().simple().to_string();
+    {
+        // Checked and counted under one lock: concurrent opens cannot pass a limit together.
+        let mut owners = state.owners();
+        let (held, tenant_held) = owners.held_by(&owner);
+        // Without tenants every client is the same anonymous caller: only the gateway's own
+        // limit applies then.
+        if owner.identity != Identity::Anonymous && held >= per_user {
+            return json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                codes::TOO_MANY_SESSIONS.into(),
+                format!(
+                    "{} already holds {held} SSE sessions, the most allowed per user (maxSessionsPerUser); close one first",
+                    owner.identity
+                ),
+            );
+        }
+        if let Some(cap) = caller.max_sessions
+            && tenant_held >= cap as usize
+        {
+            return json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                codes::TOO_MANY_SESSIONS.into(),
+                format!(
+                    "tenant {} already holds {tenant_held} SSE sessions, its limit (maxSessions); close some first",
+                    owner.tenant
+                ),
+            );
+        }
+        owners.insert(id.clone(), owner.clone(), super::now_secs());
+    }
     let (to_server, from_client) = mpsc::channel::<ClientJsonRpcMessage>(CHANNEL_CAPACITY);
     let (to_client, from_server) = mpsc::channel::<ServerJsonRpcMessage>(CHANNEL_CAPACITY);
     let service_ct = state.shutdown.child_token();
