@@ -427,8 +427,13 @@ fn with_allocator_settings() {
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
+    let mut args = std::env::args_os();
     let mut command = std::process::Command::new(exe);
-    command.args(std::env::args_os().skip(1));
+    // The same `argv[0]`, so usage lines and process listings read as before.
+    if let Some(arg0) = args.next() {
+        command.arg0(arg0);
+    }
+    command.args(args);
     for (name, value) in missing {
         command.env(name, value);
     }
