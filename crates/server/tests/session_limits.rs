@@ -3,56 +3,14 @@
 
 mod support;
 
-use serde_json::json;
-use support::tenancy::{Backend, TestDb, provision, tenant};
-use support::{Era, TestGateway, stdio_demo, try_connect};
-
-fn upstreams() -> String {
-    stdio_demo("shared", None, "")
-}
-
-/// A raw legacy `initialize` (opens a session when admitted).
-async fn initialize(url: &str, bearer: &str) -> reqwest::Response {
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "0"}}});
-    reqwest::Client::new()
-        .post(url)
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
-        .header("mcp-protocol-version", "2025-11-25")
-        .bearer_auth(bearer)
-        .json(&init)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn legacy_session(url: &str, bearer: &str) -> String {
-    let resp = initialize(url, bearer).await;
-    assert_eq!(resp.status().as_u16(), 200);
-    resp.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
+use support::tenancy::{gateway_with_session_caps, initialize, legacy_session};
+use support::{Era, try_connect};
 
 /// Sessions the gateway ends on its own (idle) stop counting against the limits: the
 /// running counts are corrected before anyone is refused.
 #[tokio::test]
 async fn idle_sessions_that_ended_free_their_place() {
-    let db = TestDb::create(Backend::Sqlite).await.unwrap();
-    let store = switchboard_store::Store::connect(&db.url).await.unwrap();
-    let org = provision(&store).await;
-    let mut acme = store.get_tenant(&tenant("acme")).await.unwrap().unwrap();
-    acme.settings.max_sessions_per_user = Some(1);
-    acme.settings.max_sessions = Some(1);
-    store.update_tenant(&acme, 1).await.unwrap();
-    let gw = TestGateway::start(
-        "session_idle_ms = 300\n",
-        &format!("{}{}", db.toml(), upstreams()),
-    )
-    .await;
+    let (gw, org, db) = gateway_with_session_caps(1, Some(1), "session_idle_ms = 300\n").await;
     let url = format!("{}/t/acme/mcp", gw.base);
     let _idle = legacy_session(&url, &org.ada).await;
     let refused = initialize(&url, &org.root).await;
@@ -72,13 +30,7 @@ async fn idle_sessions_that_ended_free_their_place() {
 
 #[tokio::test]
 async fn sessions_are_bounded_per_user() {
-    let db = TestDb::create(Backend::Sqlite).await.unwrap();
-    let store = switchboard_store::Store::connect(&db.url).await.unwrap();
-    let org = provision(&store).await;
-    let mut acme = store.get_tenant(&tenant("acme")).await.unwrap().unwrap();
-    acme.settings.max_sessions_per_user = Some(2);
-    store.update_tenant(&acme, 1).await.unwrap();
-    let gw = TestGateway::start("", &format!("{}{}", db.toml(), upstreams())).await;
+    let (gw, org, db) = gateway_with_session_caps(2, None, "").await;
     let url = format!("{}/t/acme/mcp", gw.base);
     let one = legacy_session(&url, &org.ada).await;
     let _two = legacy_session(&url, &org.ada).await;

@@ -5,23 +5,11 @@ mod support;
 
 use std::time::Duration;
 
-use support::tenancy::{Backend, TestDb, provision, tenant};
-use support::{TestGateway, stdio_demo};
+use support::tenancy::gateway_with_session_caps;
 
 #[tokio::test]
 async fn sse_sessions_are_bounded_per_user_and_per_tenant() {
-    let db = TestDb::create(Backend::Sqlite).await.unwrap();
-    let store = switchboard_store::Store::connect(&db.url).await.unwrap();
-    let org = provision(&store).await;
-    let mut acme = store.get_tenant(&tenant("acme")).await.unwrap().unwrap();
-    acme.settings.max_sessions_per_user = Some(1);
-    acme.settings.max_sessions = Some(1);
-    store.update_tenant(&acme, 1).await.unwrap();
-    let gw = TestGateway::start(
-        "sse_keep_alive_ms = 100\n",
-        &format!("{}{}", db.toml(), stdio_demo("shared", None, "")),
-    )
-    .await;
+    let (gw, org, db) = gateway_with_session_caps(1, Some(1), "sse_keep_alive_ms = 100\n").await;
     let url = format!("{}/t/acme/sse", gw.base);
     let open = |bearer: &str| reqwest::Client::new().get(&url).bearer_auth(bearer).send();
     let first = open(&org.ada).await.unwrap();

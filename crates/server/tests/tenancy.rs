@@ -14,7 +14,7 @@ use switchboard_auth::{AuthEventSink, Refusal};
 
 use rmcp::model::{ReadResourceRequestParams, SubscribeRequestParams};
 use serde_json::json;
-use support::tenancy::{Backend, Org, TestDb, provision, tenant};
+use support::tenancy::{Backend, Org, TestDb, legacy_session, provision, tenant};
 use support::{Era, TestGateway, call, connect_as, mcp_error, stdio_demo, text, tool_names};
 
 fn upstreams() -> String {
@@ -287,28 +287,6 @@ async fn isolation(backend: Backend) {
 
     gw.stop().await;
     db.cleanup().await;
-}
-
-/// Opens a legacy session with raw HTTP and returns its id.
-/// A raw legacy `initialize` (opens a session when admitted).
-async fn initialize(url: &str, bearer: &str) -> reqwest::Response {
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "0"}}});
-    raw_post(url, Some(bearer))
-        .json(&init)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn legacy_session(url: &str, bearer: &str) -> String {
-    let resp = initialize(url, bearer).await;
-    assert_eq!(resp.status().as_u16(), 200);
-    resp.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned()
 }
 
 #[tokio::test]

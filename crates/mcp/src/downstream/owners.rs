@@ -10,7 +10,56 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use switchboard_domain::tenancy::{SessionOwner, TenantId};
+use switchboard_domain::tenancy::{Identity, SessionOwner, TenantId};
+
+use crate::caller::Caller;
+
+/// The session limits of one caller, the same for every transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// Per user (the tenant's `maxSessionsPerUser`, else the gateway's); none for the
+    /// anonymous caller of a gateway without tenants, where only the gateway's limit applies.
+    pub per_user: Option<usize>,
+    /// The tenant's `maxSessions`.
+    pub per_tenant: Option<usize>,
+}
+
+impl Caps {
+    /// The limits of `caller`, with `default_per_user` when its tenant sets none.
+    pub fn of(caller: &Caller, owner: &SessionOwner, default_per_user: usize) -> Self {
+        Self {
+            per_user: (owner.identity != Identity::Anonymous).then(|| {
+                caller
+                    .max_sessions_per_user
+                    .map_or(default_per_user, |n| n as usize)
+            }),
+            per_tenant: caller.max_sessions.map(|n| n as usize),
+        }
+    }
+
+    /// Why `owner`, holding `held` sessions (its own, its tenant's), may not open another;
+    /// `what` names them in the message ("sessions", "SSE sessions").
+    pub fn refusal(
+        &self,
+        owner: &SessionOwner,
+        (mine, tenant): (usize, usize),
+        what: &str,
+    ) -> Option<String> {
+        if self.per_user.is_some_and(|cap| mine >= cap) {
+            return Some(format!(
+                "{} already holds {mine} {what}, the most allowed per user (maxSessionsPerUser)",
+                owner.identity
+            ));
+        }
+        if self.per_tenant.is_some_and(|cap| tenant >= cap) {
+            return Some(format!(
+                "tenant {} already holds {tenant} {what}, its limit (maxSessions)",
+                owner.tenant
+            ));
+        }
+        None
+    }
+}
 
 /// Session id → owner and opening time, with counts kept in step.
 #[derive(Debug, Default)]
@@ -104,6 +153,25 @@ mod tests {
             tenant: TenantId::new(tenant).unwrap(),
             identity: Identity::User(UserId::new(user).unwrap()),
         }
+    }
+
+    #[test]
+    fn caps_refuse_at_the_user_then_the_tenant_limit() {
+        let ada = owner("acme", "ada@acme.com");
+        let caps = Caps {
+            per_user: Some(2),
+            per_tenant: Some(3),
+        };
+        assert_eq!(caps.refusal(&ada, (1, 2), "sessions"), None);
+        let user = caps.refusal(&ada, (2, 2), "SSE sessions").unwrap();
+        assert!(user.contains("2 SSE sessions") && user.contains("(maxSessionsPerUser)"));
+        let tenant = caps.refusal(&ada, (1, 3), "sessions").unwrap();
+        assert!(tenant.starts_with("tenant acme") && tenant.contains("(maxSessions)"));
+        let open = Caps {
+            per_user: None,
+            per_tenant: None,
+        };
+        assert_eq!(open.refusal(&ada, (99, 99), "sessions"), None);
     }
 
     #[test]

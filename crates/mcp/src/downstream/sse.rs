@@ -22,10 +22,10 @@ use rmcp::model::{ClientJsonRpcMessage, GetExtensions, ServerJsonRpcMessage};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use switchboard_domain::tenancy::{Identity, SessionOwner, TenantId};
+use switchboard_domain::tenancy::{SessionOwner, TenantId};
 
 use super::SessionInfo;
-use super::owners::Owners;
+use super::owners::{Caps, Owners};
 use super::streamable::HttpOptions;
 use crate::caller::Caller;
 use crate::error::codes;
@@ -161,36 +161,16 @@ pub async fn open_stream(State(state): State<Arc<SseState>>, request: Request) -
         );
     }
     let owner = caller.principal.session_owner();
-    let per_user = caller
-        .max_sessions_per_user
-        .map_or(state.options.max_sessions_per_user, |n| n as usize);
+    let caps = Caps::of(&caller, &owner, state.options.max_sessions_per_user);
     let id = uuid::Uuid::new_v4().simple().to_string();
     {
         // Checked and counted under one lock: concurrent opens cannot pass a limit together.
         let mut owners = state.owners();
-        let (held, tenant_held) = owners.held_by(&owner);
-        // Without tenants every client is the same anonymous caller: only the gateway's own
-        // limit applies then.
-        if owner.identity != Identity::Anonymous && held >= per_user {
+        if let Some(why) = caps.refusal(&owner, owners.held_by(&owner), "SSE sessions") {
             return json_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 codes::TOO_MANY_SESSIONS.into(),
-                format!(
-                    "{} already holds {held} SSE sessions, the most allowed per user (maxSessionsPerUser); close one first",
-                    owner.identity
-                ),
-            );
-        }
-        if let Some(cap) = caller.max_sessions
-            && tenant_held >= cap as usize
-        {
-            return json_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                codes::TOO_MANY_SESSIONS.into(),
-                format!(
-                    "tenant {} already holds {tenant_held} SSE sessions, its limit (maxSessions); close some first",
-                    owner.tenant
-                ),
+                format!("{why}; close one first"),
             );
         }
         owners.insert(id.clone(), owner.clone(), super::now_secs());

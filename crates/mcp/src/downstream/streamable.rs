@@ -18,10 +18,10 @@ use rmcp::transport::streamable_http_server::session::local::{LocalSessionManage
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use switchboard_domain::tenancy::{Identity, SessionOwner, TenantId};
+use switchboard_domain::tenancy::{SessionOwner, TenantId};
 
 use super::SessionInfo;
-use super::owners::Owners;
+use super::owners::{Caps, Owners};
 
 use crate::caller::Caller;
 use crate::error::codes;
@@ -226,44 +226,17 @@ pub async fn limit_sessions(
     let Some((owner, caller)) = owner else {
         return next.run(request).await;
     };
-    let per_user = caller
-        .max_sessions_per_user
-        .map_or(limit.max_per_user, |n| n as usize);
-    // Without tenants every client is the same anonymous caller: only the gateway's own
-    // limit applies then.
-    let anonymous = owner.identity == Identity::Anonymous;
-    let refused = |(mine, tenants): (usize, usize)| {
-        (!anonymous && mine >= per_user)
-            || caller
-                .max_sessions
-                .is_some_and(|cap| tenants >= cap as usize)
-    };
+    let caps = Caps::of(&caller, &owner, limit.max_per_user);
     // The running counts first; only when they would refuse, the exact ones (a scan).
     let mut held = limit.held_by(&owner, false).await;
-    if refused(held) {
+    if caps.refusal(&owner, held, "sessions").is_some() {
         held = limit.held_by(&owner, true).await;
     }
-    let (mine, tenants) = held;
-    if !anonymous && mine >= per_user {
+    if let Some(why) = caps.refusal(&owner, held, "sessions") {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
             codes::TOO_MANY_SESSIONS,
-            format!(
-                "{} already holds {mine} sessions, the most allowed per user (maxSessionsPerUser); close one (HTTP DELETE) or use the stateless 2026-07-28 protocol",
-                owner.identity
-            ),
-        );
-    }
-    if let Some(cap) = caller.max_sessions
-        && tenants >= cap as usize
-    {
-        return refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            codes::TOO_MANY_SESSIONS,
-            format!(
-                "tenant {} already holds {tenants} sessions, its limit (maxSessions); close some or use the stateless 2026-07-28 protocol",
-                owner.tenant
-            ),
+            format!("{why}; close one (HTTP DELETE) or use the stateless 2026-07-28 protocol"),
         );
     }
     let response = next.run(request).await;

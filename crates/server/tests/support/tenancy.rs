@@ -227,3 +227,49 @@ pub async fn provision(store: &Store) -> Org {
         ada_key_id,
     }
 }
+
+/// A raw legacy `initialize` at `url` with `bearer` (opens a session when admitted).
+pub async fn initialize(url: &str, bearer: &str) -> reqwest::Response {
+    let init = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "0"}}});
+    reqwest::Client::new()
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-11-25")
+        .bearer_auth(bearer)
+        .json(&init)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Opens a legacy session with raw HTTP and returns its id.
+pub async fn legacy_session(url: &str, bearer: &str) -> String {
+    let resp = initialize(url, bearer).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A gateway in front of the `shared` stdio demo whose tenant `acme` allows
+/// `per_user` sessions per user and `per_tenant` in all (`server_extra` in `[server]`).
+pub async fn gateway_with_session_caps(
+    per_user: u32,
+    per_tenant: Option<u32>,
+    server_extra: &str,
+) -> (super::TestGateway, Org, TestDb) {
+    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let store = Store::connect(&db.url).await.unwrap();
+    let org = provision(&store).await;
+    let mut acme = store.get_tenant(&tenant("acme")).await.unwrap().unwrap();
+    acme.settings.max_sessions_per_user = Some(per_user);
+    acme.settings.max_sessions = per_tenant;
+    store.update_tenant(&acme, 1).await.unwrap();
+    let upstreams = super::stdio_demo("shared", None, "");
+    let gw = super::TestGateway::start(server_extra, &format!("{}{upstreams}", db.toml())).await;
+    (gw, org, db)
+}
