@@ -6,6 +6,7 @@
 //!   here because rmcp no longer ships it.
 
 mod owners;
+pub mod sessions;
 pub mod sse;
 pub mod streamable;
 

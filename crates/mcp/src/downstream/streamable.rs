@@ -14,7 +14,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::SessionId;
 use rmcp::transport::streamable_http_server::session::SessionManager;
-use rmcp::transport::streamable_http_server::session::local::{LocalSessionManager, SessionConfig};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +21,7 @@ use switchboard_domain::tenancy::{SessionOwner, TenantId};
 
 use super::SessionInfo;
 use super::owners::{Caps, Owners};
+use super::sessions::Sessions;
 
 use crate::caller::Caller;
 use crate::error::codes;
@@ -66,13 +66,13 @@ impl Default for HttpOptions {
 }
 
 /// The tower service for `/mcp`.
-pub type McpService = StreamableHttpService<GatewayHandler, LocalSessionManager>;
+pub type McpService = StreamableHttpService<GatewayHandler, Sessions>;
 
 /// Admits new legacy sessions up to the gateway's, the tenant's and the user's limits, and
 /// binds each session to the caller that opened it.
 #[derive(Clone)]
 pub struct SessionLimit {
-    sessions: Arc<LocalSessionManager>,
+    sessions: Sessions,
     max: usize,
     max_per_user: usize,
     /// Who opened each session, and when, with counts per user and tenant. Pruned of
@@ -84,7 +84,7 @@ pub struct SessionLimit {
 impl SessionLimit {
     /// Open legacy Streamable HTTP sessions.
     pub async fn open(&self) -> usize {
-        self.sessions.sessions.read().await.len()
+        self.sessions.len()
     }
 
     fn owners(&self) -> std::sync::MutexGuard<'_, Owners> {
@@ -93,8 +93,7 @@ impl SessionLimit {
 
     /// Forgets the sessions rmcp ended on its own (idle, shut down): a scan of them all.
     async fn prune(&self) {
-        let live = self.sessions.sessions.read().await;
-        self.owners().prune(|id| live.contains_key(id));
+        self.owners().prune(|id| self.sessions.contains(id));
     }
 
     /// The open sessions of `tenant`.
@@ -272,17 +271,14 @@ pub fn service(
     if options.allowed_hosts.is_empty() {
         config = config.disable_allowed_hosts();
     }
-    let mut session_config = SessionConfig::default();
-    session_config.keep_alive = Some(options.session_idle);
-    let mut sessions = LocalSessionManager::default();
-    sessions.session_config = session_config;
-    let sessions = Arc::new(sessions);
+    let sessions = Sessions::new(options.session_idle);
     let limit = SessionLimit {
         sessions: sessions.clone(),
         max: options.max_sessions,
         max_per_user: options.max_sessions_per_user,
         owners: Arc::default(),
     };
-    let service = StreamableHttpService::new(move || Ok(gateway.handler()), sessions, config);
+    let service =
+        StreamableHttpService::new(move || Ok(gateway.handler()), Arc::new(sessions), config);
     (service, limit)
 }

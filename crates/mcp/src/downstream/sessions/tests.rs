@@ -1,0 +1,224 @@
+use futures::StreamExt;
+use serde_json::json;
+
+use super::*;
+
+fn client(value: serde_json::Value) -> ClientJsonRpcMessage {
+    serde_json::from_value(value).expect("a client message")
+}
+
+fn server(value: serde_json::Value) -> ServerJsonRpcMessage {
+    serde_json::from_value(value).expect("a server message")
+}
+
+fn call(id: u32, token: Option<&str>) -> ClientJsonRpcMessage {
+    let mut params = json!({"name": "echo", "arguments": {}});
+    if let Some(token) = token {
+        params["_meta"] = json!({"progressToken": token});
+    }
+    client(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}))
+}
+
+fn reply(id: u32) -> ServerJsonRpcMessage {
+    server(json!({"jsonrpc": "2.0", "id": id, "result": {"content": []}}))
+}
+
+fn progress(token: &str) -> ServerJsonRpcMessage {
+    server(json!({"jsonrpc": "2.0", "method": "notifications/progress",
+        "params": {"progressToken": token, "progress": 1}}))
+}
+
+fn list_changed() -> ServerJsonRpcMessage {
+    server(json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}))
+}
+
+fn json_of(message: &ServerSseMessage) -> serde_json::Value {
+    serde_json::to_value(message.message.as_deref().expect("a message")).unwrap()
+}
+
+/// The next item of `stream` within a second, or `None` when it ended.
+async fn next<S: Stream<Item = ServerSseMessage> + Unpin>(
+    stream: &mut S,
+) -> Option<ServerSseMessage> {
+    tokio::time::timeout(Duration::from_secs(1), stream.next())
+        .await
+        .expect("the stream neither yielded nor ended")
+}
+
+#[tokio::test]
+async fn replies_and_progress_ride_their_request_stream_and_the_rest_the_standalone_one() {
+    let sessions = Sessions::new(Duration::from_secs(60));
+    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let mut standalone = Box::pin(sessions.create_standalone_stream(&id).await.unwrap());
+    let mut first = Box::pin(
+        sessions
+            .create_stream(&id, call(1, Some("t1")))
+            .await
+            .unwrap(),
+    );
+    let mut second = Box::pin(sessions.create_stream(&id, call(2, None)).await.unwrap());
+
+    // The service loop reads both requests, in order.
+    for expected in [1, 2] {
+        let message = transport.receive().await.expect("a request");
+        assert_eq!(serde_json::to_value(&message).unwrap()["id"], expected);
+    }
+
+    transport.send(progress("t1")).await.unwrap();
+    transport.send(list_changed()).await.unwrap();
+    transport.send(reply(2)).await.unwrap();
+    transport.send(reply(1)).await.unwrap();
+
+    let got = next(&mut first).await.unwrap();
+    assert_eq!(json_of(&got)["method"], "notifications/progress");
+    assert_eq!(json_of(&next(&mut first).await.unwrap())["id"], 1);
+    assert!(next(&mut first).await.is_none(), "a reply ends its stream");
+    assert_eq!(json_of(&next(&mut second).await.unwrap())["id"], 2);
+    assert!(next(&mut second).await.is_none());
+    let got = next(&mut standalone).await.unwrap();
+    assert_eq!(json_of(&got)["method"], "notifications/tools/list_changed");
+    assert!(
+        got.event_id.is_none(),
+        "no event ids: nothing can be replayed"
+    );
+
+    // Progress for a request that has ended goes to the standalone stream, not nowhere.
+    transport.send(progress("t1")).await.unwrap();
+    let got = next(&mut standalone).await.unwrap();
+    assert_eq!(json_of(&got)["method"], "notifications/progress");
+}
+
+#[tokio::test]
+async fn a_server_request_tied_to_a_call_rides_that_calls_stream() {
+    let sessions = Sessions::new(Duration::from_secs(60));
+    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let mut stream = Box::pin(sessions.create_stream(&id, call(7, None)).await.unwrap());
+    transport.receive().await.unwrap();
+    let mut ask = server(json!({"jsonrpc": "2.0", "id": 0, "method": "roots/list"}));
+    if let JsonRpcMessage::Request(request) = &mut ask {
+        request
+            .request
+            .extensions_mut()
+            .insert(OriginatingRequestId(RequestId::Number(7)));
+    }
+    transport.send(ask).await.unwrap();
+    assert_eq!(
+        json_of(&next(&mut stream).await.unwrap())["method"],
+        "roots/list"
+    );
+    // The client's answer goes to the service loop.
+    let answer = client(json!({"jsonrpc": "2.0", "id": 0, "result": {"roots": []}}));
+    sessions.accept_message(&id, answer).await.unwrap();
+    let got = transport.receive().await.unwrap();
+    assert!(matches!(got, JsonRpcMessage::Response(_)));
+}
+
+#[tokio::test]
+async fn a_cancelled_call_ends_its_stream_and_the_notification_reaches_the_loop() {
+    let sessions = Sessions::new(Duration::from_secs(60));
+    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let mut stream = Box::pin(
+        sessions
+            .create_stream(&id, call(3, Some("p")))
+            .await
+            .unwrap(),
+    );
+    transport.receive().await.unwrap();
+    let cancel = client(
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 3}}),
+    );
+    sessions.accept_message(&id, cancel).await.unwrap();
+    assert!(next(&mut stream).await.is_none());
+    let got = serde_json::to_value(transport.receive().await.unwrap()).unwrap();
+    assert_eq!(got["method"], "notifications/cancelled");
+}
+
+#[tokio::test]
+async fn closing_ends_the_loop_and_every_stream() {
+    let sessions = Sessions::new(Duration::from_secs(60));
+    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let mut standalone = Box::pin(sessions.create_standalone_stream(&id).await.unwrap());
+    let mut stream = Box::pin(sessions.create_stream(&id, call(1, None)).await.unwrap());
+    transport.receive().await.unwrap();
+    assert_eq!(sessions.len(), 1);
+    sessions.close_session(&id).await.unwrap();
+    assert!(!sessions.has_session(&id).await.unwrap());
+    assert!(sessions.is_empty());
+    assert!(transport.receive().await.is_none(), "the service loop ends");
+    assert!(next(&mut stream).await.is_none());
+    assert!(next(&mut standalone).await.is_none());
+    assert!(matches!(
+        transport.send(reply(1)).await,
+        Err(SessionError::Ended(_))
+    ));
+    assert!(matches!(
+        sessions.create_stream(&id, call(2, None)).await.map(|_| ()),
+        Err(SessionError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_second_standalone_stream_only_keeps_alive_until_the_first_closes() {
+    let sessions = Sessions::new(Duration::from_secs(60));
+    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let first = Box::pin(sessions.create_standalone_stream(&id).await.unwrap());
+    let mut shadow = Box::pin(sessions.create_standalone_stream(&id).await.unwrap());
+    transport.send(list_changed()).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), shadow.next())
+            .await
+            .is_err(),
+        "the shadow stream carries nothing"
+    );
+    drop(first);
+    let mut replacement = Box::pin(sessions.create_standalone_stream(&id).await.unwrap());
+    transport.send(list_changed()).await.unwrap();
+    assert!(next(&mut replacement).await.is_some());
+}
+
+#[tokio::test]
+async fn idle_sessions_end_but_not_while_a_call_is_in_flight() {
+    let sessions = Sessions::new(Duration::from_millis(200));
+    let (idle, mut idle_loop) = sessions.create_session().await.unwrap();
+    let (busy, mut busy_loop) = sessions.create_session().await.unwrap();
+    let _stream = sessions.create_stream(&busy, call(1, None)).await.unwrap();
+    busy_loop.receive().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(!sessions.contains(&idle), "idle for longer than allowed");
+    assert!(idle_loop.receive().await.is_none());
+    assert!(
+        sessions.contains(&busy),
+        "a call in flight keeps its session"
+    );
+    // Once answered, it idles out too.
+    busy_loop.send(reply(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(!sessions.contains(&busy));
+}
+
+#[tokio::test]
+async fn initialize_returns_the_reply_to_the_initialize_request() {
+    let sessions = Sessions::new(Duration::from_secs(60));
+    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let init = client(
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}}),
+    );
+    let service_loop = tokio::spawn(async move {
+        let request = transport.receive().await.unwrap();
+        assert!(matches!(request, JsonRpcMessage::Request(_)));
+        transport.send(list_changed()).await.unwrap();
+        transport
+            .send(server(json!({"jsonrpc": "2.0", "id": 0, "result": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "serverInfo": {"name": "s", "version": "1"}}})))
+            .await
+            .unwrap();
+        transport
+    });
+    let answer = sessions.initialize_session(&id, init).await.unwrap();
+    assert_eq!(serde_json::to_value(&answer).unwrap()["id"], 0);
+    drop(service_loop.await.unwrap());
+}
