@@ -2,10 +2,9 @@
 //! tenant, so the session limits are checked in constant time however many sessions are
 //! open.
 //!
-//! rmcp ends sessions on its own too (idle timeout, shutdown) without telling this map, so
-//! the counts may include sessions that ended since the last [`Owners::prune`]: they only
-//! ever err on the high side, and the limit check prunes (a scan of every session) before it
-//! refuses anyone.
+//! The transports tell this map when a session ends. Should one be missed (a session that
+//! ended before its owner was recorded), the counts err on the high side only: the limit
+//! check prunes (a scan of every session) before it refuses anyone.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -67,6 +66,8 @@ pub struct Owners {
     by_id: HashMap<String, (SessionOwner, i64)>,
     per_owner: HashMap<SessionOwner, usize>,
     per_tenant: HashMap<TenantId, usize>,
+    /// Places held by sessions being opened (counted in `per_owner` and `per_tenant`).
+    pending: usize,
     pruned_at: Option<Instant>,
 }
 
@@ -98,6 +99,27 @@ impl Owners {
         decrement(&mut self.per_owner, &owner);
         decrement(&mut self.per_tenant, &owner.tenant);
         Some((owner, opened_at))
+    }
+
+    /// Holds a place for `owner` while its session is being opened: counted at once, so
+    /// concurrent opens cannot pass a limit together. [`Owners::release`] gives it back;
+    /// [`Owners::insert`] after it records the session.
+    pub fn reserve(&mut self, owner: &SessionOwner) {
+        *self.per_tenant.entry(owner.tenant.clone()).or_default() += 1;
+        *self.per_owner.entry(owner.clone()).or_default() += 1;
+        self.pending += 1;
+    }
+
+    /// Gives back a place held by [`Owners::reserve`].
+    pub fn release(&mut self, owner: &SessionOwner) {
+        decrement(&mut self.per_owner, owner);
+        decrement(&mut self.per_tenant, &owner.tenant);
+        self.pending = self.pending.saturating_sub(1);
+    }
+
+    /// Sessions being opened.
+    pub fn pending(&self) -> usize {
+        self.pending
     }
 
     /// Whether a scan asked for by a refusal is due (none in the last second).
@@ -198,5 +220,20 @@ mod tests {
         assert_eq!(owners.held_by(&gus), (0, 0));
         assert_eq!(owners.iter().count(), 1);
         assert!(owners.per_owner.len() == 1 && owners.per_tenant.len() == 1);
+    }
+
+    #[test]
+    fn a_reserved_place_counts_until_released() {
+        let ada = owner("acme", "ada@acme.com");
+        let mut owners = Owners::default();
+        owners.reserve(&ada);
+        owners.reserve(&ada);
+        assert_eq!((owners.held_by(&ada), owners.pending()), ((2, 2), 2));
+        owners.release(&ada);
+        owners.insert("s1".into(), ada.clone(), 1);
+        owners.release(&ada);
+        assert_eq!((owners.held_by(&ada), owners.pending()), ((1, 1), 0));
+        owners.remove("s1");
+        assert!(owners.per_owner.is_empty() && owners.per_tenant.is_empty());
     }
 }

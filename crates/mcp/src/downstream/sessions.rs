@@ -61,6 +61,8 @@ struct Inner {
     idle: Duration,
     epoch: Instant,
     sweeping: AtomicBool,
+    /// Told the id of every session that ends, however it ends.
+    on_end: Box<dyn Fn(&str) + Send + Sync>,
 }
 
 /// One session: its inbox and where its service loop's messages go.
@@ -92,14 +94,17 @@ struct Routes {
 }
 
 impl Sessions {
-    /// A manager whose sessions end after `idle` without traffic.
-    pub fn new(idle: Duration) -> Self {
+    /// A manager whose sessions end after `idle` without traffic; `on_end` hears of each
+    /// session that ends (closed by the client or the admin API, idle, or its service loop
+    /// stopped).
+    pub fn new(idle: Duration, on_end: impl Fn(&str) + Send + Sync + 'static) -> Self {
         Self {
             inner: Arc::new(Inner {
                 sessions: RwLock::default(),
                 idle,
                 epoch: Instant::now(),
                 sweeping: AtomicBool::new(false),
+                on_end: Box::new(on_end),
             }),
         }
     }
@@ -136,6 +141,7 @@ impl Sessions {
         let session = self.inner.write().remove(id);
         if let Some(session) = session {
             *session.routes() = Routes::default();
+            (self.inner.on_end)(id);
         }
     }
 

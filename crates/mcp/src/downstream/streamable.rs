@@ -75,9 +75,8 @@ pub struct SessionLimit {
     sessions: Sessions,
     max: usize,
     max_per_user: usize,
-    /// Who opened each session, and when, with counts per user and tenant. Pruned of
-    /// sessions rmcp ended on its own before a limit refuses anyone and when sessions are
-    /// listed.
+    /// Who opened each session, and when, with counts per user and tenant; told by the
+    /// session manager when a session ends.
     owners: Arc<Mutex<Owners>>,
 }
 
@@ -91,14 +90,14 @@ impl SessionLimit {
         self.owners.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Forgets the sessions rmcp ended on its own (idle, shut down): a scan of them all.
-    async fn prune(&self) {
+    /// Forgets sessions that ended without this map hearing of it: a scan of them all.
+    fn prune(&self) {
         self.owners().prune(|id| self.sessions.contains(id));
     }
 
     /// The open sessions of `tenant`.
     pub async fn sessions_of(&self, tenant: &TenantId) -> Vec<SessionInfo> {
-        self.prune().await;
+        self.prune();
         self.owners()
             .iter()
             .filter(|(_, (owner, _))| &owner.tenant == tenant)
@@ -129,22 +128,71 @@ impl SessionLimit {
         closed
     }
 
-    /// How many open sessions `owner` and its tenant hold; with `exact`, first forgets the
-    /// sessions that ended on their own (counted until then, so the counts are never low) —
-    /// at most once a second, so a caller retrying at its limit cannot make every request
-    /// wait behind scans.
-    async fn held_by(&self, owner: &SessionOwner, exact: bool) -> (usize, usize) {
+    /// The answer when the gateway holds `server.max_sessions` sessions.
+    fn full(&self) -> Response {
+        refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            -32000,
+            format!(
+                "this gateway already holds {} sessions (server.max_sessions); retry later or use the stateless 2026-07-28 protocol",
+                self.max
+            ),
+        )
+    }
+
+    /// Holds a place for a new session of `owner` if the gateway's, the user's and the
+    /// tenant's limits allow one, all under one lock so that concurrent `initialize`s cannot
+    /// pass a limit together. The counts may include sessions that ended unnoticed (never
+    /// low); before refusing, they are made exact by a scan — at most once a second, so a
+    /// caller retrying at its limit cannot make every request wait behind scans.
+    fn reserve(&self, owner: &SessionOwner, caps: Caps) -> Result<Reservation, Response> {
+        let mut owners = self.owners();
         // Also when the map has grown well past the open sessions: each scan then removes at
         // least half of what it reads, so the map stays bounded at a constant cost per open.
-        let open = self.open().await;
-        let (outgrown, due) = {
-            let owners = self.owners();
-            (owners.len() > 2 * open + 1024, owners.prune_due())
-        };
-        if (exact && due) || outgrown {
-            self.prune().await;
+        if owners.len() > 2 * self.sessions.len() + 1024 {
+            owners.prune(|id| self.sessions.contains(id));
         }
-        self.owners().held_by(owner)
+        if self.sessions.len() + owners.pending() >= self.max {
+            return Err(self.full());
+        }
+        let mut refusal = caps.refusal(owner, owners.held_by(owner), "sessions");
+        if refusal.is_some() && owners.prune_due() {
+            owners.prune(|id| self.sessions.contains(id));
+            refusal = caps.refusal(owner, owners.held_by(owner), "sessions");
+        }
+        if let Some(why) = refusal {
+            return Err(refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                codes::TOO_MANY_SESSIONS,
+                format!("{why}; close one (HTTP DELETE) or use the stateless 2026-07-28 protocol"),
+            ));
+        }
+        owners.reserve(owner);
+        Ok(Reservation {
+            owners: self.owners.clone(),
+            owner: owner.clone(),
+        })
+    }
+}
+
+/// A place held for a session being opened; given back when dropped, after the session (if
+/// one was opened) has been recorded.
+struct Reservation {
+    owners: Arc<Mutex<Owners>>,
+    owner: SessionOwner,
+}
+
+impl Reservation {
+    fn opened(self, id: String) {
+        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        owners.insert(id, self.owner.clone(), super::now_secs());
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        owners.release(&self.owner);
     }
 }
 
@@ -212,41 +260,25 @@ pub async fn limit_sessions(
     if !opens_session {
         return next.run(request).await;
     }
-    if limit.open().await >= limit.max {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            -32000,
-            format!(
-                "this gateway already holds {} sessions (server.max_sessions); retry later or use the stateless 2026-07-28 protocol",
-                limit.max
-            ),
-        );
-    }
     let Some((owner, caller)) = owner else {
+        // No caller (a gateway without authentication in front): the gateway's limit only.
+        if limit.sessions.len() >= limit.max {
+            return limit.full();
+        }
         return next.run(request).await;
     };
     let caps = Caps::of(&caller, &owner, limit.max_per_user);
-    // The running counts first; only when they would refuse, the exact ones (a scan).
-    let mut held = limit.held_by(&owner, false).await;
-    if caps.refusal(&owner, held, "sessions").is_some() {
-        held = limit.held_by(&owner, true).await;
-    }
-    if let Some(why) = caps.refusal(&owner, held, "sessions") {
-        return refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            codes::TOO_MANY_SESSIONS,
-            format!("{why}; close one (HTTP DELETE) or use the stateless 2026-07-28 protocol"),
-        );
-    }
+    let reservation = match limit.reserve(&owner, caps) {
+        Ok(reservation) => reservation,
+        Err(refused) => return refused,
+    };
     let response = next.run(request).await;
     if let Some(id) = response
         .headers()
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
     {
-        limit
-            .owners()
-            .insert(id.to_owned(), owner, super::now_secs());
+        reservation.opened(id.to_owned());
     }
     response
 }
@@ -271,12 +303,18 @@ pub fn service(
     if options.allowed_hosts.is_empty() {
         config = config.disable_allowed_hosts();
     }
-    let sessions = Sessions::new(options.session_idle);
+    let owners: Arc<Mutex<Owners>> = Arc::default();
+    let ended = Arc::downgrade(&owners);
+    let sessions = Sessions::new(options.session_idle, move |id| {
+        if let Some(owners) = ended.upgrade() {
+            owners.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        }
+    });
     let limit = SessionLimit {
         sessions: sessions.clone(),
         max: options.max_sessions,
         max_per_user: options.max_sessions_per_user,
-        owners: Arc::default(),
+        owners,
     };
     let service =
         StreamableHttpService::new(move || Ok(gateway.handler()), Arc::new(sessions), config);

@@ -47,7 +47,7 @@ async fn next<S: Stream<Item = ServerSseMessage> + Unpin>(
 
 #[tokio::test]
 async fn replies_and_progress_ride_their_request_stream_and_the_rest_the_standalone_one() {
-    let sessions = Sessions::new(Duration::from_secs(60));
+    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
     let (id, mut transport) = sessions.create_session().await.unwrap();
     let mut standalone = Box::pin(sessions.create_standalone_stream(&id).await.unwrap());
     let mut first = Box::pin(
@@ -90,7 +90,7 @@ async fn replies_and_progress_ride_their_request_stream_and_the_rest_the_standal
 
 #[tokio::test]
 async fn a_server_request_tied_to_a_call_rides_that_calls_stream() {
-    let sessions = Sessions::new(Duration::from_secs(60));
+    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
     let (id, mut transport) = sessions.create_session().await.unwrap();
     let mut stream = Box::pin(sessions.create_stream(&id, call(7, None)).await.unwrap());
     transport.receive().await.unwrap();
@@ -115,7 +115,7 @@ async fn a_server_request_tied_to_a_call_rides_that_calls_stream() {
 
 #[tokio::test]
 async fn a_cancelled_call_ends_its_stream_and_the_notification_reaches_the_loop() {
-    let sessions = Sessions::new(Duration::from_secs(60));
+    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
     let (id, mut transport) = sessions.create_session().await.unwrap();
     let mut stream = Box::pin(
         sessions
@@ -136,7 +136,7 @@ async fn a_cancelled_call_ends_its_stream_and_the_notification_reaches_the_loop(
 
 #[tokio::test]
 async fn closing_ends_the_loop_and_every_stream() {
-    let sessions = Sessions::new(Duration::from_secs(60));
+    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
     let (id, mut transport) = sessions.create_session().await.unwrap();
     let mut standalone = Box::pin(sessions.create_standalone_stream(&id).await.unwrap());
     let mut stream = Box::pin(sessions.create_stream(&id, call(1, None)).await.unwrap());
@@ -160,7 +160,7 @@ async fn closing_ends_the_loop_and_every_stream() {
 
 #[tokio::test]
 async fn a_second_standalone_stream_only_keeps_alive_until_the_first_closes() {
-    let sessions = Sessions::new(Duration::from_secs(60));
+    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
     let (id, mut transport) = sessions.create_session().await.unwrap();
     let first = Box::pin(sessions.create_standalone_stream(&id).await.unwrap());
     let mut shadow = Box::pin(sessions.create_standalone_stream(&id).await.unwrap());
@@ -179,7 +179,11 @@ async fn a_second_standalone_stream_only_keeps_alive_until_the_first_closes() {
 
 #[tokio::test]
 async fn idle_sessions_end_but_not_while_a_call_is_in_flight() {
-    let sessions = Sessions::new(Duration::from_millis(200));
+    let ended = Arc::new(Mutex::new(Vec::<String>::new()));
+    let heard = ended.clone();
+    let sessions = Sessions::new(Duration::from_millis(200), move |id| {
+        heard.lock().unwrap().push(id.to_owned());
+    });
     let (idle, mut idle_loop) = sessions.create_session().await.unwrap();
     let (busy, mut busy_loop) = sessions.create_session().await.unwrap();
     let _stream = sessions.create_stream(&busy, call(1, None)).await.unwrap();
@@ -195,11 +199,12 @@ async fn idle_sessions_end_but_not_while_a_call_is_in_flight() {
     busy_loop.send(reply(1)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(!sessions.contains(&busy));
+    assert_eq!(*ended.lock().unwrap(), [idle.to_string(), busy.to_string()]);
 }
 
 #[tokio::test]
 async fn initialize_returns_the_reply_to_the_initialize_request() {
-    let sessions = Sessions::new(Duration::from_secs(60));
+    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
     let (id, mut transport) = sessions.create_session().await.unwrap();
     let init = client(
         json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
