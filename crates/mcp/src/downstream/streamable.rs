@@ -145,7 +145,7 @@ impl SessionLimit {
     /// pass a limit together. The counts may include sessions that ended unnoticed (never
     /// low); before refusing, they are made exact by a scan — at most once a second, so a
     /// caller retrying at its limit cannot make every request wait behind scans.
-    fn reserve(&self, owner: &SessionOwner, caps: Caps) -> Result<Reservation, Response> {
+    fn reserve(&self, owner: &SessionOwner, caps: Caps) -> Result<Reservation, Box<Response>> {
         let mut owners = self.owners();
         // Also when the map has grown well past the open sessions: each scan then removes at
         // least half of what it reads, so the map stays bounded at a constant cost per open.
@@ -153,7 +153,7 @@ impl SessionLimit {
             owners.prune(|id| self.sessions.contains(id));
         }
         if self.sessions.len() + owners.pending() >= self.max {
-            return Err(self.full());
+            return Err(Box::new(self.full()));
         }
         let mut refusal = caps.refusal(owner, owners.held_by(owner), "sessions");
         if refusal.is_some() && owners.prune_due() {
@@ -161,11 +161,11 @@ impl SessionLimit {
             refusal = caps.refusal(owner, owners.held_by(owner), "sessions");
         }
         if let Some(why) = refusal {
-            return Err(refuse(
+            return Err(Box::new(refuse(
                 StatusCode::TOO_MANY_REQUESTS,
                 codes::TOO_MANY_SESSIONS,
                 format!("{why}; close one (HTTP DELETE) or use the stateless 2026-07-28 protocol"),
-            ));
+            )));
         }
         owners.reserve(owner);
         Ok(Reservation {
@@ -270,7 +270,7 @@ pub async fn limit_sessions(
     let caps = Caps::of(&caller, &owner, limit.max_per_user);
     let reservation = match limit.reserve(&owner, caps) {
         Ok(reservation) => reservation,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let response = next.run(request).await;
     if let Some(id) = response
