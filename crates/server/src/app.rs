@@ -96,7 +96,7 @@ struct Services {
 /// end sessions.
 #[derive(Clone)]
 pub struct Sessions {
-    pub mcp: streamable::McpService,
+    pub mcp: Arc<streamable::McpService>,
     pub limit: streamable::SessionLimit,
     pub sse: Arc<sse::SseState>,
 }
@@ -148,8 +148,8 @@ fn router(services: Services, config: &Config, stopping: Arc<AtomicBool>) -> Rou
     // Layers run outside-in (the last added runs first): the address limit, authentication,
     // the caller's rate limits, then the session binding and session caps.
     let mut streamable = Router::new()
-        .route_service("/mcp", mcp.clone())
-        .route_service("/t/{tenant}/mcp", mcp)
+        .route("/mcp", streamable::route(mcp.clone()))
+        .route("/t/{tenant}/mcp", streamable::route(mcp))
         .layer(axum::middleware::from_fn(
             streamable::ended_sessions_answer_no_content,
         ))

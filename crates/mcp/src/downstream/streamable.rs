@@ -283,13 +283,25 @@ pub async fn limit_sessions(
     response
 }
 
+/// `/mcp` as an axum route. Every layer a request passes clones the service below it, and
+/// rmcp's service clones its whole configuration (host and origin lists) each time; behind
+/// an `Arc` that is a pointer copy.
+pub fn route<S: Clone + Send + Sync + 'static>(
+    service: Arc<McpService>,
+) -> axum::routing::MethodRouter<S> {
+    axum::routing::any(move |request: Request| {
+        let service = service.clone();
+        async move { service.handle(request).await }
+    })
+}
+
 /// Builds the Streamable HTTP service and its session limit; `ct` ends all its sessions on
 /// shutdown.
 pub fn service(
     gateway: Arc<Gateway>,
     options: &HttpOptions,
     ct: CancellationToken,
-) -> (McpService, SessionLimit) {
+) -> (Arc<McpService>, SessionLimit) {
     let mut config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(options.allowed_hosts.clone())
         .with_allowed_origins(options.allowed_origins.clone())
@@ -318,5 +330,5 @@ pub fn service(
     };
     let service =
         StreamableHttpService::new(move || Ok(gateway.handler()), Arc::new(sessions), config);
-    (service, limit)
+    (Arc::new(service), limit)
 }
