@@ -207,12 +207,15 @@ async fn retention_prunes_a_tenants_old_records_and_the_chain_still_verifies() {
             .await;
         assert_eq!(added.status, 201);
     }
-    // The gateway writes its audit records in batches: wait for them.
-    let mut written = 0;
+    // The gateway writes its audit records in batches: wait for them all (at least four,
+    // and no more arriving), so that none lands after the pruning below.
+    let (mut written, mut steady) = (0, 0);
     for _ in 0..100 {
         let page = api.send(p, M::GET, "/tenants/acme/audit", None).await;
-        written = page.body["items"].as_array().map_or(0, Vec::len);
-        if written >= 4 {
+        let now = page.body["items"].as_array().map_or(0, Vec::len);
+        steady = if now == written { steady + 1 } else { 0 };
+        written = now;
+        if written >= 4 && steady >= 4 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -10,10 +10,14 @@
 //! the stream of the HTTP request it answers, in the calling task. One sweeper task per
 //! manager ends idle sessions, instead of a timer per session.
 //!
-//! SSE events carry no event ids (there is no replay store), so clients do not try to resume
-//! a stream; a `Last-Event-ID` that arrives anyway opens the session's standalone stream.
+//! Nothing is replayed (there is no event store): rmcp primes each GET stream with event id
+//! `0`, so a client that loses it reconnects with `Last-Event-ID: 0`, and that reconnection
+//! becomes the session's standalone stream. Messages sent while no GET stream is open wait
+//! (the last 16) for the next one; a server-to-client request tied to a call whose client
+//! has gone, or meeting a full stream, fails at once instead of waiting for an answer that
+//! cannot come.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -34,9 +38,11 @@ use tokio::sync::mpsc;
 
 /// Messages a client may have queued for its session's service loop before a new one waits.
 const INBOX: usize = 16;
-/// Messages the standalone (GET) stream may hold for a client that does not read it; beyond
-/// that, new ones are dropped with a warning rather than stalling the session.
-const STANDALONE_BUFFER: usize = 64;
+/// Messages a stream (a POST's or the GET one) may hold for a client that does not read it;
+/// beyond that, notifications are dropped with a warning rather than stalling the session.
+const STREAM_BUFFER: usize = 64;
+/// Messages kept for the next GET stream while none is open.
+const BACKLOG: usize = 16;
 /// Extra standalone streams of one session that only carry keep-alives (see `standalone`).
 const MAX_SHADOW_STREAMS: usize = 32;
 
@@ -47,6 +53,8 @@ pub enum SessionError {
     NotFound(SessionId),
     #[error("session {0} ended")]
     Ended(SessionId),
+    #[error("session {0} has no open stream that can carry this request to the client")]
+    Undeliverable(SessionId),
 }
 
 /// The open legacy sessions of one `/mcp` service.
@@ -80,17 +88,14 @@ struct Routes {
     inbox: Option<mpsc::Sender<Box<ClientJsonRpcMessage>>>,
     /// The open POST streams by the JSON-RPC id of the request they answer, with the
     /// request's progress token.
-    requests: HashMap<
-        RequestId,
-        (
-            mpsc::UnboundedSender<ServerSseMessage>,
-            Option<ProgressToken>,
-        ),
-    >,
+    requests: HashMap<RequestId, (mpsc::Sender<ServerSseMessage>, Option<ProgressToken>)>,
     progress: HashMap<ProgressToken, RequestId>,
     /// The GET stream: notifications and requests tied to no open POST.
     standalone: Option<mpsc::Sender<ServerSseMessage>>,
+    /// Further GET streams, newest last: keep-alives only, until the standalone one closes.
     shadows: Vec<mpsc::Sender<ServerSseMessage>>,
+    /// Messages sent while no GET stream was open, for the next one.
+    backlog: VecDeque<ServerSseMessage>,
 }
 
 impl Sessions {
@@ -124,21 +129,32 @@ impl Sessions {
         self.inner.read().contains_key(id)
     }
 
+    /// The open session `id`, marked active (under the map's lock, so that the sweeper, which
+    /// checks again under the write lock, cannot end it in between).
     fn session(&self, id: &SessionId) -> Result<Arc<Session>, SessionError> {
-        let session = self
-            .inner
-            .read()
+        let sessions = self.inner.read();
+        let session = sessions
             .get(id)
-            .cloned()
             .ok_or_else(|| SessionError::NotFound(id.clone()))?;
         session.touch(self.inner.now_ms());
-        Ok(session)
+        Ok(session.clone())
     }
 
     /// Ends the session: its streams close, and its service loop stops once it has read
     /// what was queued.
     fn end(&self, id: &SessionId) {
-        let session = self.inner.write().remove(id);
+        self.end_if(id, |_| true);
+    }
+
+    /// Ends the session if `ending` says so, decided under the map's write lock.
+    fn end_if(&self, id: &SessionId, ending: impl FnOnce(&Session) -> bool) {
+        let session = {
+            let mut sessions = self.inner.write();
+            match sessions.get(id) {
+                Some(session) if ending(session) => sessions.remove(id),
+                _ => None,
+            }
+        };
         if let Some(session) = session {
             *session.routes() = Routes::default();
             (self.inner.on_end)(id);
@@ -160,8 +176,8 @@ impl Sessions {
                 let Some(inner) = inner.upgrade() else { return };
                 let sessions = Self { inner };
                 for id in sessions.idle_ids() {
-                    tracing::debug!(session = %id, "idle session ended");
-                    sessions.end(&id);
+                    let now = sessions.inner.now_ms();
+                    sessions.end_if(&id, |s| s.idle(now, sessions.inner.idle));
                 }
             }
         });
@@ -169,14 +185,10 @@ impl Sessions {
 
     fn idle_ids(&self) -> Vec<SessionId> {
         let now = self.inner.now_ms();
-        let idle = u64::try_from(self.inner.idle.as_millis()).unwrap_or(u64::MAX);
         self.inner
             .read()
             .values()
-            .filter(|s| {
-                now.saturating_sub(s.touched.load(Ordering::Relaxed)) >= idle
-                    && s.routes().requests.is_empty()
-            })
+            .filter(|s| s.idle(now, self.inner.idle))
             .map(|s| s.id.clone())
             .collect()
     }
@@ -205,6 +217,19 @@ impl Session {
         self.touched.store(now_ms, Ordering::Relaxed);
     }
 
+    /// No message either way for `idle`, and no call whose client still waits for it (a
+    /// call whose client went away — or that will never be answered — does not keep the
+    /// session).
+    fn idle(&self, now_ms: u64, idle: Duration) -> bool {
+        let idle = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+        now_ms.saturating_sub(self.touched.load(Ordering::Relaxed)) >= idle
+            && self
+                .routes()
+                .requests
+                .values()
+                .all(|(tx, _)| tx.is_closed())
+    }
+
     /// Queues a client message for the service loop; waits while the inbox is full.
     async fn push(&self, message: ClientJsonRpcMessage) -> Result<(), SessionError> {
         let inbox = self.routes().inbox.clone();
@@ -216,34 +241,37 @@ impl Session {
             .map_err(|_| ended())
     }
 
-    /// Opens the stream that will carry what answers `request`.
+    /// Opens the stream that will carry what answers `request`; returns it with the
+    /// request's id.
     fn open_request_stream(
         &self,
         request: &ClientJsonRpcMessage,
-    ) -> mpsc::UnboundedReceiver<ServerSseMessage> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        if let JsonRpcMessage::Request(request) = request {
-            let token = request.request.get_meta().get_progress_token();
-            let mut routes = self.routes();
-            if let Some(token) = &token {
-                routes.progress.insert(token.clone(), request.id.clone());
-            }
-            if let Some((_, Some(old))) = routes.requests.insert(request.id.clone(), (tx, token)) {
-                // The same id again while the first is in flight: the first stream ends.
-                routes.progress.remove(&old);
-            }
+    ) -> (mpsc::Receiver<ServerSseMessage>, Option<RequestId>) {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let JsonRpcMessage::Request(request) = request else {
+            return (rx, None);
+        };
+        let token = request.request.get_meta().get_progress_token();
+        let mut routes = self.routes();
+        // The same id again while the first is in flight: the first stream ends.
+        routes.forget(&request.id);
+        if let Some(token) = &token {
+            routes.progress.insert(token.clone(), request.id.clone());
         }
-        rx
+        routes.requests.insert(request.id.clone(), (tx, token));
+        (rx, Some(request.id.clone()))
     }
 
     /// Delivers one message of the service loop: a reply to its request's stream (which
     /// then ends), progress and requests tied to an open request to that request's stream,
-    /// everything else to the standalone stream.
+    /// everything else to the standalone stream. A request to the client that no open
+    /// stream can carry is an error, so the caller waiting for its answer fails at once.
     fn deliver(&self, message: ServerJsonRpcMessage) -> Result<(), SessionError> {
         let mut routes = self.routes();
         if routes.inbox.is_none() {
             return Err(SessionError::Ended(self.id.clone()));
         }
+        let asks = matches!(message, JsonRpcMessage::Request(_));
         let (request, ends) = match &message {
             JsonRpcMessage::Response(r) => (Some(r.id.clone()), true),
             JsonRpcMessage::Error(e) => (e.id.clone(), true),
@@ -267,56 +295,101 @@ impl Session {
         };
         if let Some(id) = request {
             if ends {
-                if let Some((tx, token)) = routes.requests.remove(&id) {
-                    if let Some(token) = token {
-                        routes.progress.remove(&token);
+                if let Some(tx) = routes.forget(&id) {
+                    let reply = ServerSseMessage::from_message(message);
+                    if let Err(mpsc::error::TrySendError::Full(reply)) = tx.try_send(reply) {
+                        // A slow reader: the reply waits for room (one task per such call).
+                        tokio::spawn(async move { tx.send(reply).await });
                     }
-                    // The client may have gone; the reply then has nowhere to go.
-                    let _ = tx.send(ServerSseMessage::from_message(message));
+                    // Closed: the client went away; the reply has nowhere to go.
                     return Ok(());
                 }
             } else if let Some((tx, _)) = routes.requests.get(&id) {
-                let _ = tx.send(ServerSseMessage::from_message(message));
-                return Ok(());
+                return match tx.try_send(ServerSseMessage::from_message(message)) {
+                    Ok(()) => Ok(()),
+                    Err(_) if asks => Err(SessionError::Undeliverable(self.id.clone())),
+                    Err(_) => {
+                        tracing::debug!(session = %self.id, request = %id, "the client does not read its call's stream; notification dropped");
+                        Ok(())
+                    }
+                };
             }
         }
-        routes.send_standalone(&self.id, message);
-        Ok(())
+        routes.send_standalone(&self.id, message, asks)
     }
 }
 
 impl Routes {
-    fn send_standalone(&mut self, session: &SessionId, message: ServerJsonRpcMessage) {
-        let Some(tx) = &self.standalone else {
-            tracing::debug!(%session, "no standalone stream open; server message not delivered");
-            return;
-        };
-        if let Err(err) = tx.try_send(ServerSseMessage::from_message(message)) {
-            match err {
-                mpsc::error::TrySendError::Full(_) => tracing::warn!(
-                    %session,
-                    "the client does not read its standalone stream; server message dropped"
-                ),
-                mpsc::error::TrySendError::Closed(_) => self.standalone = None,
-            }
+    /// Forgets the route of request `id` (and its progress token); returns its stream.
+    fn forget(&mut self, id: &RequestId) -> Option<mpsc::Sender<ServerSseMessage>> {
+        let (tx, token) = self.requests.remove(id)?;
+        if let Some(token) = token
+            && self.progress.get(&token) == Some(id)
+        {
+            self.progress.remove(&token);
         }
+        Some(tx)
     }
 
-    /// A GET stream: the first (or the one replacing a closed one) carries the session's
-    /// messages; further ones while it is open only carry keep-alives, so two competing
-    /// event sources cannot keep replacing each other.
-    fn standalone(&mut self) -> mpsc::Receiver<ServerSseMessage> {
+    /// The open standalone stream, promoting the newest open shadow when it has closed.
+    fn open_standalone(&mut self) -> Option<&mpsc::Sender<ServerSseMessage>> {
         if self.standalone.as_ref().is_none_or(|tx| tx.is_closed()) {
-            let (tx, rx) = mpsc::channel(STANDALONE_BUFFER);
-            self.standalone = Some(tx);
+            self.shadows.retain(|tx| !tx.is_closed());
+            self.standalone = self.shadows.pop();
+        }
+        self.standalone.as_ref()
+    }
+
+    fn send_standalone(
+        &mut self,
+        session: &SessionId,
+        message: ServerJsonRpcMessage,
+        asks: bool,
+    ) -> Result<(), SessionError> {
+        let event = ServerSseMessage::from_message(message);
+        let event = match self.open_standalone() {
+            Some(tx) => match tx.try_send(event) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(%session, "the client does not read its standalone stream; server message dropped");
+                    return if asks {
+                        Err(SessionError::Undeliverable(session.clone()))
+                    } else {
+                        Ok(())
+                    };
+                }
+                Err(mpsc::error::TrySendError::Closed(event)) => event,
+            },
+            None => event,
+        };
+        // Clients open their GET stream after the handshake; what the server sends before
+        // (an upstream asking for roots as soon as it is initialized) waits for it.
+        if self.backlog.len() >= BACKLOG {
+            self.backlog.pop_front();
+            tracing::warn!(%session, "no standalone stream open for a while; oldest waiting message dropped");
+        }
+        self.backlog.push_back(event);
+        Ok(())
+    }
+
+    /// A GET stream. The first (or one replacing a closed one, or a reconnection) carries
+    /// the session's messages, starting with those that waited for it; further ones while
+    /// it is open only carry keep-alives until it closes, so two competing event sources
+    /// cannot keep replacing each other.
+    fn standalone(&mut self, reconnection: bool) -> mpsc::Receiver<ServerSseMessage> {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        if !reconnection && self.open_standalone().is_some() {
+            if self.shadows.len() >= MAX_SHADOW_STREAMS {
+                self.shadows.remove(0);
+            }
+            self.shadows.push(tx);
             return rx;
         }
-        let (tx, rx) = mpsc::channel(1);
-        self.shadows.retain(|tx| !tx.is_closed());
-        if self.shadows.len() >= MAX_SHADOW_STREAMS {
-            self.shadows.remove(0);
+        // BACKLOG < STREAM_BUFFER: they all fit.
+        for event in self.backlog.drain(..) {
+            let _ = tx.try_send(event);
         }
-        self.shadows.push(tx);
+        self.standalone = Some(tx);
         rx
     }
 }
@@ -383,7 +456,10 @@ impl SessionManager for Sessions {
         message: ClientJsonRpcMessage,
     ) -> Result<ServerJsonRpcMessage, Self::Error> {
         let session = self.session(id)?;
-        let mut replies = session.open_request_stream(&message);
+        // A client that goes away during the handshake leaves no session behind (no owner
+        // would be recorded for it).
+        let mut abandoned = EndOnDrop(Some((self.clone(), id.clone())));
+        let (mut replies, _) = session.open_request_stream(&message);
         session.push(message).await?;
         while let Some(reply) = replies.recv().await {
             if let Some(message) = reply.message
@@ -392,6 +468,7 @@ impl SessionManager for Sessions {
                     JsonRpcMessage::Response(_) | JsonRpcMessage::Error(_)
                 )
             {
+                abandoned.0 = None;
                 return Ok(Arc::unwrap_or_clone(message));
             }
         }
@@ -413,8 +490,12 @@ impl SessionManager for Sessions {
         message: ClientJsonRpcMessage,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
         let session = self.session(id)?;
-        let mut replies = session.open_request_stream(&message);
+        let (mut replies, request) = session.open_request_stream(&message);
+        // Until the message is queued, the route is forgotten if this POST goes away (no
+        // reply would ever come for it).
+        let mut pending = ForgetOnDrop(request.map(|id| (session.clone(), id)));
         session.push(message).await?;
+        pending.0 = None;
         Ok(futures::stream::poll_fn(move |cx| replies.poll_recv(cx)))
     }
 
@@ -429,10 +510,7 @@ impl SessionManager for Sessions {
             && let ClientNotification::CancelledNotification(c) = &n.notification
             && let Some(request) = &c.params.request_id
         {
-            let mut routes = session.routes();
-            if let Some((_, Some(token))) = routes.requests.remove(request) {
-                routes.progress.remove(&token);
-            }
+            session.routes().forget(request);
         }
         session.push(message).await
     }
@@ -442,7 +520,7 @@ impl SessionManager for Sessions {
         id: &SessionId,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
         let session = self.session(id)?;
-        let mut rx = session.routes().standalone();
+        let mut rx = session.routes().standalone(false);
         Ok(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
     }
 
@@ -451,8 +529,34 @@ impl SessionManager for Sessions {
         id: &SessionId,
         _last_event_id: String,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        // Nothing is replayed (events carry no ids); the client gets the live stream.
-        self.create_standalone_stream(id).await
+        // A client reconnecting its GET stream (rmcp primes it with event id 0): nothing is
+        // replayed but what waited for a stream; the reconnection replaces the old stream,
+        // which the client has given up.
+        let session = self.session(id)?;
+        let mut rx = session.routes().standalone(true);
+        Ok(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+    }
+}
+
+/// Ends a session when dropped, unless emptied.
+struct EndOnDrop(Option<(Sessions, SessionId)>);
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        if let Some((sessions, id)) = self.0.take() {
+            sessions.end(&id);
+        }
+    }
+}
+
+/// Forgets a request's route when dropped, unless emptied.
+struct ForgetOnDrop(Option<(Arc<Session>, RequestId)>);
+
+impl Drop for ForgetOnDrop {
+    fn drop(&mut self) {
+        if let Some((session, id)) = self.0.take() {
+            session.routes().forget(&id);
+        }
     }
 }
 

@@ -170,6 +170,7 @@ impl SessionLimit {
         owners.reserve(owner);
         Ok(Reservation {
             owners: self.owners.clone(),
+            sessions: self.sessions.clone(),
             owner: owner.clone(),
         })
     }
@@ -179,13 +180,18 @@ impl SessionLimit {
 /// one was opened) has been recorded.
 struct Reservation {
     owners: Arc<Mutex<Owners>>,
+    sessions: Sessions,
     owner: SessionOwner,
 }
 
 impl Reservation {
+    /// Records the session — unless it has already ended (a failed handshake): the session
+    /// manager, which removes a session before telling the owner map, has then told it.
     fn opened(self, id: String) {
         let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
-        owners.insert(id, self.owner.clone(), super::now_secs());
+        if self.sessions.contains(&id) {
+            owners.insert(id, self.owner.clone(), super::now_secs());
+        }
     }
 }
 

@@ -171,10 +171,10 @@ async fn a_second_standalone_stream_only_keeps_alive_until_the_first_closes() {
             .is_err(),
         "the shadow stream carries nothing"
     );
+    // Once the first closes, the newest shadow carries the session's messages.
     drop(first);
-    let mut replacement = Box::pin(sessions.create_standalone_stream(&id).await.unwrap());
     transport.send(list_changed()).await.unwrap();
-    assert!(next(&mut replacement).await.is_some());
+    assert!(next(&mut shadow).await.is_some());
 }
 
 #[tokio::test]
@@ -226,4 +226,128 @@ async fn initialize_returns_the_reply_to_the_initialize_request() {
     let answer = sessions.initialize_session(&id, init).await.unwrap();
     assert_eq!(serde_json::to_value(&answer).unwrap()["id"], 0);
     drop(service_loop.await.unwrap());
+}
+
+#[tokio::test]
+async fn messages_wait_for_the_first_standalone_stream() {
+    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
+    let (id, mut transport) = sessions.create_session().await.unwrap();
+    // No GET stream yet (clients open it after the handshake): what is sent waits for it.
+    transport.send(list_changed()).await.unwrap();
+    let ask = server(json!({"jsonrpc": "2.0", "id": 0, "method": "roots/list"}));
+    transport.send(ask).await.unwrap();
+    let mut standalone = Box::pin(sessions.create_standalone_stream(&id).await.unwrap());
+    let got = next(&mut standalone).await.unwrap();
+    assert_eq!(json_of(&got)["method"], "notifications/tools/list_changed");
+    assert_eq!(
+        json_of(&next(&mut standalone).await.unwrap())["method"],
+        "roots/list"
+    );
+    // A server request tied to a call whose client has gone fails too.
+    let stream = sessions.create_stream(&id, call(5, None)).await.unwrap();
+    transport.receive().await.unwrap();
+    drop(stream);
+    let mut ask = server(json!({"jsonrpc": "2.0", "id": 1, "method": "roots/list"}));
+    if let JsonRpcMessage::Request(request) = &mut ask {
+        request
+            .request
+            .extensions_mut()
+            .insert(OriginatingRequestId(RequestId::Number(5)));
+    }
+    assert!(matches!(
+        transport.send(ask).await,
+        Err(SessionError::Undeliverable(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_reconnected_standalone_stream_replaces_the_old_one() {
+    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
+    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let mut old = Box::pin(sessions.create_standalone_stream(&id).await.unwrap());
+    let mut new = Box::pin(sessions.resume(&id, "0".into()).await.unwrap());
+    assert!(next(&mut old).await.is_none(), "the given-up stream ends");
+    transport.send(list_changed()).await.unwrap();
+    assert!(next(&mut new).await.is_some());
+}
+
+#[tokio::test]
+async fn an_abandoned_initialize_ends_its_session() {
+    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
+    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let init = client(
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}}),
+    );
+    // The client goes away before the handshake is answered.
+    let waiting = tokio::time::timeout(
+        Duration::from_millis(100),
+        sessions.initialize_session(&id, init),
+    )
+    .await;
+    assert!(waiting.is_err());
+    assert!(!sessions.contains(&id));
+    transport.receive().await.unwrap();
+    assert!(transport.receive().await.is_none(), "its service loop ends");
+}
+
+#[tokio::test]
+async fn a_post_abandoned_before_its_call_was_queued_leaves_no_route() {
+    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
+    let (id, _transport) = sessions.create_session().await.unwrap();
+    // The service loop reads nothing: the inbox fills up.
+    let mut streams = Vec::new();
+    for n in 0..INBOX as u32 {
+        streams.push(sessions.create_stream(&id, call(n, None)).await.unwrap());
+    }
+    let stuck = tokio::time::timeout(
+        Duration::from_millis(100),
+        sessions.create_stream(&id, call(99, Some("p99"))),
+    )
+    .await;
+    assert!(stuck.is_err(), "the full inbox holds the POST back");
+    let session = sessions.session(&id).unwrap();
+    let routes = session.routes();
+    assert!(!routes.requests.contains_key(&RequestId::Number(99)));
+    assert!(routes.progress.is_empty());
+    assert_eq!(routes.requests.len(), INBOX);
+}
+
+#[tokio::test]
+async fn a_call_whose_client_went_away_does_not_keep_its_session() {
+    let sessions = Sessions::new(Duration::from_millis(200), |_| {});
+    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let stream = sessions.create_stream(&id, call(1, None)).await.unwrap();
+    transport.receive().await.unwrap();
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        !sessions.contains(&id),
+        "never answered, nobody waiting: idle"
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_id_keeps_the_new_calls_progress_route() {
+    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
+    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let mut first = Box::pin(
+        sessions
+            .create_stream(&id, call(1, Some("t")))
+            .await
+            .unwrap(),
+    );
+    let mut again = Box::pin(
+        sessions
+            .create_stream(&id, call(1, Some("t")))
+            .await
+            .unwrap(),
+    );
+    transport.receive().await.unwrap();
+    transport.receive().await.unwrap();
+    assert!(next(&mut first).await.is_none(), "the first stream ends");
+    transport.send(progress("t")).await.unwrap();
+    let got = next(&mut again).await.unwrap();
+    assert_eq!(json_of(&got)["method"], "notifications/progress");
 }
