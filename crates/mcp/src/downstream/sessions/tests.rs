@@ -28,6 +28,25 @@ fn progress(token: &str) -> ServerJsonRpcMessage {
         "params": {"progressToken": token, "progress": 1}}))
 }
 
+/// A `roots/list` request to the client, tied to the call `originating` when given.
+fn roots_request(id: u32, originating: Option<u32>) -> ServerJsonRpcMessage {
+    let mut ask = server(json!({"jsonrpc": "2.0", "id": id, "method": "roots/list"}));
+    if let (JsonRpcMessage::Request(request), Some(call)) = (&mut ask, originating) {
+        request
+            .request
+            .extensions_mut()
+            .insert(OriginatingRequestId(RequestId::Number(call.into())));
+    }
+    ask
+}
+
+/// A manager whose sessions idle out after a minute, and one session of it.
+async fn open() -> (Sessions, SessionId, SessionTransport) {
+    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
+    let (id, transport) = sessions.create_session().await.unwrap();
+    (sessions, id, transport)
+}
+
 fn list_changed() -> ServerJsonRpcMessage {
     server(json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}))
 }
@@ -47,8 +66,7 @@ async fn next<S: Stream<Item = ServerSseMessage> + Unpin>(
 
 #[tokio::test]
 async fn replies_and_progress_ride_their_request_stream_and_the_rest_the_standalone_one() {
-    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
-    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let (sessions, id, mut transport) = open().await;
     let mut standalone = Box::pin(sessions.create_standalone_stream(&id).await.unwrap());
     let mut first = Box::pin(
         sessions
@@ -90,18 +108,10 @@ async fn replies_and_progress_ride_their_request_stream_and_the_rest_the_standal
 
 #[tokio::test]
 async fn a_server_request_tied_to_a_call_rides_that_calls_stream() {
-    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
-    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let (sessions, id, mut transport) = open().await;
     let mut stream = Box::pin(sessions.create_stream(&id, call(7, None)).await.unwrap());
     transport.receive().await.unwrap();
-    let mut ask = server(json!({"jsonrpc": "2.0", "id": 0, "method": "roots/list"}));
-    if let JsonRpcMessage::Request(request) = &mut ask {
-        request
-            .request
-            .extensions_mut()
-            .insert(OriginatingRequestId(RequestId::Number(7)));
-    }
-    transport.send(ask).await.unwrap();
+    transport.send(roots_request(0, Some(7))).await.unwrap();
     assert_eq!(
         json_of(&next(&mut stream).await.unwrap())["method"],
         "roots/list"
@@ -115,8 +125,7 @@ async fn a_server_request_tied_to_a_call_rides_that_calls_stream() {
 
 #[tokio::test]
 async fn a_cancelled_call_ends_its_stream_and_the_notification_reaches_the_loop() {
-    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
-    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let (sessions, id, mut transport) = open().await;
     let mut stream = Box::pin(
         sessions
             .create_stream(&id, call(3, Some("p")))
@@ -136,8 +145,7 @@ async fn a_cancelled_call_ends_its_stream_and_the_notification_reaches_the_loop(
 
 #[tokio::test]
 async fn closing_ends_the_loop_and_every_stream() {
-    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
-    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let (sessions, id, mut transport) = open().await;
     let mut standalone = Box::pin(sessions.create_standalone_stream(&id).await.unwrap());
     let mut stream = Box::pin(sessions.create_stream(&id, call(1, None)).await.unwrap());
     transport.receive().await.unwrap();
@@ -160,8 +168,7 @@ async fn closing_ends_the_loop_and_every_stream() {
 
 #[tokio::test]
 async fn a_second_standalone_stream_only_keeps_alive_until_the_first_closes() {
-    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
-    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let (sessions, id, mut transport) = open().await;
     let first = Box::pin(sessions.create_standalone_stream(&id).await.unwrap());
     let mut shadow = Box::pin(sessions.create_standalone_stream(&id).await.unwrap());
     transport.send(list_changed()).await.unwrap();
@@ -204,8 +211,7 @@ async fn idle_sessions_end_but_not_while_a_call_is_in_flight() {
 
 #[tokio::test]
 async fn initialize_returns_the_reply_to_the_initialize_request() {
-    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
-    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let (sessions, id, mut transport) = open().await;
     let init = client(
         json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
@@ -230,12 +236,10 @@ async fn initialize_returns_the_reply_to_the_initialize_request() {
 
 #[tokio::test]
 async fn messages_wait_for_the_first_standalone_stream() {
-    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
-    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let (sessions, id, mut transport) = open().await;
     // No GET stream yet (clients open it after the handshake): what is sent waits for it.
     transport.send(list_changed()).await.unwrap();
-    let ask = server(json!({"jsonrpc": "2.0", "id": 0, "method": "roots/list"}));
-    transport.send(ask).await.unwrap();
+    transport.send(roots_request(0, None)).await.unwrap();
     let mut standalone = Box::pin(sessions.create_standalone_stream(&id).await.unwrap());
     let got = next(&mut standalone).await.unwrap();
     assert_eq!(json_of(&got)["method"], "notifications/tools/list_changed");
@@ -247,23 +251,15 @@ async fn messages_wait_for_the_first_standalone_stream() {
     let stream = sessions.create_stream(&id, call(5, None)).await.unwrap();
     transport.receive().await.unwrap();
     drop(stream);
-    let mut ask = server(json!({"jsonrpc": "2.0", "id": 1, "method": "roots/list"}));
-    if let JsonRpcMessage::Request(request) = &mut ask {
-        request
-            .request
-            .extensions_mut()
-            .insert(OriginatingRequestId(RequestId::Number(5)));
-    }
     assert!(matches!(
-        transport.send(ask).await,
+        transport.send(roots_request(1, Some(5))).await,
         Err(SessionError::Undeliverable(_))
     ));
 }
 
 #[tokio::test]
 async fn a_reconnected_standalone_stream_replaces_the_old_one() {
-    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
-    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let (sessions, id, mut transport) = open().await;
     let mut old = Box::pin(sessions.create_standalone_stream(&id).await.unwrap());
     let mut new = Box::pin(sessions.resume(&id, "0".into()).await.unwrap());
     assert!(next(&mut old).await.is_none(), "the given-up stream ends");
@@ -273,8 +269,7 @@ async fn a_reconnected_standalone_stream_replaces_the_old_one() {
 
 #[tokio::test]
 async fn an_abandoned_initialize_ends_its_session() {
-    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
-    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let (sessions, id, mut transport) = open().await;
     let init = client(
         json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
@@ -294,8 +289,7 @@ async fn an_abandoned_initialize_ends_its_session() {
 
 #[tokio::test]
 async fn a_post_abandoned_before_its_call_was_queued_leaves_no_route() {
-    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
-    let (id, _transport) = sessions.create_session().await.unwrap();
+    let (sessions, id, _transport) = open().await;
     // The service loop reads nothing: the inbox fills up.
     let mut streams = Vec::new();
     for n in 0..INBOX as u32 {
@@ -330,8 +324,7 @@ async fn a_call_whose_client_went_away_does_not_keep_its_session() {
 
 #[tokio::test]
 async fn a_repeated_id_keeps_the_new_calls_progress_route() {
-    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
-    let (id, mut transport) = sessions.create_session().await.unwrap();
+    let (sessions, id, mut transport) = open().await;
     let mut first = Box::pin(
         sessions
             .create_stream(&id, call(1, Some("t")))
