@@ -73,7 +73,7 @@ impl Hooks for GatewayHooks {
 
     fn sessions<'a>(&'a self, tenant: &'a TenantId) -> BoxFuture<'a, Vec<SessionView>> {
         Box::pin(async move {
-            let mut found = self.sessions.limit.sessions_of(tenant).await;
+            let mut found = self.sessions.limit.sessions_of(tenant);
             found.extend(self.sessions.sse.sessions_of(tenant));
             found
                 .into_iter()
@@ -89,7 +89,7 @@ impl Hooks for GatewayHooks {
 
     fn end_session<'a>(&'a self, tenant: &'a TenantId, id: &'a str) -> BoxFuture<'a, bool> {
         Box::pin(async move {
-            self.sessions.limit.close(tenant, id).await || self.sessions.sse.close(tenant, id)
+            self.sessions.limit.close(tenant, id) || self.sessions.sse.close(tenant, id)
         })
     }
 

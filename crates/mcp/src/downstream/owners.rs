@@ -2,12 +2,11 @@
 //! tenant, so the session limits are checked in constant time however many sessions are
 //! open.
 //!
-//! The transports tell this map when a session ends. Should one be missed (a session that
-//! ended before its owner was recorded), the counts err on the high side only: the limit
-//! check prunes (a scan of every session) before it refuses anyone.
+//! The transports tell this map when a session ends (Streamable HTTP: the session manager,
+//! however the session ends; SSE: the stream's guard), and record an owner only for a
+//! session still open, so the counts are exact.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use switchboard_domain::tenancy::{Identity, SessionOwner, TenantId};
 
@@ -68,12 +67,7 @@ pub struct Owners {
     per_tenant: HashMap<TenantId, usize>,
     /// Places held by sessions being opened (counted in `per_owner` and `per_tenant`).
     pending: usize,
-    pruned_at: Option<Instant>,
 }
-
-/// Least time between two scans asked for by refusals: a caller retrying at its limit
-/// cannot make every request wait behind scans of all sessions.
-const PRUNE_EVERY: Duration = Duration::from_secs(1);
 
 fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
     if let Some(n) = counts.get_mut(key) {
@@ -122,25 +116,6 @@ impl Owners {
         self.pending
     }
 
-    /// Whether a scan asked for by a refusal is due (none in the last second).
-    pub fn prune_due(&self) -> bool {
-        self.pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY)
-    }
-
-    /// Forgets every session `live` no longer knows.
-    pub fn prune(&mut self, live: impl Fn(&str) -> bool) {
-        self.pruned_at = Some(Instant::now());
-        let ended: Vec<String> = self
-            .by_id
-            .keys()
-            .filter(|id| !live(id.as_str()))
-            .cloned()
-            .collect();
-        for id in ended {
-            self.remove(&id);
-        }
-    }
-
     /// The owner of session `id`.
     pub fn get(&self, id: &str) -> Option<&(SessionOwner, i64)> {
         self.by_id.get(id)
@@ -152,11 +127,6 @@ impl Owners {
             self.per_owner.get(owner).copied().unwrap_or(0),
             self.per_tenant.get(&owner.tenant).copied().unwrap_or(0),
         )
-    }
-
-    /// Sessions recorded (open, or ended since the last prune).
-    pub fn len(&self) -> usize {
-        self.by_id.len()
     }
 
     /// Every recorded session.
@@ -197,7 +167,7 @@ mod tests {
     }
 
     #[test]
-    fn counts_follow_inserts_removals_and_prunes() {
+    fn counts_follow_inserts_and_removals() {
         let ada = owner("acme", "ada@acme.com");
         let bob = owner("acme", "bob@acme.com");
         let gus = owner("globex", "gus@globex.com");
@@ -214,8 +184,8 @@ mod tests {
         assert_eq!(owners.remove("s1").map(|(o, _)| o), Some(ada.clone()));
         assert_eq!(owners.remove("s1"), None);
         assert_eq!(owners.held_by(&ada), (1, 2));
-        // Sessions that ended elsewhere leave the counts at the next prune.
-        owners.prune(|id| id != "s2" && id != "s4");
+        owners.remove("s2");
+        owners.remove("s4");
         assert_eq!(owners.held_by(&ada), (0, 1));
         assert_eq!(owners.held_by(&gus), (0, 0));
         assert_eq!(owners.iter().count(), 1);

@@ -20,7 +20,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use futures::Stream;
@@ -35,6 +35,10 @@ use rmcp::transport::streamable_http_server::session::{
     ServerSseMessage, SessionId, SessionManager,
 };
 use tokio::sync::mpsc;
+
+use switchboard_domain::tenancy::TenantId;
+
+use crate::caller::Caller;
 
 /// Messages a client may have queued for its session's service loop before a new one waits.
 const INBOX: usize = 16;
@@ -76,6 +80,8 @@ struct Inner {
 /// One session: its inbox and where its service loop's messages go.
 struct Session {
     id: SessionId,
+    /// Whose session it is, from the `initialize` request (for the log).
+    tenant: OnceLock<TenantId>,
     /// Milliseconds after the manager's epoch of the last message either way.
     touched: AtomicU64,
     routes: Mutex<Routes>,
@@ -129,6 +135,14 @@ impl Sessions {
         self.inner.read().contains_key(id)
     }
 
+    /// Ends the session `id`; `false` when none was open.
+    pub fn close(&self, id: &str) -> bool {
+        let id = SessionId::from(id);
+        let open = self.contains(&id);
+        self.end(&id);
+        open
+    }
+
     /// The open session `id`, marked active (under the map's lock, so that the sweeper, which
     /// checks again under the write lock, cannot end it in between).
     fn session(&self, id: &SessionId) -> Result<Arc<Session>, SessionError> {
@@ -177,10 +191,26 @@ impl Sessions {
                 let sessions = Self { inner };
                 for id in sessions.idle_ids() {
                     let now = sessions.inner.now_ms();
-                    sessions.end_if(&id, |s| s.idle(now, sessions.inner.idle));
+                    sessions.end_if(&id, |s| {
+                        let idle = s.idle(now, sessions.inner.idle);
+                        if idle {
+                            tracing::debug!(session = %s.id, tenant = s.tenant(), "idle session ended");
+                        }
+                        idle
+                    });
                 }
             }
         });
+    }
+
+    /// A GET stream of session `id` (see [`Routes::standalone`]).
+    fn standalone_stream(
+        &self,
+        id: &SessionId,
+        reconnection: bool,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, SessionError> {
+        let mut rx = self.session(id)?.routes().standalone(reconnection);
+        Ok(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
     }
 
     fn idle_ids(&self) -> Vec<SessionId> {
@@ -204,8 +234,12 @@ impl Inner {
     }
 
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+        millis_since(self.epoch)
     }
+}
+
+fn millis_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Session {
@@ -215,6 +249,11 @@ impl Session {
 
     fn touch(&self, now_ms: u64) {
         self.touched.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// The session's tenant, once its `initialize` has been seen.
+    fn tenant(&self) -> &str {
+        self.tenant.get().map_or("-", TenantId::as_str)
     }
 
     /// No message either way for `idle`, and no call whose client still waits for it (a
@@ -309,13 +348,13 @@ impl Session {
                     Ok(()) => Ok(()),
                     Err(_) if asks => Err(SessionError::Undeliverable(self.id.clone())),
                     Err(_) => {
-                        tracing::debug!(session = %self.id, request = %id, "the client does not read its call's stream; notification dropped");
+                        tracing::debug!(session = %self.id, tenant = self.tenant(), request = %id, "the client does not read its call's stream; notification dropped");
                         Ok(())
                     }
                 };
             }
         }
-        routes.send_standalone(&self.id, message, asks)
+        routes.send_standalone(self, message, asks)
     }
 }
 
@@ -342,7 +381,7 @@ impl Routes {
 
     fn send_standalone(
         &mut self,
-        session: &SessionId,
+        session: &Session,
         message: ServerJsonRpcMessage,
         asks: bool,
     ) -> Result<(), SessionError> {
@@ -351,9 +390,9 @@ impl Routes {
             Some(tx) => match tx.try_send(event) {
                 Ok(()) => return Ok(()),
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::warn!(%session, "the client does not read its standalone stream; server message dropped");
+                    tracing::warn!(session = %session.id, tenant = session.tenant(), "the client does not read its standalone stream; server message dropped");
                     return if asks {
-                        Err(SessionError::Undeliverable(session.clone()))
+                        Err(SessionError::Undeliverable(session.id.clone()))
                     } else {
                         Ok(())
                     };
@@ -366,7 +405,7 @@ impl Routes {
         // (an upstream asking for roots as soon as it is initialized) waits for it.
         if self.backlog.len() >= BACKLOG {
             self.backlog.pop_front();
-            tracing::warn!(%session, "no standalone stream open for a while; oldest waiting message dropped");
+            tracing::warn!(session = %session.id, tenant = session.tenant(), "no standalone stream open for a while; oldest waiting message dropped");
         }
         self.backlog.push_back(event);
         Ok(())
@@ -398,7 +437,8 @@ impl Routes {
 pub struct SessionTransport {
     session: Arc<Session>,
     inbox: mpsc::Receiver<Box<ClientJsonRpcMessage>>,
-    sessions: Weak<Inner>,
+    /// The manager's epoch, for the session's activity time.
+    epoch: Instant,
 }
 
 impl Transport<RoleServer> for SessionTransport {
@@ -409,9 +449,7 @@ impl Transport<RoleServer> for SessionTransport {
         item: ServerJsonRpcMessage,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         // Delivered here, in the service loop's task: no hop through another task.
-        if let Some(inner) = self.sessions.upgrade() {
-            self.session.touch(inner.now_ms());
-        }
+        self.session.touch(millis_since(self.epoch));
         std::future::ready(self.session.deliver(item))
     }
 
@@ -435,6 +473,7 @@ impl SessionManager for Sessions {
         let (tx, rx) = mpsc::channel(INBOX);
         let session = Arc::new(Session {
             id: id.clone(),
+            tenant: OnceLock::new(),
             touched: AtomicU64::new(self.inner.now_ms()),
             routes: Mutex::new(Routes {
                 inbox: Some(tx),
@@ -445,7 +484,7 @@ impl SessionManager for Sessions {
         let transport = SessionTransport {
             session,
             inbox: rx,
-            sessions: Arc::downgrade(&self.inner),
+            epoch: self.inner.epoch,
         };
         Ok((id, transport))
     }
@@ -456,6 +495,15 @@ impl SessionManager for Sessions {
         message: ClientJsonRpcMessage,
     ) -> Result<ServerJsonRpcMessage, Self::Error> {
         let session = self.session(id)?;
+        if let JsonRpcMessage::Request(request) = &message
+            && let Some(caller) = request
+                .request
+                .extensions()
+                .get::<http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<Arc<Caller>>())
+        {
+            let _ = session.tenant.set(caller.tenant().clone());
+        }
         // A client that goes away during the handshake leaves no session behind (no owner
         // would be recorded for it).
         let mut abandoned = EndOnDrop(Some((self.clone(), id.clone())));
@@ -519,9 +567,7 @@ impl SessionManager for Sessions {
         &self,
         id: &SessionId,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        let session = self.session(id)?;
-        let mut rx = session.routes().standalone(false);
-        Ok(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+        self.standalone_stream(id, false)
     }
 
     async fn resume(
@@ -532,9 +578,7 @@ impl SessionManager for Sessions {
         // A client reconnecting its GET stream (rmcp primes it with event id 0): nothing is
         // replayed but what waited for a stream; the reconnection replaces the old stream,
         // which the client has given up.
-        let session = self.session(id)?;
-        let mut rx = session.routes().standalone(true);
-        Ok(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+        self.standalone_stream(id, true)
     }
 }
 

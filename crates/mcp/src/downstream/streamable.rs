@@ -12,8 +12,6 @@ use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rmcp::transport::streamable_http_server::session::SessionId;
-use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
@@ -75,29 +73,18 @@ pub struct SessionLimit {
     sessions: Sessions,
     max: usize,
     max_per_user: usize,
-    /// Who opened each session, and when, with counts per user and tenant; told by the
-    /// session manager when a session ends.
+    /// Who opened each session, and when, with counts per user and tenant; the session
+    /// manager tells it when a session ends, however it ends.
     owners: Arc<Mutex<Owners>>,
 }
 
 impl SessionLimit {
-    /// Open legacy Streamable HTTP sessions.
-    pub async fn open(&self) -> usize {
-        self.sessions.len()
-    }
-
     fn owners(&self) -> std::sync::MutexGuard<'_, Owners> {
         self.owners.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Forgets sessions that ended without this map hearing of it: a scan of them all.
-    fn prune(&self) {
-        self.owners().prune(|id| self.sessions.contains(id));
-    }
-
     /// The open sessions of `tenant`.
-    pub async fn sessions_of(&self, tenant: &TenantId) -> Vec<SessionInfo> {
-        self.prune();
+    pub fn sessions_of(&self, tenant: &TenantId) -> Vec<SessionInfo> {
         self.owners()
             .iter()
             .filter(|(_, (owner, _))| &owner.tenant == tenant)
@@ -111,21 +98,13 @@ impl SessionLimit {
     }
 
     /// Ends a session of `tenant`; `false` when it has no such session.
-    pub async fn close(&self, tenant: &TenantId, id: &str) -> bool {
+    pub fn close(&self, tenant: &TenantId, id: &str) -> bool {
         let belongs = self
             .owners()
             .get(id)
             .is_some_and(|(owner, _)| &owner.tenant == tenant);
-        if !belongs {
-            return false;
-        }
-        let closed = self
-            .sessions
-            .close_session(&SessionId::from(id))
-            .await
-            .is_ok();
-        self.owners().remove(id);
-        closed
+        // The session manager tells the owner map.
+        belongs && self.sessions.close(id)
     }
 
     /// The answer when the gateway holds `server.max_sessions` sessions.
@@ -142,25 +121,13 @@ impl SessionLimit {
 
     /// Holds a place for a new session of `owner` if the gateway's, the user's and the
     /// tenant's limits allow one, all under one lock so that concurrent `initialize`s cannot
-    /// pass a limit together. The counts may include sessions that ended unnoticed (never
-    /// low); before refusing, they are made exact by a scan — at most once a second, so a
-    /// caller retrying at its limit cannot make every request wait behind scans.
+    /// pass a limit together.
     fn reserve(&self, owner: &SessionOwner, caps: Caps) -> Result<Reservation, Box<Response>> {
         let mut owners = self.owners();
-        // Also when the map has grown well past the open sessions: each scan then removes at
-        // least half of what it reads, so the map stays bounded at a constant cost per open.
-        if owners.len() > 2 * self.sessions.len() + 1024 {
-            owners.prune(|id| self.sessions.contains(id));
-        }
         if self.sessions.len() + owners.pending() >= self.max {
             return Err(Box::new(self.full()));
         }
-        let mut refusal = caps.refusal(owner, owners.held_by(owner), "sessions");
-        if refusal.is_some() && owners.prune_due() {
-            owners.prune(|id| self.sessions.contains(id));
-            refusal = caps.refusal(owner, owners.held_by(owner), "sessions");
-        }
-        if let Some(why) = refusal {
+        if let Some(why) = caps.refusal(owner, owners.held_by(owner), "sessions") {
             return Err(Box::new(refuse(
                 StatusCode::TOO_MANY_REQUESTS,
                 codes::TOO_MANY_SESSIONS,
@@ -250,13 +217,7 @@ pub async fn limit_sessions(
                 "unknown or expired session; start a new one with initialize".into(),
             );
         }
-        let ends = request.method() == Method::DELETE;
-        let session = session.to_owned();
-        let response = next.run(request).await;
-        if ends && response.status().is_success() {
-            limit.owners().remove(&session);
-        }
-        return response;
+        return next.run(request).await;
     }
     let opens_session = request.method() == Method::POST
         && headers

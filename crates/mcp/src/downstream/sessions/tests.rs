@@ -212,11 +212,17 @@ async fn idle_sessions_end_but_not_while_a_call_is_in_flight() {
 #[tokio::test]
 async fn initialize_returns_the_reply_to_the_initialize_request() {
     let (sessions, id, mut transport) = open().await;
-    let init = client(
+    let mut init = client(
         json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
         "clientInfo": {"name": "t", "version": "1"}}}),
     );
+    // As rmcp hands it over: with the HTTP request's parts, which carry the caller.
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.extensions.insert(Arc::new(Caller::open()));
+    if let JsonRpcMessage::Request(request) = &mut init {
+        request.request.extensions_mut().insert(parts);
+    }
     let service_loop = tokio::spawn(async move {
         let request = transport.receive().await.unwrap();
         assert!(matches!(request, JsonRpcMessage::Request(_)));
@@ -231,6 +237,11 @@ async fn initialize_returns_the_reply_to_the_initialize_request() {
     });
     let answer = sessions.initialize_session(&id, init).await.unwrap();
     assert_eq!(serde_json::to_value(&answer).unwrap()["id"], 0);
+    assert_eq!(
+        sessions.session(&id).unwrap().tenant(),
+        "default",
+        "its log lines name it"
+    );
     drop(service_loop.await.unwrap());
 }
 
