@@ -255,7 +255,11 @@ pub(crate) async fn open_link(
     }
     let _ = state.peer.set(peer.clone());
     let link = SessionLink {
-        live: Live { peer, connection },
+        live: Live {
+            peer,
+            connection,
+            direct: None,
+        },
         state,
         conn: Mutex::new(Some(conn)),
         _permit: permit,

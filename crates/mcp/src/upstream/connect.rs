@@ -40,6 +40,8 @@ pub struct Connection<H: ClientHandler> {
     pub child: Option<ChildGroup>,
     /// Stops the legacy SSE reader/writer tasks.
     pub transport_ct: CancellationToken,
+    /// The direct path of a Streamable HTTP connection (used on shared connections only).
+    pub direct: Option<Arc<super::direct::Direct>>,
 }
 
 /// The process group of a stdio upstream. Dropping it kills the whole group, so children
@@ -255,6 +257,7 @@ async fn open_with<H: ClientHandler>(
                 running,
                 child,
                 transport_ct: CancellationToken::new(),
+                direct: None,
             })
         }
         UpstreamTransport::StreamableHttp { url, headers } => {
@@ -268,10 +271,13 @@ async fn open_with<H: ClientHandler>(
                     .map_err(|e| format!("header {k:?}: {e}"))?;
                 config.custom_headers.insert(name, value);
             }
+            let recorder = Arc::new(super::direct::Recorder::default());
             let client = super::headers::UpstreamHttp {
                 inner: http.clone(),
                 identity_key: def.identity_key.as_ref().map(|k| k.0.clone()),
+                recorder: Some(recorder.clone()),
             };
+            let direct = super::direct::Direct::new(&client, config.uri.clone(), recorder);
             let transport = StreamableHttpClientTransport::with_client(client, config);
             let running = handler
                 .serve_with_lifecycle(transport, mode)
@@ -281,6 +287,7 @@ async fn open_with<H: ClientHandler>(
                 running,
                 child: None,
                 transport_ct: CancellationToken::new(),
+                direct: Some(Arc::new(direct)),
             })
         }
         UpstreamTransport::Sse { url, headers } => {
@@ -301,6 +308,7 @@ async fn open_with<H: ClientHandler>(
                 running,
                 child: None,
                 transport_ct: ct,
+                direct: None,
             })
         }
     }

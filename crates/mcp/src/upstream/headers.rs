@@ -213,6 +213,9 @@ fn sign(key: &[u8], timestamp: &str, identity: &CallerIdentity, body: &[u8]) -> 
 pub(crate) struct UpstreamHttp {
     pub inner: reqwest::Client,
     pub identity_key: Option<Arc<[u8]>>,
+    /// Notes the session and headers of rmcp's POSTs for the direct path (see
+    /// [`super::direct`]); `None` on the direct path's own client.
+    pub recorder: Option<Arc<super::direct::Recorder>>,
 }
 
 impl UpstreamHttp {
@@ -279,6 +282,14 @@ impl StreamableHttpClient for UpstreamHttp {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
+        if let Some(recorder) = &self.recorder {
+            recorder.record(
+                &message,
+                session_id.as_ref(),
+                auth_header.as_ref(),
+                &custom_headers,
+            );
+        }
         let headers = self.with_request_headers(&message, custom_headers);
         self.inner
             .post_message_with_response_limits(

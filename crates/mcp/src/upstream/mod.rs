@@ -8,6 +8,7 @@
 
 mod client;
 pub(crate) mod connect;
+pub(crate) mod direct;
 pub(crate) mod headers;
 pub(crate) mod lists;
 mod network;
@@ -15,7 +16,7 @@ mod sse_client;
 pub(crate) mod supervisor;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -70,6 +71,8 @@ pub struct UpstreamStatus {
 pub struct Live {
     pub peer: Peer<RoleClient>,
     pub connection: u64,
+    /// The direct path of a shared Streamable HTTP connection (see [`direct`]).
+    pub(crate) direct: Option<Arc<direct::Direct>>,
 }
 
 impl Live {
@@ -120,6 +123,9 @@ pub struct Upstream {
     /// Requests on this upstream's connections right now (idle and lifetime closing wait
     /// for zero, so they never cut a call short).
     in_flight: AtomicUsize,
+    /// A listed tool promotes arguments to `Mcp-Param-*` headers: calls stay on rmcp's
+    /// path, which builds them (see [`direct`]).
+    promoted_headers: AtomicBool,
     /// Shared with the gateway: rebuild the catalog.
     catalog_dirty: Arc<Notify>,
     hub: Arc<Hub>,
@@ -226,6 +232,7 @@ impl Upstream {
             epoch: Instant::now(),
             last_used_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            promoted_headers: AtomicBool::new(false),
             catalog_dirty,
             hub,
             shutdown,
@@ -433,6 +440,26 @@ impl Upstream {
         }
         if !meta.is_empty() {
             options = options.with_meta(meta);
+        }
+        if let Some(direct) = &live.direct
+            && let Some(plan) = direct.plan(
+                &request,
+                live,
+                self.promoted_headers.load(Ordering::Relaxed),
+            )
+        {
+            let meta = options.meta.take().unwrap_or_default();
+            match self
+                .forward_direct(live, direct, plan, request, meta, ctx, timeout)
+                .await
+            {
+                Ok(result) => {
+                    self.touch();
+                    return result;
+                }
+                // The upstream forgot the session: rmcp re-initializes and sends it.
+                Err(direct::HandBack(back)) => request = back,
+            }
         }
         let handle = live
             .peer

@@ -69,6 +69,10 @@ impl Upstream {
     fn publish(&self, update: impl FnOnce(&mut UpstreamStatus)) {
         let mut next = UpstreamStatus::clone(&self.status.load());
         update(&mut next);
+        self.promoted_headers.store(
+            super::direct::any_promotes_headers(&next.lists.tools),
+            Ordering::Relaxed,
+        );
         self.status.store(Arc::new(next));
         self.catalog_dirty.notify_one();
     }
@@ -204,6 +208,7 @@ async fn serve(upstream: &Arc<Upstream>, conn: Connection<SharedClient>, connect
     upstream.live.store(Some(Arc::new(Live {
         peer: conn.running.peer().clone(),
         connection,
+        direct: conn.direct.clone(),
     })));
     upstream.publish(|s| {
         s.health = Health::Ready;

@@ -41,9 +41,16 @@ async fn capture(State(seen): State<Seen>, request: Request, next: Next) -> Resp
 
 /// The demo upstream over Streamable HTTP, recording every request it gets.
 pub async fn capturing_upstream() -> (String, Seen, tokio_util::sync::CancellationToken) {
+    capturing(switchboard_server::demo::DemoServer::default()).await
+}
+
+/// `demo` over Streamable HTTP, recording every request it gets.
+pub async fn capturing(
+    demo: switchboard_server::demo::DemoServer,
+) -> (String, Seen, tokio_util::sync::CancellationToken) {
     let seen: Seen = Arc::default();
     let layer = axum::middleware::from_fn_with_state(seen.clone(), capture);
-    let (url, stop) = super::serve_demo_http(|app| app.layer(layer)).await;
+    let (url, stop) = super::serve_http(demo, |app| app.layer(layer)).await;
     (url, seen, stop)
 }
 

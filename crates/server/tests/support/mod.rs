@@ -311,16 +311,21 @@ pub async fn http_demo_upstream() -> (String, tokio_util::sync::CancellationToke
 pub async fn serve_demo_http(
     wrap: impl FnOnce(axum::Router) -> axum::Router,
 ) -> (String, tokio_util::sync::CancellationToken) {
+    serve_http(switchboard_server::demo::DemoServer::default(), wrap).await
+}
+
+/// Serves `demo` over Streamable HTTP in this process, with `wrap` applied to its router.
+pub async fn serve_http(
+    demo: switchboard_server::demo::DemoServer,
+    wrap: impl FnOnce(axum::Router) -> axum::Router,
+) -> (String, tokio_util::sync::CancellationToken) {
     use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
     use rmcp::transport::streamable_http_server::{
         StreamableHttpServerConfig, StreamableHttpService,
     };
     let ct = tokio_util::sync::CancellationToken::new();
     let service = StreamableHttpService::new(
-        {
-            let demo = switchboard_server::demo::DemoServer::default();
-            move || Ok(demo.clone())
-        },
+        move || Ok(demo.clone()),
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default().with_cancellation_token(ct.clone()),
     );
