@@ -39,7 +39,8 @@ use crate::origin_guard::{self, OriginPolicy};
 use crate::reply;
 use crate::tenancy::Tenancy;
 
-#[derive(Clone)]
+/// Shared by the routes that need it; behind an `Arc` because every request clones the
+/// state of the route it takes.
 struct AppState {
     gateway: Arc<Gateway>,
     tenancy: Arc<Tenancy>,
@@ -135,7 +136,8 @@ fn router(services: Services, config: &Config, stopping: Arc<AtomicBool>) -> Rou
         public_url: public_url.clone(),
         sse_query_token: config.auth.sse_query_token,
     };
-    let authenticate = axum::middleware::from_fn_with_state(auth_state, authn::authenticate);
+    let authenticate =
+        axum::middleware::from_fn_with_state(Arc::new(auth_state), authn::authenticate);
     let limit_address =
         axum::middleware::from_fn_with_state(limiter.clone(), limits::limit_address);
     let limit_request =
@@ -232,14 +234,14 @@ fn router(services: Services, config: &Config, stopping: Arc<AtomicBool>) -> Rou
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
-        .with_state(AppState {
+        .with_state(Arc::new(AppState {
             gateway,
             tenancy,
             limiter,
             audit,
             meter,
             stopping,
-        });
+        }));
     let app = match admin {
         Some(admin) => app.merge(admin),
         None => app,
@@ -260,7 +262,7 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let upstreams: Vec<_> = state
         .gateway
         .upstreams()

@@ -97,7 +97,7 @@ fn is_sse_path(path: &str) -> bool {
 
 /// The middleware.
 pub async fn authenticate(
-    State(state): State<AuthState>,
+    State(state): State<Arc<AuthState>>,
     mut request: Request,
     next: Next,
 ) -> Response {

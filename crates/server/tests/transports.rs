@@ -357,3 +357,63 @@ async fn legacy_sessions_are_bounded_but_stateless_requests_are_not() {
     c.cancel().await.unwrap();
     modern.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_quick_answer_leaves_with_its_headers_in_one_write() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = TestGateway::start("", &stdio_demo("demo", None, "")).await;
+    let http = reqwest::Client::new();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "0"}}});
+    let opened = http
+        .post(gw.mcp_url())
+        .header("accept", "application/json, text/event-stream")
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let raw_post = |body: serde_json::Value| {
+        let body = body.to_string();
+        format!(
+            "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
+             accept: application/json, text/event-stream\r\nmcp-session-id: {session}\r\n\
+             mcp-protocol-version: 2025-11-25\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let mut socket = tokio::net::TcpStream::connect(gw.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let initialized = raw_post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    socket.write_all(initialized.as_bytes()).await.unwrap();
+    let mut buffer = vec![0u8; 65536];
+    let n = socket.read(&mut buffer).await.unwrap();
+    assert!(
+        buffer[..n].starts_with(b"HTTP/1.1 202"),
+        "{}",
+        String::from_utf8_lossy(&buffer[..n])
+    );
+
+    let call = raw_post(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "demo__echo", "arguments": {"text": "together"}}}));
+    socket.write_all(call.as_bytes()).await.unwrap();
+    // The first read holds the status line, the event and the stream's end: the answer was
+    // written at once, not headers first and the event after (two wake-ups for the client).
+    let n = socket.read(&mut buffer).await.unwrap();
+    let first = String::from_utf8_lossy(&buffer[..n]);
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert!(first.contains("text/event-stream"), "{first}");
+    assert!(
+        first.contains("\"together\""),
+        "headers and event in one write: {first:?}"
+    );
+    assert!(
+        first.ends_with("0\r\n\r\n"),
+        "and the stream's end: {first:?}"
+    );
+}
