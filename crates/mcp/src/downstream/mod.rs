@@ -5,7 +5,6 @@
 //! * [`sse`] — the deprecated HTTP+SSE transport (`GET /sse` + `POST /messages`), written
 //!   here because rmcp no longer ships it.
 
-mod coalesce;
 mod owners;
 pub mod sessions;
 pub mod sse;

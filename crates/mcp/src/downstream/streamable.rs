@@ -252,22 +252,13 @@ pub async fn limit_sessions(
 
 /// `/mcp` as an axum route. Every layer a request passes clones the service below it, and
 /// rmcp's service clones its whole configuration (host and origin lists) each time; behind
-/// an `Arc` that is a pointer copy. A POST's event stream leaves with its first event when
-/// that comes quickly (see [`super::coalesce`]).
+/// an `Arc` that is a pointer copy.
 pub fn route<S: Clone + Send + Sync + 'static>(
     service: Arc<McpService>,
 ) -> axum::routing::MethodRouter<S> {
     axum::routing::any(move |request: Request| {
         let service = service.clone();
-        async move {
-            let post = request.method() == Method::POST;
-            let response = service.handle(request).await;
-            if post {
-                super::coalesce::first_event_with_headers(response).await
-            } else {
-                response.into_response()
-            }
-        }
+        async move { service.handle(request).await }
     })
 }
 
