@@ -260,6 +260,19 @@ async fn a_forgotten_session_is_renewed_and_the_call_still_answered() {
     assert!(renewed.len() >= 2, "{renewed:?}");
     let last_session = header(&renewed.last().unwrap().1, "mcp-session-id").unwrap();
     assert_ne!(last_session, session);
+    let (tried, tried_headers) = &renewed[0];
+    assert!(is_direct_call(tried), "first sent directly: {tried}");
+    assert_eq!(
+        header(tried_headers, "mcp-session-id"),
+        Some(session.as_str())
+    );
+    assert!(
+        renewed.iter().any(|(b, h)| {
+            b["id"].as_i64().is_some_and(|id| id < FIRST_DIRECT_ID)
+                && header(h, "mcp-session-id") == Some(last_session)
+        }),
+        "then sent by rmcp on the new session: {renewed:?}"
+    );
     let third = client
         .call_tool(call("demo__echo", json!({"text": "three"})))
         .await

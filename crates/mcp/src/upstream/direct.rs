@@ -32,7 +32,7 @@ use http::{HeaderName, HeaderValue};
 use rmcp::model::{
     CancelledNotificationParam, ClientConfig, ClientJsonRpcMessage, ClientRequest, GetMeta,
     NumberOrString, ProgressToken, ProtocolVersion, RequestId, RequestMetaObject,
-    ServerJsonRpcMessage, ServerResult,
+    ServerJsonRpcMessage, ServerNotification, ServerResult,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_client::{
@@ -56,7 +56,8 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 const MAX_RESUMES: u32 = 3;
 /// The longest wait before resuming, whatever `retry` the upstream asked for.
 const MAX_RESUME_DELAY: Duration = Duration::from_secs(1);
-/// POSTs in flight on one connection's direct path (as rmcp's worker allows).
+/// POSTs in flight on one connection's direct path (rmcp's worker has its own 256 for
+/// everything else).
 const MAX_IN_FLIGHT: usize = 256;
 
 /// What rmcp's worker sent with its last POST after the handshake. Not `Debug`: the
@@ -75,14 +76,15 @@ pub(crate) struct Negotiated {
 pub(crate) struct Recorder(ArcSwapOption<Negotiated>);
 
 impl Recorder {
-    /// Called by `UpstreamHttp` for every POST of rmcp's worker.
-    pub(crate) fn record(
+    /// What a POST of rmcp's worker is sent with, to keep (with [`Recorder::keep`]) once
+    /// the upstream accepted it; `None` for the handshake.
+    pub(crate) fn note(
         &self,
         message: &ClientJsonRpcMessage,
         session_id: Option<&Arc<str>>,
         auth_header: Option<&String>,
         headers: &HashMap<HeaderName, HeaderValue>,
-    ) {
+    ) -> Option<Negotiated> {
         // The handshake goes out before there is a session or a version to send with.
         if let ClientJsonRpcMessage::Request(r) = message
             && matches!(
@@ -90,9 +92,9 @@ impl Recorder {
                 ClientRequest::InitializeRequest(_) | ClientRequest::DiscoverRequest(_)
             )
         {
-            return;
+            return None;
         }
-        let next = Negotiated {
+        Some(Negotiated {
             session_id: session_id.cloned(),
             auth_header: auth_header.cloned(),
             headers: headers
@@ -100,7 +102,12 @@ impl Recorder {
                 .filter(|(name, _)| !per_message(name))
                 .map(|(name, value)| (name.clone(), value.clone()))
                 .collect(),
-        };
+        })
+    }
+
+    /// Keeps what a POST the upstream accepted was sent with: a session rmcp tried and the
+    /// upstream refused (a failed re-initialization) is never used.
+    pub(crate) fn keep(&self, next: Negotiated) {
         if self.0.load().as_deref() != Some(&next) {
             self.0.store(Some(Arc::new(next)));
         }
@@ -287,18 +294,24 @@ impl Upstream {
                 let _ = ctx.peer.notify_progress(progress).await;
             }
         }
-        let exchange = self.exchange(live, direct, &plan, message, &id);
-        let outcome = tokio::select! {
-            outcome = tokio::time::timeout(timeout, exchange) => match outcome {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    self.cancel_upstream(live, id, "timed out at the gateway").await;
-                    Ok(Err(GatewayError::Timeout { server: self.name().to_owned(), timeout }))
+        // The exchange outlives the select: a legacy upstream is told of a cancellation while
+        // the call's stream is still open (as rmcp does), and only then is the stream closed.
+        let exchange =
+            tokio::time::timeout(timeout, self.exchange(live, direct, &plan, message, &id));
+        let outcome = {
+            tokio::pin!(exchange);
+            tokio::select! {
+                outcome = &mut exchange => match outcome {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        self.cancel_upstream(live, id.clone(), "request timeout").await;
+                        Ok(Err(GatewayError::Timeout { server: self.name().to_owned(), timeout }))
+                    }
+                },
+                _ = ctx.ct.cancelled() => {
+                    self.cancel_upstream(live, id.clone(), "cancelled by the downstream client").await;
+                    Ok(Err(GatewayError::Cancelled))
                 }
-            },
-            _ = ctx.ct.cancelled() => {
-                self.cancel_upstream(live, id, "cancelled by the downstream client").await;
-                Ok(Err(GatewayError::Cancelled))
             }
         };
         if routed.is_some() {
@@ -319,6 +332,7 @@ impl Upstream {
     async fn cancel_upstream(&self, live: &Live, id: RequestId, reason: &str) {
         let cancel = CancelledNotificationParam::new(Some(id), Some(reason.to_owned()));
         if let Err(err) = live.peer.notify_cancelled(cancel).await {
+            let err = self.redact(err.to_string());
             tracing::debug!(server = self.name(), %err, "could not relay cancellation");
         }
     }
@@ -412,6 +426,7 @@ impl Upstream {
                     }
                 };
                 if let Some(result) = self.take_reply(live, direct, plan, message, id).await {
+                    drain(stream);
                     return result;
                 }
             }
@@ -453,9 +468,9 @@ impl Upstream {
         id: &RequestId,
     ) -> Option<Exchange> {
         match message {
-            ServerJsonRpcMessage::Response(r) if r.id == *id => Some(Ok(r.result)),
+            ServerJsonRpcMessage::Response(r) if same_id(&r.id, id) => Some(Ok(r.result)),
             // No id: the upstream could not read the request, which was ours.
-            ServerJsonRpcMessage::Error(e) if e.id.as_ref().is_none_or(|e| e == id) => {
+            ServerJsonRpcMessage::Error(e) if e.id.as_ref().is_none_or(|e| same_id(e, id)) => {
                 Some(Err(GatewayError::Upstream(e.error)))
             }
             ServerJsonRpcMessage::Response(_) | ServerJsonRpcMessage::Error(_) => {
@@ -466,6 +481,17 @@ impl Upstream {
                 None
             }
             ServerJsonRpcMessage::Notification(n) => {
+                // rmcp's client caches lists; a change seen here must not leave the re-listing
+                // that follows reading the cache (rmcp's own path invalidates it too).
+                if matches!(
+                    n.notification,
+                    ServerNotification::ToolListChangedNotification(_)
+                        | ServerNotification::PromptListChangedNotification(_)
+                        | ServerNotification::ResourceListChangedNotification(_)
+                        | ServerNotification::ResourceUpdatedNotification(_)
+                ) {
+                    live.peer.clear_response_cache().await;
+                }
                 self.on_shared_notification(live.connection, n.notification)
                     .await;
                 None
@@ -488,6 +514,7 @@ impl Upstream {
                     )
                     .await;
                 if let Err(err) = sent {
+                    let err = self.redact(err.to_string());
                     tracing::debug!(server = self.name(), %err, "could not answer the upstream's request");
                 }
                 None
@@ -496,8 +523,36 @@ impl Upstream {
     }
 }
 
+/// Reads what is left of a reply stream so its HTTP/1.1 connection goes back to the pool:
+/// at once when the end is already in (the usual case), else in a task for up to 50 ms.
+fn drain(mut stream: BoxStream<'static, Result<Sse, SseError>>) {
+    use futures::FutureExt;
+    loop {
+        match stream.next().now_or_never() {
+            Some(Some(_)) => continue,
+            Some(None) => return,
+            None => break,
+        }
+    }
+    tokio::spawn(async move {
+        let rest = async { while stream.next().await.is_some() {} };
+        let _ = tokio::time::timeout(Duration::from_millis(50), rest).await;
+    });
+}
+
 /// The upstream answered 404 to a POST carrying its session.
 struct Forgotten;
+
+/// Whether a reply's id names our request; like rmcp, a numeric id echoed back as a string
+/// counts.
+fn same_id(reply: &RequestId, ours: &RequestId) -> bool {
+    match (reply, ours) {
+        (NumberOrString::String(text), NumberOrString::Number(n)) => {
+            text.parse::<i64>().ok() == Some(*n)
+        }
+        _ => reply == ours,
+    }
+}
 
 /// Whether any of `tools` promotes arguments to headers.
 pub(crate) fn any_promotes_headers(tools: &[rmcp::model::Tool]) -> bool {
@@ -526,11 +581,24 @@ mod tests {
         ClientJsonRpcMessage::request(request, RequestId::Number(1))
     }
 
+    fn record(
+        recorder: &Recorder,
+        message: &ClientJsonRpcMessage,
+        session_id: Option<&Arc<str>>,
+        auth_header: Option<&String>,
+        headers: &HashMap<HeaderName, HeaderValue>,
+    ) {
+        if let Some(noted) = recorder.note(message, session_id, auth_header, headers) {
+            recorder.keep(noted);
+        }
+    }
+
     #[test]
     fn the_recorder_keeps_the_connection_headers_not_the_per_message_ones() {
         let recorder = Recorder::default();
         let session: Arc<str> = Arc::from("s-1");
-        recorder.record(
+        record(
+            &recorder,
             &call("echo"),
             Some(&session),
             None,
@@ -549,18 +617,40 @@ mod tests {
             headers(&[("mcp-protocol-version", "2025-11-25"), ("x-api-key", "k")])
         );
         // The same again keeps the same record; a new session replaces it.
-        recorder.record(&call("echo"), Some(&session), None, &seen.headers.clone());
+        record(
+            &recorder,
+            &call("echo"),
+            Some(&session),
+            None,
+            &seen.headers.clone(),
+        );
         assert!(Arc::ptr_eq(&seen, &recorder.current().unwrap()));
         let renewed: Arc<str> = Arc::from("s-2");
         let ping = ClientJsonRpcMessage::request(
             ClientRequest::from(PingRequest::default()),
             RequestId::Number(2),
         );
-        recorder.record(&ping, Some(&renewed), None, &seen.headers.clone());
+        record(
+            &recorder,
+            &ping,
+            Some(&renewed),
+            None,
+            &seen.headers.clone(),
+        );
         assert_eq!(
             recorder.current().unwrap().session_id.as_deref(),
             Some("s-2")
         );
+    }
+
+    #[test]
+    fn a_numeric_id_echoed_as_a_string_is_ours() {
+        let ours = RequestId::Number(FIRST_ID + 7);
+        assert!(same_id(&ours, &ours));
+        let echoed = NumberOrString::String(format!("{}", FIRST_ID + 7).into());
+        assert!(same_id(&echoed, &ours));
+        assert!(!same_id(&NumberOrString::String("7".into()), &ours));
+        assert!(!same_id(&RequestId::Number(7), &ours));
     }
 
     #[test]
@@ -572,7 +662,7 @@ mod tests {
             )),
             RequestId::Number(0),
         );
-        recorder.record(&init, None, None, &HashMap::new());
+        record(&recorder, &init, None, None, &HashMap::new());
         assert!(recorder.current().is_none());
     }
 

@@ -282,16 +282,17 @@ impl StreamableHttpClient for UpstreamHttp {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
-        if let Some(recorder) = &self.recorder {
-            recorder.record(
+        let noted = self.recorder.as_ref().and_then(|recorder| {
+            recorder.note(
                 &message,
                 session_id.as_ref(),
                 auth_header.as_ref(),
                 &custom_headers,
-            );
-        }
+            )
+        });
         let headers = self.with_request_headers(&message, custom_headers);
-        self.inner
+        let sent = self
+            .inner
             .post_message_with_response_limits(
                 uri,
                 message,
@@ -300,7 +301,11 @@ impl StreamableHttpClient for UpstreamHttp {
                 headers,
                 limits,
             )
-            .await
+            .await;
+        if let (Some(recorder), Some(noted), Ok(_)) = (&self.recorder, noted, &sent) {
+            recorder.keep(noted);
+        }
+        sent
     }
 
     async fn delete_session(
