@@ -283,16 +283,8 @@ impl Upstream {
             .then(|| request.clone());
         let message = ClientJsonRpcMessage::request(request, id.clone());
         if let Some(token) = &routed {
-            let early = self.hub.route_progress(
-                live.connection,
-                upstream_token.clone(),
-                ctx.peer.clone(),
-                token.clone(),
-            );
-            for mut progress in early {
-                progress.progress_token = token.clone();
-                let _ = ctx.peer.notify_progress(progress).await;
-            }
+            self.route_progress_to(live, &upstream_token, ctx, token)
+                .await;
         }
         // The exchange outlives the select: a legacy upstream is told of a cancellation while
         // the call's stream is still open (as rmcp does), and only then is the stream closed.

@@ -470,16 +470,8 @@ impl Upstream {
         let request_id = handle.id.clone();
         let routed = ctx.meta.get_progress_token();
         if let Some(token) = &routed {
-            let early = self.hub.route_progress(
-                live.connection,
-                upstream_token.clone(),
-                ctx.peer.clone(),
-                token.clone(),
-            );
-            for mut progress in early {
-                progress.progress_token = token.clone();
-                let _ = ctx.peer.notify_progress(progress).await;
-            }
+            self.route_progress_to(live, &upstream_token, ctx, token)
+                .await;
         }
         let result = tokio::select! {
             result = handle.await_response() => {
@@ -504,6 +496,27 @@ impl Upstream {
         }
         self.touch();
         result
+    }
+
+    /// Routes the upstream's progress for `upstream_token` to the caller of `ctx` under the
+    /// caller's own `token`, passing on what arrived before the route existed.
+    async fn route_progress_to(
+        &self,
+        live: &Live,
+        upstream_token: &ProgressToken,
+        ctx: &RequestContext<RoleServer>,
+        token: &ProgressToken,
+    ) {
+        let early = self.hub.route_progress(
+            live.connection,
+            upstream_token.clone(),
+            ctx.peer.clone(),
+            token.clone(),
+        );
+        for mut progress in early {
+            progress.progress_token = token.clone();
+            let _ = ctx.peer.notify_progress(progress).await;
+        }
     }
 
     /// Sends a request that needs no progress or cancellation relay (subscribe/unsubscribe)
