@@ -18,19 +18,16 @@
 //! cannot come.
 
 use std::collections::{HashMap, VecDeque};
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use futures::Stream;
-use rmcp::RoleServer;
 use rmcp::model::{
     ClientJsonRpcMessage, ClientNotification, GetExtensions, GetMeta, JsonRpcMessage,
     ProgressToken, RequestId, ServerJsonRpcMessage, ServerNotification,
 };
 use rmcp::service::OriginatingRequestId;
-use rmcp::transport::Transport;
 use rmcp::transport::streamable_http_server::session::{
     ServerSseMessage, SessionId, SessionManager,
 };
@@ -433,36 +430,6 @@ impl Routes {
     }
 }
 
-/// The transport a session's service loop reads from and writes to.
-pub struct SessionTransport {
-    session: Arc<Session>,
-    inbox: mpsc::Receiver<Box<ClientJsonRpcMessage>>,
-    /// The manager's epoch, for the session's activity time.
-    epoch: Instant,
-}
-
-impl Transport<RoleServer> for SessionTransport {
-    type Error = SessionError;
-
-    fn send(
-        &mut self,
-        item: ServerJsonRpcMessage,
-    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        // Delivered here, in the service loop's task: no hop through another task.
-        self.session.touch(millis_since(self.epoch));
-        std::future::ready(self.session.deliver(item))
-    }
-
-    async fn receive(&mut self) -> Option<ClientJsonRpcMessage> {
-        self.inbox.recv().await.map(|message| *message)
-    }
-
-    async fn close(&mut self) -> Result<(), Self::Error> {
-        self.inbox.close();
-        Ok(())
-    }
-}
-
 impl SessionManager for Sessions {
     type Error = SessionError;
     type Transport = SessionTransport;
@@ -603,6 +570,10 @@ impl Drop for ForgetOnDrop {
         }
     }
 }
+
+mod transport;
+
+pub use transport::SessionTransport;
 
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::*;
+use rmcp::transport::Transport;
 
 fn client(value: serde_json::Value) -> ClientJsonRpcMessage {
     serde_json::from_value(value).expect("a client message")
