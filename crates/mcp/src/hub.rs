@@ -40,6 +40,13 @@ impl ListChanges {
     }
 }
 
+/// Clients the hub reaches without a peer: parked legacy sessions, whose service loops are
+/// stopped (see `downstream/sessions/parking.rs`).
+pub trait Dormant: Send + Sync {
+    /// Tells the dormant clients of the tenants `audience` admits which lists changed.
+    fn list_changed(&self, changes: ListChanges, audience: TenantFilter<'_>);
+}
+
 /// Identifies one downstream client (session or listener) inside the hub.
 pub type ClientId = u64;
 
@@ -66,6 +73,8 @@ pub struct Hub {
     /// Subscribers by (owning tenant of the connection — none for the shared one —, exposed
     /// URI): one tenant's own connection and the shared one are subscribed separately.
     resource_interest: Mutex<HashMap<Interest, HashSet<ClientId>>>,
+    /// Session managers holding parked sessions.
+    dormant: Mutex<Vec<std::sync::Weak<dyn Dormant>>>,
     /// Progress that arrived before its route was recorded (an upstream can report progress
     /// before `send_request` has returned its token to us). Bounded and short-lived.
     early_progress: Mutex<VecDeque<EarlyProgress>>,
@@ -99,6 +108,13 @@ impl Hub {
     /// Registers a legacy session's peer, of `tenant`, so it receives notifications.
     pub fn add_session(&self, id: ClientId, peer: Peer<RoleServer>, tenant: TenantId) {
         lock(&self.sessions).insert(id, Session { peer, tenant });
+    }
+
+    /// Registers a session manager whose parked sessions hear of list changes.
+    pub fn add_dormant(&self, dormant: std::sync::Weak<dyn Dormant>) {
+        let mut all = lock(&self.dormant);
+        all.retain(|d| d.strong_count() > 0);
+        all.push(dormant);
     }
 
     /// Registers a modern `subscriptions/listen` stream of `tenant`.
@@ -304,6 +320,13 @@ impl Hub {
             if failed && peer.is_transport_closed() {
                 self.remove_client(id);
             }
+        }
+        let dormant: Vec<_> = lock(&self.dormant)
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect();
+        for sessions in dormant {
+            sessions.list_changed(changes, audience);
         }
         let sinks: Vec<SubscriptionSink> = lock(&self.listeners)
             .values()

@@ -156,7 +156,7 @@ fn router(services: Services, config: &Config, stopping: Arc<AtomicBool>) -> Rou
             streamable::ended_sessions_answer_no_content,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            session_limit,
+            session_limit.clone(),
             streamable::limit_sessions,
         ))
         .layer(limit_request.clone())
@@ -223,6 +223,7 @@ fn router(services: Services, config: &Config, stopping: Arc<AtomicBool>) -> Rou
             limiter: limiter.clone(),
             meter: meter.clone(),
             traces,
+            sessions: session_limit,
             token: config.metrics.token.clone().map(Arc::new),
         };
         app = app.route("/metrics", get(metrics::scrape).with_state(state));

@@ -120,7 +120,10 @@ impl Metrics {
         use metrics::{counter, gauge};
         metrics::with_local_recorder(&self.recorder, || {
             let gateway = &state.gateway;
-            gauge!("switchboard_sessions").set(gateway.hub().session_count() as f64);
+            // Sessions with a service loop are in the hub; parked ones are not.
+            let parked = state.sessions.parked();
+            gauge!("switchboard_sessions").set((gateway.hub().session_count() + parked) as f64);
+            gauge!("switchboard_sessions_parked").set(parked as f64);
             gauge!("switchboard_calls_in_flight").set(gateway.in_flight() as f64);
             if let Some(audit) = &state.audit {
                 let stats = audit.stats();
@@ -166,6 +169,8 @@ pub struct MetricsState {
     pub limiter: Arc<Limiter>,
     pub meter: Option<Arc<Meter>>,
     pub traces: Option<Arc<crate::traces::SpanExporter>>,
+    /// The Streamable HTTP sessions, for the count of parked ones.
+    pub sessions: switchboard_mcp::downstream::streamable::SessionLimit,
     pub token: Option<Arc<SecretString>>,
 }
 

@@ -16,20 +16,27 @@
 //! (the last 16) for the next one; a server-to-client request tied to a call whose client
 //! has gone, or meeting a full stream, fails at once instead of waiting for an answer that
 //! cannot come.
+//!
+//! A quiet session is *parked* (`parking.rs`): after `park_after` without a message, with no
+//! request in flight, no open stream and no state of its own (per-session upstream
+//! connections, resource subscriptions), its service loop stops and only what `initialize`
+//! said stays (about a kilobyte instead of the loop's ~40). The next request for it makes
+//! rmcp restore it through the [`SessionStore`](rmcp::transport::streamable_http_server::session::SessionStore)
+//! this manager also implements: a new service loop under the same id, the handshake
+//! replayed. The client sees the same session.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use futures::Stream;
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientNotification, GetExtensions, GetMeta, JsonRpcMessage,
-    ProgressToken, RequestId, ServerJsonRpcMessage, ServerNotification,
+    ClientJsonRpcMessage, ClientNotification, GetExtensions, GetMeta, JsonRpcMessage, RequestId,
+    ServerJsonRpcMessage,
 };
-use rmcp::service::OriginatingRequestId;
 use rmcp::transport::streamable_http_server::session::{
-    ServerSseMessage, SessionId, SessionManager,
+    RestoreOutcome, ServerSseMessage, SessionId, SessionManager, SessionState,
 };
 use tokio::sync::mpsc;
 
@@ -65,13 +72,24 @@ pub struct Sessions {
 }
 
 struct Inner {
-    sessions: RwLock<HashMap<SessionId, Arc<Session>>>,
+    sessions: RwLock<Table>,
     /// A session with no request in flight and no message either way for this long ends.
     idle: Duration,
+    /// A quiet session without state of its own is parked after this long (`None`: never).
+    park_after: Option<Duration>,
+    /// Woken when a parked session's service loop has stopped (see [`Parked::settled`]).
+    settled: tokio::sync::Notify,
     epoch: Instant,
     sweeping: AtomicBool,
     /// Told the id of every session that ends, however it ends.
     on_end: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+/// The sessions with a service loop, and the parked ones.
+#[derive(Default)]
+struct Table {
+    live: HashMap<SessionId, Arc<Session>>,
+    parked: HashMap<SessionId, Parked>,
 }
 
 /// One session: its inbox and where its service loop's messages go.
@@ -82,34 +100,27 @@ struct Session {
     /// Milliseconds after the manager's epoch of the last message either way.
     touched: AtomicU64,
     routes: Mutex<Routes>,
-}
-
-#[derive(Default)]
-struct Routes {
-    /// `None` once the session is closed: the service loop then reads its last messages and
-    /// ends.
-    inbox: Option<mpsc::Sender<Box<ClientJsonRpcMessage>>>,
-    /// The open POST streams by the JSON-RPC id of the request they answer, with the
-    /// request's progress token.
-    requests: HashMap<RequestId, (mpsc::Sender<ServerSseMessage>, Option<ProgressToken>)>,
-    progress: HashMap<ProgressToken, RequestId>,
-    /// The GET stream: notifications and requests tied to no open POST.
-    standalone: Option<mpsc::Sender<ServerSseMessage>>,
-    /// Further GET streams, newest last: keep-alives only, until the standalone one closes.
-    shadows: Vec<mpsc::Sender<ServerSseMessage>>,
-    /// Messages sent while no GET stream was open, for the next one.
-    backlog: VecDeque<ServerSseMessage>,
+    /// What the client's `initialize` said: all a parked session keeps.
+    state: OnceLock<Box<SessionState>>,
+    /// Asks the session's handler whether it holds state that parking would lose.
+    probe: StateProbe,
 }
 
 impl Sessions {
     /// A manager whose sessions end after `idle` without traffic; `on_end` hears of each
     /// session that ends (closed by the client or the admin API, idle, or its service loop
     /// stopped).
-    pub fn new(idle: Duration, on_end: impl Fn(&str) + Send + Sync + 'static) -> Self {
+    pub fn new(
+        idle: Duration,
+        park_after: Option<Duration>,
+        on_end: impl Fn(&str) + Send + Sync + 'static,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 sessions: RwLock::default(),
                 idle,
+                park_after,
+                settled: tokio::sync::Notify::new(),
                 epoch: Instant::now(),
                 sweeping: AtomicBool::new(false),
                 on_end: Box::new(on_end),
@@ -117,9 +128,21 @@ impl Sessions {
         }
     }
 
-    /// Open sessions.
+    /// Open sessions, parked ones included.
     pub fn len(&self) -> usize {
-        self.inner.read().len()
+        let table = self.inner.read();
+        table.live.len() + table.parked.len()
+    }
+
+    /// Parked sessions.
+    pub fn parked(&self) -> usize {
+        self.inner.read().parked.len()
+    }
+
+    /// The manager as the hub sees it: its parked sessions hear of list changes there.
+    pub fn dormant(&self) -> Weak<dyn crate::hub::Dormant> {
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        weak
     }
 
     /// Whether no session is open.
@@ -127,9 +150,10 @@ impl Sessions {
         self.len() == 0
     }
 
-    /// Whether the session `id` is open.
+    /// Whether the session `id` is open (parked or not).
     pub fn contains(&self, id: &str) -> bool {
-        self.inner.read().contains_key(id)
+        let table = self.inner.read();
+        table.live.contains_key(id) || table.parked.contains_key(id)
     }
 
     /// Ends the session `id`; `false` when none was open.
@@ -145,24 +169,34 @@ impl Sessions {
     fn session(&self, id: &SessionId) -> Result<Arc<Session>, SessionError> {
         let sessions = self.inner.read();
         let session = sessions
+            .live
             .get(id)
             .ok_or_else(|| SessionError::NotFound(id.clone()))?;
         session.touch(self.inner.now_ms());
         Ok(session.clone())
     }
 
-    /// Ends the session: its streams close, and its service loop stops once it has read
-    /// what was queued.
+    /// Ends the session, parked or not: its streams close, and its service loop stops once
+    /// it has read what was queued.
     fn end(&self, id: &SessionId) {
-        self.end_if(id, |_| true);
+        let (live, parked) = {
+            let mut table = self.inner.write();
+            (table.live.remove(id), table.parked.remove(id).is_some())
+        };
+        if let Some(session) = &live {
+            *session.routes() = Routes::default();
+        }
+        if live.is_some() || parked {
+            (self.inner.on_end)(id);
+        }
     }
 
-    /// Ends the session if `ending` says so, decided under the map's write lock.
+    /// Ends the live session if `ending` says so, decided under the map's write lock.
     fn end_if(&self, id: &SessionId, ending: impl FnOnce(&Session) -> bool) {
         let session = {
-            let mut sessions = self.inner.write();
-            match sessions.get(id) {
-                Some(session) if ending(session) => sessions.remove(id),
+            let mut table = self.inner.write();
+            match table.live.get(id) {
+                Some(session) if ending(session) => table.live.remove(id),
                 _ => None,
             }
         };
@@ -177,7 +211,11 @@ impl Sessions {
         if self.inner.sweeping.swap(true, Ordering::Relaxed) {
             return;
         }
-        let every = (self.inner.idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        let shortest = self
+            .inner
+            .park_after
+            .map_or(self.inner.idle, |p| p.min(self.inner.idle));
+        let every = (shortest / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
         let inner: Weak<Inner> = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -196,6 +234,8 @@ impl Sessions {
                         idle
                     });
                 }
+                sessions.park_quiet();
+                sessions.expire_parked();
             }
         });
     }
@@ -214,6 +254,7 @@ impl Sessions {
         let now = self.inner.now_ms();
         self.inner
             .read()
+            .live
             .values()
             .filter(|s| s.idle(now, self.inner.idle))
             .map(|s| s.id.clone())
@@ -222,11 +263,11 @@ impl Sessions {
 }
 
 impl Inner {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<SessionId, Arc<Session>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
         self.sessions.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<SessionId, Arc<Session>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Table> {
         self.sessions.write().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -267,7 +308,13 @@ impl Session {
     }
 
     /// Queues a client message for the service loop; waits while the inbox is full.
-    async fn push(&self, message: ClientJsonRpcMessage) -> Result<(), SessionError> {
+    async fn push(&self, mut message: ClientJsonRpcMessage) -> Result<(), SessionError> {
+        // The handler attaches itself to the probe when the session starts.
+        if let JsonRpcMessage::Notification(n) = &mut message
+            && let ClientNotification::InitializedNotification(_) = &n.notification
+        {
+            n.notification.extensions_mut().insert(self.probe.clone());
+        }
         let inbox = self.routes().inbox.clone();
         let ended = || SessionError::Ended(self.id.clone());
         inbox
@@ -297,137 +344,6 @@ impl Session {
         routes.requests.insert(request.id.clone(), (tx, token));
         (rx, Some(request.id.clone()))
     }
-
-    /// Delivers one message of the service loop: a reply to its request's stream (which
-    /// then ends), progress and requests tied to an open request to that request's stream,
-    /// everything else to the standalone stream. A request to the client that no open
-    /// stream can carry is an error, so the caller waiting for its answer fails at once.
-    fn deliver(&self, message: ServerJsonRpcMessage) -> Result<(), SessionError> {
-        let mut routes = self.routes();
-        if routes.inbox.is_none() {
-            return Err(SessionError::Ended(self.id.clone()));
-        }
-        let asks = matches!(message, JsonRpcMessage::Request(_));
-        let (request, ends) = match &message {
-            JsonRpcMessage::Response(r) => (Some(r.id.clone()), true),
-            JsonRpcMessage::Error(e) => (e.id.clone(), true),
-            JsonRpcMessage::Request(r) => (
-                r.request
-                    .extensions()
-                    .get::<OriginatingRequestId>()
-                    .map(|o| o.0.clone()),
-                false,
-            ),
-            JsonRpcMessage::Notification(n) => match &n.notification {
-                ServerNotification::ProgressNotification(p) => (
-                    routes.progress.get(&p.params.progress_token).cloned(),
-                    false,
-                ),
-                ServerNotification::CancelledNotification(c) => {
-                    (c.params.request_id.clone(), false)
-                }
-                _ => (None, false),
-            },
-        };
-        if let Some(id) = request {
-            if ends {
-                if let Some(tx) = routes.forget(&id) {
-                    let reply = ServerSseMessage::from_message(message);
-                    if let Err(mpsc::error::TrySendError::Full(reply)) = tx.try_send(reply) {
-                        // A slow reader: the reply waits for room (one task per such call).
-                        tokio::spawn(async move { tx.send(reply).await });
-                    }
-                    // Closed: the client went away; the reply has nowhere to go.
-                    return Ok(());
-                }
-            } else if let Some((tx, _)) = routes.requests.get(&id) {
-                return match tx.try_send(ServerSseMessage::from_message(message)) {
-                    Ok(()) => Ok(()),
-                    Err(_) if asks => Err(SessionError::Undeliverable(self.id.clone())),
-                    Err(_) => {
-                        tracing::debug!(session = %self.id, tenant = self.tenant(), request = %id, "the client does not read its call's stream; notification dropped");
-                        Ok(())
-                    }
-                };
-            }
-        }
-        routes.send_standalone(self, message, asks)
-    }
-}
-
-impl Routes {
-    /// Forgets the route of request `id` (and its progress token); returns its stream.
-    fn forget(&mut self, id: &RequestId) -> Option<mpsc::Sender<ServerSseMessage>> {
-        let (tx, token) = self.requests.remove(id)?;
-        if let Some(token) = token
-            && self.progress.get(&token) == Some(id)
-        {
-            self.progress.remove(&token);
-        }
-        Some(tx)
-    }
-
-    /// The open standalone stream, promoting the newest open shadow when it has closed.
-    fn open_standalone(&mut self) -> Option<&mpsc::Sender<ServerSseMessage>> {
-        if self.standalone.as_ref().is_none_or(|tx| tx.is_closed()) {
-            self.shadows.retain(|tx| !tx.is_closed());
-            self.standalone = self.shadows.pop();
-        }
-        self.standalone.as_ref()
-    }
-
-    fn send_standalone(
-        &mut self,
-        session: &Session,
-        message: ServerJsonRpcMessage,
-        asks: bool,
-    ) -> Result<(), SessionError> {
-        let event = ServerSseMessage::from_message(message);
-        let event = match self.open_standalone() {
-            Some(tx) => match tx.try_send(event) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::warn!(session = %session.id, tenant = session.tenant(), "the client does not read its standalone stream; server message dropped");
-                    return if asks {
-                        Err(SessionError::Undeliverable(session.id.clone()))
-                    } else {
-                        Ok(())
-                    };
-                }
-                Err(mpsc::error::TrySendError::Closed(event)) => event,
-            },
-            None => event,
-        };
-        // Clients open their GET stream after the handshake; what the server sends before
-        // (an upstream asking for roots as soon as it is initialized) waits for it.
-        if self.backlog.len() >= BACKLOG {
-            self.backlog.pop_front();
-            tracing::warn!(session = %session.id, tenant = session.tenant(), "no standalone stream open for a while; oldest waiting message dropped");
-        }
-        self.backlog.push_back(event);
-        Ok(())
-    }
-
-    /// A GET stream. The first (or one replacing a closed one, or a reconnection) carries
-    /// the session's messages, starting with those that waited for it; further ones while
-    /// it is open only carry keep-alives until it closes, so two competing event sources
-    /// cannot keep replacing each other.
-    fn standalone(&mut self, reconnection: bool) -> mpsc::Receiver<ServerSseMessage> {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        if !reconnection && self.open_standalone().is_some() {
-            if self.shadows.len() >= MAX_SHADOW_STREAMS {
-                self.shadows.remove(0);
-            }
-            self.shadows.push(tx);
-            return rx;
-        }
-        // BACKLOG < STREAM_BUFFER: they all fit.
-        for event in self.backlog.drain(..) {
-            let _ = tx.try_send(event);
-        }
-        self.standalone = Some(tx);
-        rx
-    }
 }
 
 impl SessionManager for Sessions {
@@ -437,22 +353,7 @@ impl SessionManager for Sessions {
     async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
         self.sweep_idle_sessions();
         let id: SessionId = uuid::Uuid::new_v4().simple().to_string().into();
-        let (tx, rx) = mpsc::channel(INBOX);
-        let session = Arc::new(Session {
-            id: id.clone(),
-            tenant: OnceLock::new(),
-            touched: AtomicU64::new(self.inner.now_ms()),
-            routes: Mutex::new(Routes {
-                inbox: Some(tx),
-                ..Routes::default()
-            }),
-        });
-        self.inner.write().insert(id.clone(), session.clone());
-        let transport = SessionTransport {
-            session,
-            inbox: rx,
-            epoch: self.inner.epoch,
-        };
+        let transport = self.incarnate(&mut self.inner.write(), id.clone(), None);
         Ok((id, transport))
     }
 
@@ -491,11 +392,14 @@ impl SessionManager for Sessions {
     }
 
     async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
-        Ok(self.contains(id))
+        // Marks it active: rmcp's next call for this request (`create_stream`) must find it,
+        // so it cannot be parked in between. A parked session is not here: rmcp restores it.
+        Ok(self.session(id).is_ok())
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        self.end(id);
+        // Also how rmcp reports that a service loop stopped, a parked session's included.
+        self.settle_or_end(id);
         Ok(())
     }
 
@@ -547,6 +451,54 @@ impl SessionManager for Sessions {
         // which the client has given up.
         self.standalone_stream(id, true)
     }
+
+    async fn restore_session(
+        &self,
+        id: SessionId,
+    ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
+        Ok(self.restore(id))
+    }
+}
+
+impl Sessions {
+    /// A new service loop's session under `id` (new, or `parked` restored), live in
+    /// `table`; returns its transport.
+    fn incarnate(
+        &self,
+        table: &mut Table,
+        id: SessionId,
+        parked: Option<Parked>,
+    ) -> SessionTransport {
+        let (tx, rx) = mpsc::channel(INBOX);
+        let mut routes = Routes {
+            inbox: Some(tx),
+            ..Routes::default()
+        };
+        let (tenant, state) = match parked {
+            Some(mut parked) => {
+                let (standalone, missed) = parked.routes();
+                routes.standalone = standalone;
+                routes.backlog.extend(missed);
+                let tenant = parked.tenant.take().map(OnceLock::from).unwrap_or_default();
+                (tenant, OnceLock::from(parked.state))
+            }
+            None => (OnceLock::new(), OnceLock::new()),
+        };
+        let session = Arc::new(Session {
+            id: id.clone(),
+            tenant,
+            touched: AtomicU64::new(self.inner.now_ms()),
+            routes: Mutex::new(routes),
+            state,
+            probe: StateProbe::default(),
+        });
+        table.live.insert(id, session.clone());
+        SessionTransport {
+            session,
+            inbox: rx,
+            epoch: self.inner.epoch,
+        }
+    }
 }
 
 /// Ends a session when dropped, unless emptied.
@@ -571,8 +523,13 @@ impl Drop for ForgetOnDrop {
     }
 }
 
+mod parking;
+mod routes;
 mod transport;
 
+use parking::Parked;
+pub use parking::{HoldsState, StateProbe};
+use routes::Routes;
 pub use transport::SessionTransport;
 
 #[cfg(test)]

@@ -39,6 +39,9 @@ pub struct HttpOptions {
     pub keep_alive: Duration,
     /// A legacy session without traffic for this long is closed.
     pub session_idle: Duration,
+    /// A quiet legacy session without open streams or state of its own is parked after this
+    /// long (`None`: never).
+    pub session_park_after: Option<Duration>,
     /// Most concurrent legacy HTTP+SSE sessions.
     pub max_sse_sessions: usize,
     /// Most concurrent legacy Streamable HTTP sessions.
@@ -56,6 +59,7 @@ impl Default for HttpOptions {
             max_body_bytes: 4 * 1024 * 1024,
             keep_alive: Duration::from_secs(15),
             session_idle: Duration::from_secs(300),
+            session_park_after: Some(Duration::from_secs(10)),
             max_sse_sessions: 10_000,
             max_sessions: 10_000,
             max_sessions_per_user: 100,
@@ -81,6 +85,16 @@ pub struct SessionLimit {
 impl SessionLimit {
     fn owners(&self) -> std::sync::MutexGuard<'_, Owners> {
         self.owners.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Open sessions, parked ones included.
+    pub fn open(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Parked sessions.
+    pub fn parked(&self) -> usize {
+        self.sessions.parked()
     }
 
     /// The open sessions of `tenant`.
@@ -284,11 +298,21 @@ pub fn service(
     }
     let owners: Arc<Mutex<Owners>> = Arc::default();
     let ended = Arc::downgrade(&owners);
-    let sessions = Sessions::new(options.session_idle, move |id| {
-        if let Some(owners) = ended.upgrade() {
-            owners.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-        }
-    });
+    let sessions = Sessions::new(
+        options.session_idle,
+        options.session_park_after,
+        move |id| {
+            if let Some(owners) = ended.upgrade() {
+                owners.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+            }
+        },
+    );
+    if options.session_park_after.is_some() {
+        // rmcp restores a parked session through its session store: ours keeps the parked
+        // sessions' `initialize` (see `sessions.rs`).
+        config.session_store = Some(Arc::new(sessions.clone()));
+        gateway.hub.add_dormant(sessions.dormant());
+    }
     let limit = SessionLimit {
         sessions: sessions.clone(),
         max: options.max_sessions,

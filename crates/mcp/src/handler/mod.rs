@@ -29,6 +29,7 @@ use tracing::Instrument;
 use crate::bridge::{self, Outcome};
 use crate::caller::{CallRecord, Caller, ClientFacts, DecisionRecord, arguments_digest, json_size};
 use crate::catalog::{Catalog, Listing, Route};
+use crate::downstream::sessions::HoldsState;
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, InFlight};
 use crate::hub::{ClientId, Hub};
@@ -45,11 +46,22 @@ struct ClientSlot {
     registered: AtomicBool,
     /// The session's own upstream connections (legacy sessions, per-session upstreams).
     links: tokio::sync::OnceCell<Option<Arc<SessionLinks>>>,
+    /// Whether it subscribed to a resource through the hub (never reset: a session that did
+    /// is simply never parked).
+    subscribed: AtomicBool,
 }
 
 impl ClientSlot {
     fn register(&self) {
         self.registered.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A session whose handler owns upstream connections or subscriptions is never parked: a
+/// replayed handshake would not bring them back.
+impl HoldsState for ClientSlot {
+    fn holds_state(&self) -> bool {
+        matches!(self.links.get(), Some(Some(_))) || self.subscribed.load(Ordering::Relaxed)
     }
 }
 
@@ -172,6 +184,7 @@ impl GatewayHandler {
             hub: gateway.hub.clone(),
             registered: AtomicBool::new(false),
             links: tokio::sync::OnceCell::new(),
+            subscribed: AtomicBool::new(false),
         });
         Self {
             gateway,

@@ -1,6 +1,9 @@
 //! The MCP methods of [`GatewayHandler`]: each resolves through the catalog view and
 //! forwards with the helpers of the parent module.
 
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
 use rmcp::ErrorData;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
@@ -19,6 +22,7 @@ use super::{GatewayHandler, forwarded_meta, is_legacy, mark_complete, unexpected
 use crate::bridge::Outcome;
 use crate::caller::Caller;
 use crate::catalog::Route;
+use crate::downstream::sessions::{HoldsState, StateProbe};
 use crate::error::GatewayError;
 
 impl ServerHandler for GatewayHandler {
@@ -32,6 +36,10 @@ impl ServerHandler for GatewayHandler {
             return;
         };
         let _ = self.links(&context.peer, true, caller.tenant()).await;
+        if let Some(probe) = context.extensions.get::<StateProbe>() {
+            let slot: Weak<dyn HoldsState> = Arc::downgrade(&self.client) as _;
+            probe.attach(slot);
+        }
         self.client.register();
         self.gateway
             .hub
@@ -359,6 +367,7 @@ impl ServerHandler for GatewayHandler {
         }
         // Shared connection: subscribe upstream once, fan updates out through the hub.
         self.client.register();
+        self.client.subscribed.store(true, Ordering::Relaxed);
         if self
             .gateway
             .hub

@@ -73,6 +73,9 @@ pub struct ServerSection {
     pub sse_keep_alive_ms: u64,
     /// Idle time after which a legacy session is closed.
     pub session_idle_ms: u64,
+    /// Quiet time after which a legacy Streamable HTTP session without open streams or state
+    /// of its own is parked (its service loop stops until its next request); 0: never.
+    pub session_park_after_ms: u64,
     /// Most concurrent legacy HTTP+SSE sessions.
     pub max_sse_sessions: usize,
     /// Most concurrent legacy Streamable HTTP sessions.
@@ -109,6 +112,7 @@ impl Default for ServerSection {
             page_size: 500,
             sse_keep_alive_ms: 15_000,
             session_idle_ms: 300_000,
+            session_park_after_ms: 10_000,
             max_sse_sessions: 10_000,
             max_sessions: 10_000,
             max_session_connections: 256,
@@ -291,6 +295,12 @@ impl Config {
             if value == 0 {
                 return Err(invalid(key, "must be greater than 0".into()));
             }
+        }
+        if (1..1000).contains(&raw.server.session_park_after_ms) {
+            return Err(invalid(
+                "server.session_park_after_ms",
+                "must be 0 (never park) or at least 1000".into(),
+            ));
         }
         for (key, value) in [
             ("server.max_sessions", raw.server.max_sessions),
@@ -480,6 +490,8 @@ impl Config {
             max_body_bytes: self.server.max_body_bytes,
             keep_alive: Duration::from_millis(self.server.sse_keep_alive_ms),
             session_idle: Duration::from_millis(self.server.session_idle_ms),
+            session_park_after: (self.server.session_park_after_ms > 0)
+                .then(|| Duration::from_millis(self.server.session_park_after_ms)),
             max_sse_sessions: self.server.max_sse_sessions,
             max_sessions: self.server.max_sessions,
             max_sessions_per_user: self.server.max_sessions_per_user,

@@ -2,7 +2,11 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::*;
+use rmcp::service::OriginatingRequestId;
 use rmcp::transport::Transport;
+use rmcp::transport::streamable_http_server::session::SessionStore;
+
+use crate::hub::ListChanges;
 
 fn client(value: serde_json::Value) -> ClientJsonRpcMessage {
     serde_json::from_value(value).expect("a client message")
@@ -43,7 +47,7 @@ fn roots_request(id: u32, originating: Option<u32>) -> ServerJsonRpcMessage {
 
 /// A manager whose sessions idle out after a minute, and one session of it.
 async fn open() -> (Sessions, SessionId, SessionTransport) {
-    let sessions = Sessions::new(Duration::from_secs(60), |_| {});
+    let sessions = Sessions::new(Duration::from_secs(60), None, |_| {});
     let (id, transport) = sessions.create_session().await.unwrap();
     (sessions, id, transport)
 }
@@ -189,7 +193,7 @@ async fn a_second_standalone_stream_only_keeps_alive_until_the_first_closes() {
 async fn idle_sessions_end_but_not_while_a_call_is_in_flight() {
     let ended = Arc::new(Mutex::new(Vec::<String>::new()));
     let heard = ended.clone();
-    let sessions = Sessions::new(Duration::from_millis(200), move |id| {
+    let sessions = Sessions::new(Duration::from_millis(200), None, move |id: &str| {
         heard.lock().unwrap().push(id.to_owned());
     });
     let (idle, mut idle_loop) = sessions.create_session().await.unwrap();
@@ -322,7 +326,7 @@ async fn a_post_abandoned_before_its_call_was_queued_leaves_no_route() {
 
 #[tokio::test]
 async fn a_call_whose_client_went_away_does_not_keep_its_session() {
-    let sessions = Sessions::new(Duration::from_millis(200), |_| {});
+    let sessions = Sessions::new(Duration::from_millis(200), None, |_| {});
     let (id, mut transport) = sessions.create_session().await.unwrap();
     let stream = sessions.create_stream(&id, call(1, None)).await.unwrap();
     transport.receive().await.unwrap();
@@ -355,4 +359,214 @@ async fn a_repeated_id_keeps_the_new_calls_progress_route() {
     transport.send(progress("t")).await.unwrap();
     let got = next(&mut again).await.unwrap();
     assert_eq!(json_of(&got)["method"], "notifications/progress");
+}
+
+/// A handler stand-in: holds state or not.
+struct Handler(AtomicBool);
+
+impl HoldsState for Handler {
+    fn holds_state(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A manager parking after 60 ms quiet (idle out after `idle`), telling `ended` of each end.
+fn parking(idle: Duration) -> (Sessions, Arc<Mutex<Vec<String>>>) {
+    let ended: Arc<Mutex<Vec<String>>> = Arc::default();
+    let heard = ended.clone();
+    let sessions = Sessions::new(idle, Some(Duration::from_millis(60)), move |id: &str| {
+        heard.lock().unwrap().push(id.to_owned());
+    });
+    (sessions, ended)
+}
+
+/// Opens a session as rmcp does (handshake stored, `initialized` delivered to the loop) and
+/// attaches `handler` to it.
+async fn started(sessions: &Sessions, handler: &Arc<Handler>) -> (SessionId, SessionTransport) {
+    let (id, mut transport) = sessions.create_session().await.unwrap();
+    // As `initialize_session` records it from the caller.
+    let acme = TenantId::new("acme").unwrap();
+    let _ = sessions.inner.read().live[&id].tenant.set(acme);
+    let params = json!({"protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "parked-client", "version": "1"}});
+    let state = SessionState::new(serde_json::from_value(params).unwrap());
+    SessionStore::store(sessions, &id, &state).await.unwrap();
+    let initialized = client(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    sessions.accept_message(&id, initialized).await.unwrap();
+    let JsonRpcMessage::Notification(n) = transport.receive().await.unwrap() else {
+        panic!("the loop reads the notification");
+    };
+    let probe = n
+        .notification
+        .extensions()
+        .get::<StateProbe>()
+        .expect("a probe");
+    let handler: Arc<dyn HoldsState> = handler.clone();
+    probe.attach(Arc::downgrade(&handler));
+    (id, transport)
+}
+
+fn stateless() -> Arc<Handler> {
+    Arc::new(Handler(AtomicBool::new(false)))
+}
+
+#[tokio::test]
+async fn a_quiet_session_is_parked_then_restored_under_its_id() {
+    let (sessions, ended) = parking(Duration::from_secs(60));
+    let handler = stateless();
+    let (id, mut old_loop) = started(&sessions, &handler).await;
+
+    // Parked: the old service loop's inbox closes; the session still counts as open.
+    let closed = tokio::time::timeout(Duration::from_secs(2), old_loop.receive()).await;
+    assert!(matches!(closed, Ok(None)), "the old loop is told to stop");
+    assert_eq!((sessions.len(), sessions.parked()), (1, 1));
+    assert!(sessions.contains(&id));
+    assert!(
+        !sessions.has_session(&id).await.unwrap(),
+        "rmcp must restore it"
+    );
+
+    // A restore waits until rmcp reports the old loop stopped.
+    let loading = tokio::spawn({
+        let sessions = sessions.clone();
+        let id = id.clone();
+        async move { SessionStore::load(&sessions, &id).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!loading.is_finished(), "the old loop has not stopped yet");
+    sessions.close_session(&id).await.unwrap();
+    let state = loading.await.unwrap().expect("the parked session's state");
+    assert_eq!(state.initialize_params.client_info.name, "parked-client");
+    assert!(ended.lock().unwrap().is_empty(), "parking is not an end");
+
+    let RestoreOutcome::Restored(mut new_loop) =
+        sessions.restore_session(id.clone()).await.unwrap()
+    else {
+        panic!("restored");
+    };
+    assert!(sessions.has_session(&id).await.unwrap());
+    assert_eq!((sessions.len(), sessions.parked()), (1, 0));
+    let _stream = sessions.create_stream(&id, call(9, None)).await.unwrap();
+    let got = new_loop.receive().await.unwrap();
+    assert_eq!(serde_json::to_value(&got).unwrap()["id"], 9);
+    assert!(matches!(
+        sessions.restore_session(id.clone()).await.unwrap(),
+        RestoreOutcome::AlreadyPresent
+    ));
+}
+
+#[tokio::test]
+async fn sessions_with_calls_state_or_no_handshake_stay_live() {
+    let (sessions, _) = parking(Duration::from_secs(60));
+    let handler = stateless();
+    let (calling, mut l2) = started(&sessions, &handler).await;
+    let _post = sessions
+        .create_stream(&calling, call(1, None))
+        .await
+        .unwrap();
+    l2.receive().await.unwrap();
+    let holding = Arc::new(Handler(AtomicBool::new(true)));
+    let (_stateful, _l3) = started(&sessions, &holding).await;
+    let (_never_initialized, _l4) = sessions.create_session().await.unwrap();
+    let (quiet, _l5) = started(&sessions, &handler).await;
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(sessions.parked(), 1, "only the quiet, stateless one");
+    assert!(!sessions.has_session(&quiet).await.unwrap());
+    assert_eq!(sessions.len(), 4);
+
+    // Once the handler lets go of its state, that one parks too.
+    holding.0.store(false, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(sessions.parked(), 2);
+}
+
+#[tokio::test]
+async fn parked_sessions_end_when_idle_or_closed() {
+    let (sessions, ended) = parking(Duration::from_millis(600));
+    let handler = stateless();
+    let (idle, _l1) = started(&sessions, &handler).await;
+    let (deleted, _l2) = started(&sessions, &handler).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sessions.parked(), 2);
+    // The old loops stop (rmcp reports each), then the client deletes one (rmcp calls
+    // `close_session`, then the store's `delete`).
+    sessions.close_session(&idle).await.unwrap();
+    sessions.close_session(&deleted).await.unwrap();
+    sessions.close_session(&deleted).await.unwrap();
+    SessionStore::delete(&sessions, &deleted).await.unwrap();
+    assert_eq!(*ended.lock().unwrap(), vec![deleted.to_string()]);
+    assert!(
+        SessionStore::load(&sessions, &deleted)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The other one ends at the idle timeout, counted from its last message.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(ended.lock().unwrap().len(), 2);
+    assert!(!sessions.contains(&idle));
+    assert!(
+        SessionStore::load(&sessions, &idle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        sessions.restore_session(idle.clone()).await.unwrap(),
+        RestoreOutcome::NotSupported
+    ));
+}
+
+#[tokio::test]
+async fn a_parked_session_keeps_its_stream_and_hears_of_list_changes() {
+    let (sessions, ended) = parking(Duration::from_secs(60));
+    let handler = stateless();
+    let (streaming, _l1) = started(&sessions, &handler).await;
+    let mut get = Box::pin(sessions.create_standalone_stream(&streaming).await.unwrap());
+    let (streamless, _l2) = started(&sessions, &handler).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sessions.parked(),
+        2,
+        "an open GET stream does not keep a session live"
+    );
+
+    let hub = sessions.dormant().upgrade().unwrap();
+    let tools = ListChanges {
+        tools: true,
+        ..ListChanges::default()
+    };
+    // Another tenant's change: neither hears of it.
+    hub.list_changed(tools, &|tenant| tenant.as_str() == "globex");
+    hub.list_changed(tools, &|tenant| tenant.as_str() == "acme");
+    let got = next(&mut get).await.expect("the stream stays open");
+    assert_eq!(json_of(&got)["method"], "notifications/tools/list_changed");
+
+    // Restored, each session goes on: the stream stays the session's, and the one without
+    // a stream gets what it missed on the stream it opens.
+    for id in [&streaming, &streamless] {
+        sessions.close_session(id).await.unwrap();
+        assert!(SessionStore::load(&sessions, id).await.unwrap().is_some());
+        assert!(matches!(
+            sessions.restore_session(id.clone()).await.unwrap(),
+            RestoreOutcome::Restored(_)
+        ));
+    }
+    let mut opened = Box::pin(
+        sessions
+            .create_standalone_stream(&streamless)
+            .await
+            .unwrap(),
+    );
+    let got = next(&mut opened).await.unwrap();
+    assert_eq!(json_of(&got)["method"], "notifications/tools/list_changed");
+    let restored = sessions.inner.read().live[&streaming].clone();
+    restored.deliver(list_changed()).unwrap();
+    let got = next(&mut get)
+        .await
+        .expect("the same stream, now the live session's");
+    assert_eq!(json_of(&got)["method"], "notifications/tools/list_changed");
+    assert!(ended.lock().unwrap().is_empty());
 }

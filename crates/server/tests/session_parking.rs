@@ -1,0 +1,166 @@
+//! Parked sessions through the real server: a quiet legacy session's service loop stops and
+//! its client carries on as if nothing happened — the same session id, its GET stream kept
+//! open, list changes still delivered, `DELETE` and the idle timeout still ending it.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Era, TestGateway, call, connect, eventually, stdio_demo, text};
+
+/// A gateway that parks sessions after one quiet second.
+async fn gateway() -> TestGateway {
+    TestGateway::start(
+        "session_park_after_ms = 1000\n",
+        &stdio_demo("demo", None, ""),
+    )
+    .await
+}
+
+/// `switchboard_sessions_parked` as `/metrics` reports it.
+async fn parked(gw: &TestGateway) -> f64 {
+    let body = reqwest::get(format!("{}/metrics", gw.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    body.lines()
+        .find_map(|l| l.strip_prefix("switchboard_sessions_parked "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(-1.0)
+}
+
+async fn until_parked(gw: &TestGateway, n: f64) -> bool {
+    for _ in 0..50 {
+        if parked(gw).await == n {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_sessions_client_carries_on_and_hears_of_list_changes() {
+    let mut gw = gateway().await;
+    let (client, seen) = connect(&gw.mcp_url(), Era::Legacy).await;
+    let (other, _) = connect(&gw.mcp_url(), Era::Legacy).await;
+    let one = client
+        .call_tool(call("demo__echo", json!({"text": "one"})))
+        .await
+        .unwrap();
+    assert_eq!(text(&one), "one");
+
+    assert!(until_parked(&gw, 2.0).await, "both quiet sessions park");
+    assert_eq!(
+        gw.gateway().hub().session_count(),
+        0,
+        "no service loop left"
+    );
+
+    // Another client changes the tool list: the parked session hears of it on the GET
+    // stream rmcp's client keeps open (`other` is restored to make the call).
+    other
+        .call_tool(call("demo__toggle_extra", json!({})))
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || *seen
+            .tools_changed_count
+            .lock()
+            .unwrap()
+            > 0)
+        .await,
+        "a parked session still gets notifications/tools/list_changed"
+    );
+
+    // Its next call restores it, under the same session.
+    let two = client
+        .call_tool(call("demo__echo", json!({"text": "two"})))
+        .await
+        .unwrap();
+    assert_eq!(text(&two), "two");
+    assert!(
+        client
+            .list_all_tools()
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.name == "demo__extra")
+    );
+    assert!(gw.gateway().hub().session_count() >= 1);
+    drop((client, other));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_session_ends_with_delete_and_unknown_ids_stay_unknown() {
+    let mut gw = gateway().await;
+    let mcp = gw.mcp_url();
+    let post = |session: Option<&str>, body: Value| {
+        let mut request = reqwest::Client::new()
+            .post(&mcp)
+            .header("accept", "application/json, text/event-stream")
+            .json(&body);
+        if let Some(session) = session {
+            request = request
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-06-18");
+        }
+        request.send()
+    };
+    let opened = post(None, json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+    .await
+    .unwrap();
+    assert_eq!(opened.status(), 200);
+    let id = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(post(Some(&id), initialized).await.unwrap().status(), 202);
+    assert!(until_parked(&gw, 1.0).await);
+
+    // A request restores it: the reply comes on the same session.
+    let listed = post(
+        Some(&id),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(listed.status(), 200);
+    assert!(listed.text().await.unwrap().contains("demo__echo"));
+    assert_eq!(parked(&gw).await, 0.0);
+    assert!(until_parked(&gw, 1.0).await, "and parks again when quiet");
+
+    // An id nobody was given is not restored.
+    let unknown = post(
+        Some("0123456789abcdef0123456789abcdef"),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    // DELETE ends the parked session; its id is unknown afterwards.
+    let deleted = reqwest::Client::new()
+        .delete(&mcp)
+        .header("mcp-session-id", &id)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    assert_eq!(parked(&gw).await, 0.0);
+    let gone = post(
+        Some(&id),
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(gone.status(), 404);
+    gw.stop().await;
+}
