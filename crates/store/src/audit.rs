@@ -22,12 +22,29 @@ use crate::{Backend, Result, Store, StoreError};
 
 /// Records read per page when verifying.
 const VERIFY_PAGE: i64 = 1000;
-/// Records per `INSERT` (12 parameters each: well within SQLite's 32,766 and PostgreSQL's
-/// 65,535 bound parameters).
-const INSERT_ROWS: usize = 200;
+/// Most records per `INSERT` (12 parameters each: well within SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound parameters).
+const INSERT_ROWS: usize = 256;
 const COLUMNS: usize = 12;
-/// Chains per head statement (3 parameters each in the upserts).
-const HEAD_ROWS: usize = 500;
+/// Most chains per head statement (3 parameters each in the upserts).
+const HEAD_ROWS: usize = 512;
+
+/// `items` cut into runs whose lengths are powers of two up to `most`, longest first. Every
+/// statement of a batch then has one of a few texts, each prepared once per pooled
+/// connection and reused by later batches: with one text per batch size, every batch
+/// re-prepared its statements (the largest cost of writing the audit log on SQLite).
+fn runs<T>(mut items: &[T], most: usize) -> impl Iterator<Item = &[T]> {
+    debug_assert!(most.is_power_of_two());
+    std::iter::from_fn(move || {
+        if items.is_empty() {
+            return None;
+        }
+        let len = most.min(1 << items.len().ilog2());
+        let (run, rest) = items.split_at(len);
+        items = rest;
+        Some(run)
+    })
+}
 
 /// `INSERT … VALUES (…), (…)` for `rows` records.
 fn insert_sql(backend: Backend, rows: usize) -> String {
@@ -105,18 +122,18 @@ impl Store {
         // A few statements per batch, however many chains it touches: every chain gets a
         // head row (a new one starts at genesis), then all heads are read — and on
         // PostgreSQL locked — together.
-        for chunk in names.chunks(HEAD_ROWS) {
+        for chunk in runs(&names, HEAD_ROWS) {
             let mut sql = String::from("INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ");
             crate::tx::push_values(&mut sql, backend, chunk.len(), 3);
             sql.push_str(" ON CONFLICT (tenant_id) DO NOTHING");
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for name in chunk {
                 query = query.bind(*name).bind(0i64).bind(GENESIS);
             }
             query.execute(&mut *tx).await?;
         }
         let mut heads: HashMap<String, ChainHead> = HashMap::with_capacity(names.len());
-        for chunk in names.chunks(HEAD_ROWS) {
+        for chunk in runs(&names, HEAD_ROWS) {
             let mut sql =
                 String::from("SELECT tenant_id, seq, hash FROM audit_heads WHERE tenant_id IN ");
             crate::tx::push_values(&mut sql, backend, 1, chunk.len());
@@ -125,7 +142,7 @@ impl Store {
                 // one order whatever the database's collation.
                 sql.push_str(" ORDER BY tenant_id COLLATE \"C\" FOR UPDATE");
             }
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for name in chunk {
                 query = query.bind(*name);
             }
@@ -147,13 +164,10 @@ impl Store {
             })?;
             records.extend(list.iter().map(|e| (*chain, *e, head.link(e))));
         }
-        // Multi-row inserts: one statement per chunk of records, whatever their chains.
-        for chunk in records.chunks(INSERT_ROWS) {
+        // Multi-row inserts: one statement per run of records, whatever their chains.
+        for chunk in runs(&records, INSERT_ROWS) {
             let sql = insert_sql(backend, chunk.len());
-            // Not kept as a prepared statement: each batch size is a different text, and
-            // caching them all (per pooled connection) costs far more memory than the
-            // re-preparation costs time.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (chain, e, link) in chunk {
                 query = query
                     .bind(*chain)
@@ -172,13 +186,13 @@ impl Store {
             query.execute(&mut *tx).await?;
         }
         // The heads move to their chains' last records (rows locked above on PostgreSQL).
-        for chunk in names.chunks(HEAD_ROWS) {
+        for chunk in runs(&names, HEAD_ROWS) {
             let mut sql = String::from("INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ");
             crate::tx::push_values(&mut sql, backend, chunk.len(), 3);
             sql.push_str(
                 " ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for name in chunk {
                 let head = &heads[*name];
                 query = query.bind(*name).bind(head.seq).bind(head.hash.as_str());
@@ -363,5 +377,25 @@ impl Store {
             }
         }
         Ok(verifier.finish(&head).map(|last| last - start))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs;
+
+    #[test]
+    fn runs_are_powers_of_two_longest_first_and_cover_everything() {
+        let items: Vec<u32> = (0..1000).collect();
+        for n in [0, 1, 2, 3, 7, 200, 255, 256, 257, 1000] {
+            let lengths: Vec<usize> = runs(&items[..n], 256).map(<[u32]>::len).collect();
+            assert_eq!(lengths.iter().sum::<usize>(), n);
+            assert!(lengths.iter().all(|l| l.is_power_of_two() && *l <= 256));
+            assert!(lengths.windows(2).all(|w| w[0] >= w[1]), "{lengths:?}");
+            let flat: Vec<u32> = runs(&items[..n], 256).flatten().copied().collect();
+            assert_eq!(flat, items[..n], "in order, nothing lost");
+        }
+        let lengths: Vec<usize> = runs(&items[..200], 256).map(<[u32]>::len).collect();
+        assert_eq!(lengths, [128, 64, 8]);
     }
 }
