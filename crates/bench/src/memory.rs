@@ -1,5 +1,7 @@
 //! Gateway memory: a fresh gateway's idle RSS/PSS, and what idle legacy sessions cost
-//! (sessions opened with `initialize` and then left alone, as idle clients do).
+//! (sessions opened with `initialize` and then left alone, as idle clients do): just
+//! opened, and once the gateway has parked them (`server.session_park_after_ms`, 10 s by
+//! default).
 
 use std::time::Duration;
 
@@ -19,17 +21,28 @@ pub struct SessionMemory {
     pub pss_kib: u64,
     pub rss_per_1000_sessions_kib: f64,
     pub pss_per_1000_sessions_kib: f64,
+    /// The same sessions once parked.
+    pub parked_rss_kib: u64,
+    pub parked_pss_kib: u64,
+    pub rss_per_1000_parked_kib: f64,
+    pub pss_per_1000_parked_kib: f64,
 }
+
+/// How long the probe leaves the sessions alone before the parked reading: the gateway's
+/// default `session_park_after_ms` (10 s) plus its sweeper's interval (2.5 s) and margin.
+const UNTIL_PARKED: Duration = Duration::from_secs(14);
 
 impl SessionMemory {
     pub fn print(&self, what: &str) {
         println!(
-            "{what}: idle RSS {} KiB, PSS {} KiB; {} idle legacy sessions: +{:.0} KiB RSS, +{:.0} KiB PSS per 1,000",
+            "{what}: idle RSS {} KiB, PSS {} KiB; {} idle legacy sessions: +{:.0} KiB RSS, +{:.0} KiB PSS per 1,000 just opened, +{:.0} KiB RSS, +{:.0} KiB PSS per 1,000 parked",
             self.idle_rss_kib,
             self.idle_pss_kib,
             self.sessions,
             self.rss_per_1000_sessions_kib,
-            self.pss_per_1000_sessions_kib
+            self.pss_per_1000_sessions_kib,
+            self.rss_per_1000_parked_kib,
+            self.pss_per_1000_parked_kib
         );
     }
 }
@@ -78,6 +91,8 @@ pub async fn spread_sessions(
     let sessions = open.len();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (rss_kib, pss_kib) = read()?;
+    tokio::time::sleep(UNTIL_PARKED).await;
+    let (parked_rss_kib, parked_pss_kib) = read()?;
     crate::mcp::close_all(open).await;
     let per = |after: u64, before: u64| {
         after.saturating_sub(before) as f64 * 1000.0 / sessions.max(1) as f64
@@ -90,5 +105,9 @@ pub async fn spread_sessions(
         pss_kib,
         rss_per_1000_sessions_kib: per(rss_kib, idle_rss_kib),
         pss_per_1000_sessions_kib: per(pss_kib, idle_pss_kib),
+        parked_rss_kib,
+        parked_pss_kib,
+        rss_per_1000_parked_kib: per(parked_rss_kib, idle_rss_kib),
+        pss_per_1000_parked_kib: per(parked_pss_kib, idle_pss_kib),
     })
 }

@@ -164,3 +164,101 @@ async fn a_parked_session_ends_with_delete_and_unknown_ids_stay_unknown() {
     assert_eq!(gone.status(), 404);
     gw.stop().await;
 }
+
+/// Tenant isolation: a parked session is bound to its owner as a live one is. Another
+/// tenant's credential presenting its id gets 404 and neither restores nor ends it; another
+/// tenant's admin cannot end it; its own tenant's admin can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_session_stays_its_owners() {
+    use support::admin::{Api, PLATFORM};
+    use support::tenancy::{Backend, TestDb};
+    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let config = format!(
+        "{}[admin]\ntoken = {PLATFORM:?}\n{}",
+        db.toml(),
+        stdio_demo("demo", None, "")
+    );
+    let mut gw = TestGateway::start("session_park_after_ms = 1000\n", &config).await;
+    let base = gw.base.clone();
+    let api = Api::new(&base);
+    let admin = |token: String, method: reqwest::Method, path: String, body: Option<Value>| {
+        let api = &api;
+        async move {
+            let (status, text) = api.raw(&token, method, &path, body).await;
+            (
+                status,
+                serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+            )
+        }
+    };
+    use reqwest::Method as M;
+    let mut keys = Vec::new();
+    for (tenant, owner) in [("acme", "root@acme.com"), ("globex", "boss@globex.com")] {
+        let body = json!({"id": tenant, "name": tenant, "owner": owner});
+        let (status, _) = admin(PLATFORM.into(), M::POST, "/tenants".into(), Some(body)).await;
+        assert_eq!(status, 201);
+        let body = json!({"name": "k", "owner": {"type": "user", "id": owner}});
+        let path = format!("/tenants/{tenant}/api-keys");
+        let (_, made) = admin(PLATFORM.into(), M::POST, path, Some(body)).await;
+        keys.push(made["secret"].as_str().unwrap().to_owned());
+    }
+    let (root, boss) = (keys[0].clone(), keys[1].clone());
+    let post = |tenant: &str, key: &str, session: Option<&str>, body: Value| {
+        let mut request = reqwest::Client::new()
+            .post(format!("{base}/t/{tenant}/mcp"))
+            .bearer_auth(key)
+            .header("accept", "application/json, text/event-stream")
+            .json(&body);
+        if let Some(session) = session {
+            request = request
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-06-18");
+        }
+        request.send()
+    };
+    let opened = post("acme", &root, None, json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+    .await
+    .unwrap();
+    let id = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let sent = post("acme", &root, Some(&id), initialized).await.unwrap();
+    assert_eq!(sent.status(), 202);
+    assert!(until_parked(&gw, 1.0).await);
+
+    // globex presents acme's parked session, on either path: unknown, and nothing changes.
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    for tenant in ["globex", "acme"] {
+        let probed = post(tenant, &boss, Some(&id), list.clone()).await.unwrap();
+        assert!(
+            [403, 404].contains(&probed.status().as_u16()),
+            "{tenant}: {}",
+            probed.status()
+        );
+    }
+    assert_eq!(parked(&gw).await, 1.0, "not restored by another tenant");
+    let path = format!("/tenants/globex/sessions/{id}");
+    assert_eq!(admin(boss.clone(), M::DELETE, path, None).await.0, 404);
+    let (status, listed) = admin(root.clone(), M::GET, "/tenants/acme/sessions".into(), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        listed["items"][0]["id"],
+        id.as_str(),
+        "a parked session is listed"
+    );
+
+    // Its owner carries on; its tenant's admin ends it once parked again.
+    let listed = post("acme", &root, Some(&id), list.clone()).await.unwrap();
+    assert_eq!(listed.status(), 200);
+    assert!(until_parked(&gw, 1.0).await);
+    let path = format!("/tenants/acme/sessions/{id}");
+    let (status, _) = admin(root.clone(), M::DELETE, path, None).await;
+    assert!((200..300).contains(&status), "{status}");
+    assert_eq!(parked(&gw).await, 0.0);
+    let gone = post("acme", &root, Some(&id), list).await.unwrap();
+    assert_eq!(gone.status(), 404);
+    gw.stop().await;
+}

@@ -35,6 +35,9 @@ use crate::hub::{Dormant, ListChanges, TenantFilter};
 /// session ends (the client gets 404 and starts a new one).
 const SETTLE_WAIT: Duration = Duration::from_secs(5);
 
+/// How long after parking the idle workers are woken (the parked loops have ended by then).
+const WAKE_AFTER_PARKING: Duration = Duration::from_millis(300);
+
 /// What a parked session keeps.
 pub(super) struct Parked {
     pub(super) state: Box<SessionState>,
@@ -113,9 +116,22 @@ impl Sessions {
             .filter(|s| s.parkable(now, after))
             .map(|s| s.id.clone())
             .collect();
+        if quiet.is_empty() {
+            return;
+        }
         for id in quiet {
             self.park_if_quiet(&id, after);
         }
+        // Once the parked sessions' service loops have ended, wake the runtime's idle
+        // workers: each frees memory into the heaps of the threads that allocated it, and a
+        // worker gives that back to the system as it goes idle again (the binary's park
+        // hook), not while it sleeps.
+        tokio::spawn(async {
+            tokio::time::sleep(WAKE_AFTER_PARKING).await;
+            for _ in 0..std::thread::available_parallelism().map_or(4, |n| 2 * n.get()) {
+                tokio::spawn(std::future::ready(()));
+            }
+        });
     }
 
     /// Parks the session if it is still quiet, decided under the map's write lock (a request
