@@ -18,9 +18,9 @@
 //! cannot come.
 //!
 //! A quiet session is *parked* (`parking.rs`): after `park_after` without a message, with no
-//! request in flight, no open stream and no state of its own (per-session upstream
-//! connections, resource subscriptions), its service loop stops and only what `initialize`
-//! said stays (a few KiB instead of the loop's ~40). The next request for it makes
+//! request in flight and no state of its own (per-session upstream connections, resource
+//! subscriptions), its service loop stops and only what `initialize` said and its GET stream
+//! stay (a few KiB instead of the loop's ~40). The next request for it makes
 //! rmcp restore it through the [`SessionStore`](rmcp::transport::streamable_http_server::session::SessionStore)
 //! this manager also implements: a new service loop under the same id, the handshake
 //! replayed. The client sees the same session.
