@@ -32,6 +32,46 @@ async fn parked(gw: &TestGateway) -> f64 {
         .unwrap_or(-1.0)
 }
 
+/// A legacy-era POST to `url`, with `bearer`, on `session`.
+async fn post(
+    url: &str,
+    bearer: Option<&str>,
+    session: Option<&str>,
+    body: Value,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .json(&body);
+    if let Some(key) = bearer {
+        request = request.bearer_auth(key);
+    }
+    if let Some(session) = session {
+        request = request
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-06-18");
+    }
+    request.send().await.unwrap()
+}
+
+/// Opens a legacy session on `url` (`initialize`, then `initialized`); returns its id.
+async fn open_session(url: &str, bearer: Option<&str>) -> String {
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let opened = post(url, bearer, None, init).await;
+    assert_eq!(opened.status(), 200);
+    let id = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(
+        post(url, bearer, Some(&id), initialized).await.status(),
+        202
+    );
+    id
+}
+
 async fn until_parked(gw: &TestGateway, n: f64) -> bool {
     for _ in 0..50 {
         if parked(gw).await == n {
@@ -99,38 +139,17 @@ async fn a_parked_sessions_client_carries_on_and_hears_of_list_changes() {
 async fn a_parked_session_ends_with_delete_and_unknown_ids_stay_unknown() {
     let mut gw = gateway().await;
     let mcp = gw.mcp_url();
-    let post = |session: Option<&str>, body: Value| {
-        let mut request = reqwest::Client::new()
-            .post(&mcp)
-            .header("accept", "application/json, text/event-stream")
-            .json(&body);
-        if let Some(session) = session {
-            request = request
-                .header("mcp-session-id", session)
-                .header("mcp-protocol-version", "2025-06-18");
-        }
-        request.send()
-    };
-    let opened = post(None, json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
-    .await
-    .unwrap();
-    assert_eq!(opened.status(), 200);
-    let id = opened.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    assert_eq!(post(Some(&id), initialized).await.unwrap().status(), 202);
+    let id = open_session(&mcp, None).await;
     assert!(until_parked(&gw, 1.0).await);
 
     // A request restores it: the reply comes on the same session.
     let listed = post(
+        &mcp,
+        None,
         Some(&id),
         json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(listed.status(), 200);
     assert!(listed.text().await.unwrap().contains("demo__echo"));
     assert_eq!(parked(&gw).await, 0.0);
@@ -138,11 +157,12 @@ async fn a_parked_session_ends_with_delete_and_unknown_ids_stay_unknown() {
 
     // An id nobody was given is not restored.
     let unknown = post(
+        &mcp,
+        None,
         Some("0123456789abcdef0123456789abcdef"),
         json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(unknown.status(), 404);
 
     // DELETE ends the parked session; its id is unknown afterwards.
@@ -156,11 +176,12 @@ async fn a_parked_session_ends_with_delete_and_unknown_ids_stay_unknown() {
     assert!(deleted.status().is_success(), "{}", deleted.status());
     assert_eq!(parked(&gw).await, 0.0);
     let gone = post(
+        &mcp,
+        None,
         Some(&id),
         json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list"}),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(gone.status(), 404);
     gw.stop().await;
 }
@@ -203,36 +224,19 @@ async fn a_parked_session_stays_its_owners() {
         keys.push(made["secret"].as_str().unwrap().to_owned());
     }
     let (root, boss) = (keys[0].clone(), keys[1].clone());
+    let url = |tenant: &str| format!("{base}/t/{tenant}/mcp");
     let post = |tenant: &str, key: &str, session: Option<&str>, body: Value| {
-        let mut request = reqwest::Client::new()
-            .post(format!("{base}/t/{tenant}/mcp"))
-            .bearer_auth(key)
-            .header("accept", "application/json, text/event-stream")
-            .json(&body);
-        if let Some(session) = session {
-            request = request
-                .header("mcp-session-id", session)
-                .header("mcp-protocol-version", "2025-06-18");
-        }
-        request.send()
+        let url = url(tenant);
+        let (key, session) = (key.to_owned(), session.map(str::to_owned));
+        async move { post(&url, Some(&key), session.as_deref(), body).await }
     };
-    let opened = post("acme", &root, None, json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
-    .await
-    .unwrap();
-    let id = opened.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let sent = post("acme", &root, Some(&id), initialized).await.unwrap();
-    assert_eq!(sent.status(), 202);
+    let id = open_session(&url("acme"), Some(&root)).await;
     assert!(until_parked(&gw, 1.0).await);
 
     // globex presents acme's parked session, on either path: unknown, and nothing changes.
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
     for tenant in ["globex", "acme"] {
-        let probed = post(tenant, &boss, Some(&id), list.clone()).await.unwrap();
+        let probed = post(tenant, &boss, Some(&id), list.clone()).await;
         assert!(
             [403, 404].contains(&probed.status().as_u16()),
             "{tenant}: {}",
@@ -251,14 +255,14 @@ async fn a_parked_session_stays_its_owners() {
     );
 
     // Its owner carries on; its tenant's admin ends it once parked again.
-    let listed = post("acme", &root, Some(&id), list.clone()).await.unwrap();
+    let listed = post("acme", &root, Some(&id), list.clone()).await;
     assert_eq!(listed.status(), 200);
     assert!(until_parked(&gw, 1.0).await);
     let path = format!("/tenants/acme/sessions/{id}");
     let (status, _) = admin(root.clone(), M::DELETE, path, None).await;
     assert!((200..300).contains(&status), "{status}");
     assert_eq!(parked(&gw).await, 0.0);
-    let gone = post("acme", &root, Some(&id), list).await.unwrap();
+    let gone = post("acme", &root, Some(&id), list).await;
     assert_eq!(gone.status(), 404);
     gw.stop().await;
 }
