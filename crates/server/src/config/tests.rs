@@ -125,3 +125,17 @@ fn governance_settings_are_checked_and_named() {
         assert!(e.contains(named), "{toml}: {e}");
     }
 }
+
+#[test]
+fn session_parking_is_on_by_default_and_bounded() {
+    let options = Config::from_toml("", no_env()).unwrap().http_options();
+    assert_eq!(options.session_park_after, Some(Duration::from_secs(10)));
+    let off = Config::from_toml("[server]\nsession_park_after_ms = 0", no_env()).unwrap();
+    assert_eq!(off.http_options().session_park_after, None);
+    let e = Config::from_toml("[server]\nsession_park_after_ms = 500", no_env()).unwrap_err();
+    assert!(
+        e.to_string().starts_with("server.session_park_after_ms:")
+            && e.to_string().contains("at least 1000"),
+        "{e}"
+    );
+}
