@@ -270,9 +270,7 @@ async fn rebuild_catalog(gateway: Arc<Gateway>, dirty: Arc<Notify>) {
         let mut changed = Vec::new();
         for (upstream, seen) in gateway.upstreams.iter().zip(seen.iter_mut()) {
             let announced = upstream.take_announced();
-            changes.tools |= announced.tools;
-            changes.prompts |= announced.prompts;
-            changes.resources |= announced.resources;
+            changes.add(announced);
             let lists = upstream.status().lists.clone();
             if announced.any() || lists != *seen {
                 changed.push(upstream.def().clone());

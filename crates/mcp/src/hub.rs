@@ -38,6 +38,13 @@ impl ListChanges {
     pub fn any(&self) -> bool {
         self.tools || self.prompts || self.resources
     }
+
+    /// Adds the lists `other` says changed.
+    pub fn add(&mut self, other: ListChanges) {
+        self.tools |= other.tools;
+        self.prompts |= other.prompts;
+        self.resources |= other.resources;
+    }
 }
 
 /// Clients the hub reaches without a peer: parked legacy sessions, whose service loops are

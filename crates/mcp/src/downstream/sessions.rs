@@ -475,12 +475,20 @@ impl Sessions {
             ..Routes::default()
         };
         let (tenant, state) = match parked {
-            Some(mut parked) => {
-                let (standalone, missed) = parked.routes();
+            // The restored session goes on with the GET stream and what it missed.
+            Some(Parked {
+                state,
+                tenant,
+                standalone,
+                missed,
+                ..
+            }) => {
                 routes.standalone = standalone;
-                routes.backlog.extend(missed);
-                let tenant = parked.tenant.take().map(OnceLock::from).unwrap_or_default();
-                (tenant, OnceLock::from(parked.state))
+                routes.backlog.extend(Parked::notifications(missed));
+                (
+                    tenant.map(OnceLock::from).unwrap_or_default(),
+                    OnceLock::from(state),
+                )
             }
             None => (OnceLock::new(), OnceLock::new()),
         };

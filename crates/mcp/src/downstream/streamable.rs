@@ -87,11 +87,6 @@ impl SessionLimit {
         self.owners.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Open sessions, parked ones included.
-    pub fn open(&self) -> usize {
-        self.sessions.len()
-    }
-
     /// Parked sessions.
     pub fn parked(&self) -> usize {
         self.sessions.parked()

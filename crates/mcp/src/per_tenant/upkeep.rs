@@ -89,10 +89,10 @@ pub(super) async fn maintain(pool: Arc<PerTenant>) {
                     }),
             };
             if changes.any() {
-                let entry = changed_tenants.entry(key.tenant.clone()).or_default();
-                entry.tools |= changes.tools;
-                entry.prompts |= changes.prompts;
-                entry.resources |= changes.resources;
+                changed_tenants
+                    .entry(key.tenant.clone())
+                    .or_default()
+                    .add(changes);
             }
         }
         seen.retain(|key, _| current.iter().any(|(k, _)| k == key));

@@ -185,10 +185,13 @@ impl Sessions {
         for id in ids {
             let ended = {
                 let mut table = self.inner.write();
-                table.parked.get(&id).is_some_and(expired) && table.parked.remove(&id).is_some()
+                match table.parked.get(&id) {
+                    Some(parked) if expired(parked) => table.parked.remove(&id),
+                    _ => None,
+                }
             };
-            if ended {
-                tracing::debug!(session = %id, "idle parked session ended");
+            if let Some(parked) = ended {
+                tracing::debug!(session = %id, tenant = parked.tenant(), "idle parked session ended");
                 (self.inner.on_end)(&id);
             }
         }
@@ -219,11 +222,14 @@ impl Sessions {
             return RestoreOutcome::AlreadyPresent;
         }
         // Gone meanwhile (idle, closed): rmcp answers 404.
-        if !table.parked.get(&id).is_some_and(|p| p.settled) {
-            return RestoreOutcome::NotSupported;
-        }
-        let Some(parked) = table.parked.remove(&id) else {
-            return RestoreOutcome::NotSupported;
+        let parked = match table.parked.remove(&id) {
+            Some(parked) if parked.settled => parked,
+            Some(unsettled) => {
+                // `load` hands over settled sessions only; never reached, kept fail-safe.
+                table.parked.insert(id, unsettled);
+                return RestoreOutcome::NotSupported;
+            }
+            None => return RestoreOutcome::NotSupported,
         };
         let transport = self.incarnate(&mut table, id, Some(parked));
         drop(table);
@@ -234,7 +240,7 @@ impl Sessions {
 
 impl Parked {
     /// The list-change notifications `changes` stands for.
-    fn notifications(changes: ListChanges) -> impl Iterator<Item = ServerSseMessage> {
+    pub(super) fn notifications(changes: ListChanges) -> impl Iterator<Item = ServerSseMessage> {
         let tools = changes
             .tools
             .then(|| ServerNotification::ToolListChangedNotification(Default::default()));
@@ -250,18 +256,8 @@ impl Parked {
             .map(|n| ServerSseMessage::from_message(ServerJsonRpcMessage::notification(n)))
     }
 
-    /// What the restored session's routes start with: the GET stream, and what it missed.
-    pub(super) fn routes(
-        &mut self,
-    ) -> (
-        Option<mpsc::Sender<ServerSseMessage>>,
-        Vec<ServerSseMessage>,
-    ) {
-        let missed = std::mem::take(&mut self.missed);
-        (
-            self.standalone.take(),
-            Self::notifications(missed).collect(),
-        )
+    fn tenant(&self) -> &str {
+        self.tenant.as_ref().map_or("-", TenantId::as_str)
     }
 }
 
@@ -276,13 +272,11 @@ impl Dormant for Inner {
             if let Some(tx) = parked.standalone.as_ref().filter(|tx| !tx.is_closed()) {
                 for event in Parked::notifications(changes) {
                     if tx.try_send(event).is_err() {
-                        tracing::debug!(session = %id, "the client does not read its standalone stream; list change dropped");
+                        tracing::debug!(session = %id, tenant = parked.tenant(), "the client does not read its standalone stream; list change dropped");
                     }
                 }
             } else {
-                parked.missed.tools |= changes.tools;
-                parked.missed.prompts |= changes.prompts;
-                parked.missed.resources |= changes.resources;
+                parked.missed.add(changes);
             }
         }
     }
@@ -298,13 +292,13 @@ impl SessionStore for Sessions {
             let settled = self.inner.settled.notified();
             tokio::pin!(settled);
             settled.as_mut().enable();
-            match self.inner.read().parked.get(&id) {
+            let tenant = match self.inner.read().parked.get(&id) {
                 None => return Ok(None),
                 Some(parked) if parked.settled => return Ok(Some((*parked.state).clone())),
-                Some(_) => {}
-            }
+                Some(parked) => parked.tenant().to_owned(),
+            };
             if tokio::time::timeout_at(deadline, settled).await.is_err() {
-                tracing::warn!(session = %id, "a parked session's service loop did not stop in time; the session ended");
+                tracing::warn!(session = %id, %tenant, "a parked session's service loop did not stop in time; the session ended");
                 self.end(&id);
                 return Ok(None);
             }
