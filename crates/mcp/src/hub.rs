@@ -7,7 +7,8 @@
 //!
 //! Progress is routed by the *upstream* progress token: every upstream request gets a fresh
 //! token from rmcp, and the hub maps `(connection, token)` back to the calling client's own
-//! token and peer, so progress can't leak to another client even on a shared connection.
+//! token and [`ProgressSink`], so progress can't leak to another client even on a shared
+//! connection.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
@@ -62,8 +63,43 @@ struct Session {
     tenant: TenantId,
 }
 
+/// Where a downstream request's progress goes.
+#[derive(Clone)]
+pub enum ProgressSink {
+    /// The request's rmcp peer (sessions, and requests rmcp serves).
+    Peer(Peer<RoleServer>),
+    /// The reply of a request on the direct stateless path, which streams it (see
+    /// `downstream/direct.rs`); bounded, so a slow client slows its own progress only.
+    Reply(tokio::sync::mpsc::Sender<ProgressNotificationParam>),
+}
+
+impl ProgressSink {
+    /// Where progress of the request of `ctx` goes: its direct reply if it has one, else
+    /// its peer.
+    pub fn of(ctx: &rmcp::service::RequestContext<RoleServer>) -> Self {
+        match ctx.extensions.get::<ProgressSink>() {
+            Some(sink) => sink.clone(),
+            None => Self::Peer(ctx.peer.clone()),
+        }
+    }
+
+    /// Delivers one progress notification; `false` when the client is gone.
+    pub async fn notify(&self, params: ProgressNotificationParam) -> bool {
+        match self {
+            Self::Peer(peer) => match peer.notify_progress(params).await {
+                Ok(()) => true,
+                Err(err) => {
+                    tracing::debug!(%err, "could not forward progress");
+                    false
+                }
+            },
+            Self::Reply(reply) => reply.send(params).await.is_ok(),
+        }
+    }
+}
+
 struct ProgressRoute {
-    peer: Peer<RoleServer>,
+    sink: ProgressSink,
     token: ProgressToken,
     /// When progress was last handed to this route (see [`Hub::settle_progress`]).
     last: Option<Instant>,
@@ -174,21 +210,21 @@ impl Hub {
         }
     }
 
-    /// Routes progress of upstream request `(connection, upstream_token)` to `peer` under the
+    /// Routes progress of upstream request `(connection, upstream_token)` to `sink` under the
     /// client's own `token`, until [`Hub::unroute_progress`]. Returns progress for it that
     /// arrived before the route existed, for the caller to deliver first.
     pub fn route_progress(
         &self,
         connection: u64,
         upstream_token: ProgressToken,
-        peer: Peer<RoleServer>,
+        sink: ProgressSink,
         token: ProgressToken,
     ) -> Vec<ProgressNotificationParam> {
         let key = (connection, upstream_token);
         lock(&self.progress).insert(
             key.clone(),
             ProgressRoute {
-                peer,
+                sink,
                 token,
                 last: None,
             },
@@ -237,9 +273,9 @@ impl Hub {
             .get_mut(&(connection, params.progress_token.clone()))
             .map(|r| {
                 r.last = Some(Instant::now());
-                (r.peer.clone(), r.token.clone())
+                (r.sink.clone(), r.token.clone())
             });
-        let Some((peer, token)) = route else {
+        let Some((sink, token)) = route else {
             let mut early = lock(&self.early_progress);
             let now = Instant::now();
             while early
@@ -257,9 +293,7 @@ impl Hub {
             return;
         };
         params.progress_token = token;
-        if let Err(err) = peer.notify_progress(params).await {
-            tracing::debug!(%err, "could not forward progress");
-        }
+        sink.notify(params).await;
     }
 
     /// Forwards `notifications/resources/updated` (already carrying the exposed URI) to the

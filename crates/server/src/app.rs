@@ -151,7 +151,7 @@ fn router(services: Services, config: &Config, stopping: Arc<AtomicBool>) -> Rou
     // the caller's rate limits, then the session binding and session caps.
     let mut streamable = Router::new()
         .route("/mcp", streamable::route(mcp.clone()))
-        .route("/t/{tenant}/mcp", streamable::route(mcp))
+        .route("/t/{tenant}/mcp", streamable::route(mcp.clone()))
         .layer(axum::middleware::from_fn(
             streamable::ended_sessions_answer_no_content,
         ))
@@ -224,6 +224,7 @@ fn router(services: Services, config: &Config, stopping: Arc<AtomicBool>) -> Rou
             meter: meter.clone(),
             traces,
             sessions: session_limit,
+            mcp,
             token: config.metrics.token.clone().map(Arc::new),
         };
         app = app.route("/metrics", get(metrics::scrape).with_state(state));

@@ -125,6 +125,7 @@ impl Metrics {
             gauge!("switchboard_sessions").set((gateway.hub().session_count() + parked) as f64);
             gauge!("switchboard_sessions_parked").set(parked as f64);
             gauge!("switchboard_calls_in_flight").set(gateway.in_flight() as f64);
+            counter!("switchboard_direct_requests_total").absolute(state.mcp.direct_requests());
             if let Some(audit) = &state.audit {
                 let stats = audit.stats();
                 gauge!("switchboard_audit_backlog").set(stats.backlog as f64);
@@ -171,6 +172,8 @@ pub struct MetricsState {
     pub traces: Option<Arc<crate::traces::SpanExporter>>,
     /// The Streamable HTTP sessions, for the count of parked ones.
     pub sessions: switchboard_mcp::downstream::streamable::SessionLimit,
+    /// `/mcp`, for the count of requests its direct path served.
+    pub mcp: Arc<switchboard_mcp::downstream::streamable::McpService>,
     pub token: Option<Arc<SecretString>>,
 }
 

@@ -1,10 +1,12 @@
 //! Client-facing MCP transports.
 //!
 //! * [`streamable`] — Streamable HTTP at `/mcp`, both protocol eras, served by rmcp's
-//!   `StreamableHttpService` with Switchboard's limits;
+//!   `StreamableHttpService` with Switchboard's limits, except plain 2026-07-28 stateless
+//!   requests, which [`direct`] serves without rmcp's per-request service loop;
 //! * [`sse`] — the deprecated HTTP+SSE transport (`GET /sse` + `POST /messages`), written
 //!   here because rmcp no longer ships it.
 
+pub mod direct;
 mod owners;
 pub mod sessions;
 pub mod sse;

@@ -3,7 +3,8 @@
 //! rmcp's `StreamableHttpService` implements both eras on one endpoint: stateless 2026-07-28
 //! requests (with `Mcp-Method`/`Mcp-Name` header validation) and legacy sessions
 //! (`Mcp-Session-Id`, GET stream, DELETE, 404 for unknown sessions). Switchboard supplies the
-//! handler factory and its own limits.
+//! handler factory and its own limits. Plain stateless requests take Switchboard's direct
+//! path instead (see [`super::direct`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -67,8 +68,27 @@ impl Default for HttpOptions {
     }
 }
 
-/// The tower service for `/mcp`.
-pub type McpService = StreamableHttpService<GatewayHandler, Sessions>;
+/// The service behind `/mcp`: the direct path for plain stateless requests, rmcp's
+/// Streamable HTTP service for everything else.
+pub struct McpService {
+    direct: super::direct::DirectPath,
+    rmcp: StreamableHttpService<GatewayHandler, Sessions>,
+}
+
+impl McpService {
+    /// Serves one request on `/mcp`.
+    pub async fn handle(&self, request: Request) -> Response {
+        match self.direct.serve(request).await {
+            Ok(response) => response,
+            Err(request) => self.rmcp.handle(request).await.into_response(),
+        }
+    }
+
+    /// Requests served by the direct path, without rmcp's per-request service loop.
+    pub fn direct_requests(&self) -> u64 {
+        self.direct.served()
+    }
+}
 
 /// Admits new legacy sessions up to the gateway's, the tenant's and the user's limits, and
 /// binds each session to the caller that opened it.
@@ -314,7 +334,9 @@ pub fn service(
         max_per_user: options.max_sessions_per_user,
         owners,
     };
-    let service =
+    let direct =
+        super::direct::DirectPath::new(gateway.clone(), options, config.cancellation_token.clone());
+    let rmcp =
         StreamableHttpService::new(move || Ok(gateway.handler()), Arc::new(sessions), config);
-    (Arc::new(service), limit)
+    (Arc::new(McpService { direct, rmcp }), limit)
 }

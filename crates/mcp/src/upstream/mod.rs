@@ -507,15 +507,16 @@ impl Upstream {
         ctx: &RequestContext<RoleServer>,
         token: &ProgressToken,
     ) {
+        let sink = crate::hub::ProgressSink::of(ctx);
         let early = self.hub.route_progress(
             live.connection,
             upstream_token.clone(),
-            ctx.peer.clone(),
+            sink.clone(),
             token.clone(),
         );
         for mut progress in early {
             progress.progress_token = token.clone();
-            let _ = ctx.peer.notify_progress(progress).await;
+            sink.notify(progress).await;
         }
     }
 
