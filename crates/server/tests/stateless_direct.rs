@@ -368,3 +368,27 @@ async fn the_direct_path_keeps_tenants_apart() {
     gw.stop().await;
     db.cleanup().await;
 }
+
+/// `server.stateless_direct = false`: every request goes through rmcp, with the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turned_off_rmcp_serves_everything_alike() {
+    let mut gw =
+        TestGateway::start("stateless_direct = false\n", &stdio_demo("demo", None, "")).await;
+    let body = request(
+        7,
+        "tools/call",
+        json!({"name": "demo__echo", "arguments": {"text": "x"}}),
+    );
+    let (status, kind, answer) = json_of(
+        post(&gw.mcp_url(), None, &body, Some("demo__echo"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, kind.as_str()), (200, "application/json"));
+    assert_eq!(answer["result"]["content"][0]["text"], "x");
+    assert_eq!(answer["result"]["resultType"], "complete");
+    assert_eq!(direct(&gw).await, 0);
+    gw.stop().await;
+}

@@ -43,6 +43,9 @@ pub struct HttpOptions {
     /// A quiet legacy session without open streams or state of its own is parked after this
     /// long (`None`: never).
     pub session_park_after: Option<Duration>,
+    /// Whether plain 2026-07-28 stateless requests take the direct path (see
+    /// [`super::direct`]) rather than rmcp's per-request service loop.
+    pub stateless_direct: bool,
     /// Most concurrent legacy HTTP+SSE sessions.
     pub max_sse_sessions: usize,
     /// Most concurrent legacy Streamable HTTP sessions.
@@ -61,6 +64,7 @@ impl Default for HttpOptions {
             keep_alive: Duration::from_secs(15),
             session_idle: Duration::from_secs(300),
             session_park_after: Some(Duration::from_secs(10)),
+            stateless_direct: true,
             max_sse_sessions: 10_000,
             max_sessions: 10_000,
             max_sessions_per_user: 100,
@@ -71,22 +75,29 @@ impl Default for HttpOptions {
 /// The service behind `/mcp`: the direct path for plain stateless requests, rmcp's
 /// Streamable HTTP service for everything else.
 pub struct McpService {
-    direct: super::direct::DirectPath,
+    /// `None`: `server.stateless_direct = false`.
+    direct: Option<super::direct::DirectPath>,
     rmcp: StreamableHttpService<GatewayHandler, Sessions>,
 }
 
 impl McpService {
     /// Serves one request on `/mcp`.
     pub async fn handle(&self, request: Request) -> Response {
-        match self.direct.serve(request).await {
-            Ok(response) => response,
-            Err(request) => self.rmcp.handle(request).await.into_response(),
-        }
+        let request = match &self.direct {
+            Some(direct) => match direct.serve(request).await {
+                Ok(response) => return response,
+                Err(request) => request,
+            },
+            None => request,
+        };
+        self.rmcp.handle(request).await.into_response()
     }
 
     /// Requests served by the direct path, without rmcp's per-request service loop.
     pub fn direct_requests(&self) -> u64 {
-        self.direct.served()
+        self.direct
+            .as_ref()
+            .map_or(0, super::direct::DirectPath::served)
     }
 }
 
@@ -334,8 +345,9 @@ pub fn service(
         max_per_user: options.max_sessions_per_user,
         owners,
     };
-    let direct =
-        super::direct::DirectPath::new(gateway.clone(), options, config.cancellation_token.clone());
+    let direct = options.stateless_direct.then(|| {
+        super::direct::DirectPath::new(gateway.clone(), options, config.cancellation_token.clone())
+    });
     let rmcp =
         StreamableHttpService::new(move || Ok(gateway.handler()), Arc::new(sessions), config);
     (Arc::new(McpService { direct, rmcp }), limit)

@@ -76,6 +76,9 @@ pub struct ServerSection {
     /// Quiet time after which a legacy Streamable HTTP session without open streams or state
     /// of its own is parked (its service loop stops until its next request); 0: never.
     pub session_park_after_ms: u64,
+    /// Serve plain 2026-07-28 stateless requests on the gateway's direct path (false: every
+    /// request through rmcp's Streamable HTTP service).
+    pub stateless_direct: bool,
     /// Most concurrent legacy HTTP+SSE sessions.
     pub max_sse_sessions: usize,
     /// Most concurrent legacy Streamable HTTP sessions.
@@ -113,6 +116,7 @@ impl Default for ServerSection {
             sse_keep_alive_ms: 15_000,
             session_idle_ms: 300_000,
             session_park_after_ms: 10_000,
+            stateless_direct: true,
             max_sse_sessions: 10_000,
             max_sessions: 10_000,
             max_session_connections: 256,
@@ -492,6 +496,7 @@ impl Config {
             session_idle: Duration::from_millis(self.server.session_idle_ms),
             session_park_after: (self.server.session_park_after_ms > 0)
                 .then(|| Duration::from_millis(self.server.session_park_after_ms)),
+            stateless_direct: self.server.stateless_direct,
             max_sse_sessions: self.server.max_sse_sessions,
             max_sessions: self.server.max_sessions,
             max_sessions_per_user: self.server.max_sessions_per_user,
