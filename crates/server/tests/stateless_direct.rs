@@ -392,3 +392,61 @@ async fn turned_off_rmcp_serves_everything_alike() {
     assert_eq!(direct(&gw).await, 0);
     gw.stop().await;
 }
+
+/// Every method the direct path takes answers as through rmcp: lists, a prompt, a resource
+/// (by URI, which its `Mcp-Name` repeats), a template list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_plain_method_is_answered_on_the_direct_path() {
+    let mut gw = TestGateway::start("", &stdio_demo("demo", None, "")).await;
+    let mcp = gw.mcp_url();
+    let cases = [
+        ("prompts/list", json!({}), None, "prompts"),
+        (
+            "prompts/get",
+            json!({"name": "demo__greeting", "arguments": {"name": "Ada"}}),
+            Some("demo__greeting"),
+            "messages",
+        ),
+        ("resources/list", json!({}), None, "resources"),
+        (
+            "resources/read",
+            json!({"uri": "demo+demo://readme"}),
+            Some("demo+demo://readme"),
+            "contents",
+        ),
+        (
+            "resources/templates/list",
+            json!({}),
+            None,
+            "resourceTemplates",
+        ),
+    ];
+    for (n, (method, params, name, field)) in cases.into_iter().enumerate() {
+        let before = direct(&gw).await;
+        let body = request(n as u64 + 1, method, params);
+        let (status, kind, answer) =
+            json_of(post(&mcp, None, &body, name).send().await.unwrap()).await;
+        assert_eq!(
+            (status, kind.as_str()),
+            (200, "application/json"),
+            "{method}"
+        );
+        assert_eq!(answer["id"], n + 1, "{method}");
+        assert!(answer["result"][field].is_array(), "{method}: {answer}");
+        assert_eq!(direct(&gw).await, before + 1, "{method} went direct");
+    }
+    let greeting = request(
+        9,
+        "prompts/get",
+        json!({"name": "demo__greeting", "arguments": {"name": "Ada"}}),
+    );
+    let (_, _, got) = json_of(
+        post(&mcp, None, &greeting, Some("demo__greeting"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(got.to_string().contains("Ada"), "{got}");
+    gw.stop().await;
+}
