@@ -365,6 +365,38 @@ async fn the_direct_path_keeps_tenants_apart() {
         crossed.status()
     );
     assert_eq!(direct(&gw).await, before + 4);
+
+    // A call whose client goes away is cancelled — and still recorded in the audit log.
+    let slow = request(
+        5,
+        "tools/call",
+        json!({"name": "alpha__slow_count", "arguments": {"steps": 1000, "delay_ms": 50}}),
+    );
+    let pending = tokio::spawn(
+        post(
+            &url("acme"),
+            Some(&org.root),
+            &slow,
+            Some("alpha__slow_count"),
+        )
+        .send(),
+    );
+    assert!(eventually(Duration::from_secs(5), || gw.gateway().in_flight() == 1).await);
+    pending.abort();
+    assert!(eventually(Duration::from_secs(5), || gw.gateway().in_flight() == 0).await);
+    let mut recorded = None;
+    for _ in 0..50 {
+        let page = store.audit_page("acme", 0, 10_000).await.unwrap();
+        recorded = page
+            .into_iter()
+            .find(|r| r.event.target == "alpha/slow_count");
+        if recorded.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recorded = recorded.expect("the cancelled call is in acme's audit log");
+    assert_ne!(recorded.event.outcome, "ok", "{:?}", recorded.event);
     gw.stop().await;
     db.cleanup().await;
 }

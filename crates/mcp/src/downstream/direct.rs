@@ -5,8 +5,8 @@
 //! one request in and one answer out. Against a fast upstream that is most of the gateway's
 //! own cost per call. A *plain* request — one JSON-RPC request for a list, a tool call, a
 //! prompt or a resource read — needs none of that: this path checks it exactly as rmcp
-//! would, hands it to the same [`GatewayHandler`](crate::handler::GatewayHandler) on a task
-//! of its own, and writes the answer as rmcp would have written it: a JSON body, or an SSE
+//! would, runs the same [`GatewayHandler`](crate::handler::GatewayHandler) in the request's
+//! own task (see [`Answer`]), and writes the answer as rmcp would have written it: a JSON body, or an SSE
 //! stream when progress the client asked for comes first (the upstream's progress reaches
 //! the reply through [`ProgressSink::Reply`]).
 //!
@@ -24,7 +24,7 @@ use axum::extract::Request;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN};
 use http::{HeaderMap, Method, StatusCode};
 use rmcp::model::{
@@ -34,7 +34,7 @@ use rmcp::model::{
 };
 use rmcp::service::{Peer, RequestContext, RoleServer, Service};
 use tokio::sync::mpsc;
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::CancellationToken;
 
 use super::streamable::HttpOptions;
 use crate::gateway::Gateway;
@@ -167,21 +167,71 @@ fn status_of(message: &ServerJsonRpcMessage) -> StatusCode {
     }
 }
 
-/// The handler's answer to a request on this path.
-type Answer = tokio::task::JoinHandle<Result<ServerResult, ErrorData>>;
+/// What a handler's future gives: its result, or the panic that ended it.
+type Outcome = Result<Result<ServerResult, ErrorData>, Box<dyn std::any::Any + Send>>;
+
+/// The handler's answer to a request on this path, polled by the request's own task (no
+/// task of its own, no wake-up of another). Dropped before it is ready — the client went
+/// away — it cancels the call and lets it finish on a task of its own, so the call still
+/// ends the way a cancelled one does (recorded, the upstream told).
+struct Answer {
+    future: Option<futures::future::BoxFuture<'static, Outcome>>,
+    cancel: CancellationToken,
+}
+
+impl Answer {
+    fn new(
+        future: impl Future<Output = Result<ServerResult, ErrorData>> + Send + 'static,
+        cancel: CancellationToken,
+    ) -> Self {
+        // A panic in the handler answers this request with an internal error, as it does
+        // on rmcp's path (where the handler runs on a task of its own).
+        let future = std::panic::AssertUnwindSafe(future).catch_unwind().boxed();
+        Self {
+            future: Some(future),
+            cancel,
+        }
+    }
+}
+
+impl Future for Answer {
+    type Output = Outcome;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Outcome> {
+        let Some(future) = self.future.as_mut() else {
+            return std::task::Poll::Pending;
+        };
+        let outcome = std::task::ready!(future.as_mut().poll(cx));
+        self.future = None;
+        std::task::Poll::Ready(outcome)
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        let Some(future) = self.future.take() else {
+            return;
+        };
+        self.cancel.cancel();
+        // Outside a runtime (the process is ending) there is nothing left to finish it on.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(future);
+        }
+    }
+}
 
 /// Progress notifications a reply holds before the handler waits for the client to read.
 const PROGRESS_BUFFER: usize = 64;
 
-fn answer_message(
-    id: RequestId,
-    answer: Result<Result<ServerResult, ErrorData>, tokio::task::JoinError>,
-) -> ServerJsonRpcMessage {
+fn answer_message(id: RequestId, answer: Outcome) -> ServerJsonRpcMessage {
     match answer {
         Ok(Ok(result)) => ServerJsonRpcMessage::response(result, id),
         Ok(Err(error)) => ServerJsonRpcMessage::error(error, Some(id)),
-        Err(err) => {
-            tracing::error!(%err, "a stateless request's handler failed");
+        Err(_) => {
+            tracing::error!("a stateless request's handler panicked");
             ServerJsonRpcMessage::error(
                 ErrorData::internal_error("the gateway failed to answer this request", None),
                 Some(id),
@@ -206,8 +256,6 @@ struct Streaming {
     /// `None` once answered.
     answer: Option<Answer>,
     progress: mpsc::Receiver<ProgressNotificationParam>,
-    /// Cancels the call if the client drops the stream before the answer.
-    cancel_on_drop: Option<DropGuard>,
 }
 
 type Events = Vec<Result<Event, serde_json::Error>>;
@@ -222,9 +270,6 @@ impl Streaming {
                 Some((vec![progress_event(params)], self))
             }
             result = &mut answer => {
-                if let Some(guard) = self.cancel_on_drop.take() {
-                    guard.disarm();
-                }
                 let mut events = Events::new();
                 while let Ok(params) = self.progress.try_recv() {
                     events.push(progress_event(params));
@@ -371,12 +416,12 @@ impl DirectPath {
         });
         let ct = self.shutdown.child_token();
         context.ct = ct.clone();
-        // A client that goes away cancels its call (its record is still written: the
-        // handler runs to its end on its own task and sees the cancellation).
-        let cancel_on_drop = ct.drop_guard();
         let handler = self.gateway.handler();
-        let answer = tokio::spawn(async move { handler.handle_request(request, context).await });
-        Ok(self.reply(id, answer, progress, cancel_on_drop).await)
+        let answer = Answer::new(
+            async move { handler.handle_request(request, context).await },
+            ct,
+        );
+        Ok(self.reply(id, answer, progress).await)
     }
 
     /// The reply to a request on this path: its answer as a JSON body, as rmcp writes a
@@ -388,11 +433,9 @@ impl DirectPath {
         id: RequestId,
         mut answer: Answer,
         progress: Option<mpsc::Receiver<ProgressNotificationParam>>,
-        cancel_on_drop: DropGuard,
     ) -> Response {
         let Some(mut progress) = progress else {
             let message = answer_message(id, answer.await);
-            cancel_on_drop.disarm();
             return json_response(status_of(&message), &message);
         };
         let first = tokio::select! {
@@ -400,7 +443,6 @@ impl DirectPath {
             Some(first) = progress.recv() => first,
             result = &mut answer => {
                 let message = answer_message(id, result);
-                cancel_on_drop.disarm();
                 return json_response(status_of(&message), &message);
             }
         };
@@ -408,7 +450,6 @@ impl DirectPath {
             id,
             answer: Some(answer),
             progress,
-            cancel_on_drop: Some(cancel_on_drop),
         };
         let rest = futures::stream::unfold(state, Streaming::next).flat_map(futures::stream::iter);
         let events = futures::stream::once(async move { progress_event(first) }).chain(rest);
