@@ -11,7 +11,7 @@ mod support;
 use futures::StreamExt;
 use support::peers::*;
 use support::tenancy::{Backend, Org, TestDb, provision, tenant, user};
-use support::{DEMO_TOOLS, TestGateway, stdio_demo};
+use support::{DEMO_TOOLS, TestGateway};
 use switchboard_domain::tenancy::Identity;
 
 /// One client process and whether the gateway must let it through.
@@ -28,12 +28,7 @@ async fn start(auth_extra: &str) -> (TestGateway, Org) {
     let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
     let store = switchboard_store::Store::connect(&db.url).await.unwrap();
     let org = provision(&store).await;
-    let upstreams = format!(
-        "{}{}{}",
-        stdio_demo("alpha", None, "tenants = [\"acme\"]"),
-        stdio_demo("beta", None, "tenants = [\"globex\"]"),
-        stdio_demo("shared", None, ""),
-    );
+    let upstreams = support::tenancy::two_tenant_upstreams();
     let config = format!("{}{auth_extra}\n{upstreams}", db.toml());
     (TestGateway::start("", &config).await, org)
 }

@@ -20,15 +20,8 @@ async fn gateway() -> TestGateway {
 
 /// `switchboard_sessions_parked` as `/metrics` reports it.
 async fn parked(gw: &TestGateway) -> f64 {
-    let body = reqwest::get(format!("{}/metrics", gw.base))
+    support::metric(gw, "switchboard_sessions_parked")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    body.lines()
-        .find_map(|l| l.strip_prefix("switchboard_sessions_parked "))
-        .and_then(|v| v.trim().parse().ok())
         .unwrap_or(-1.0)
 }
 

@@ -13,16 +13,9 @@ use support::{Era, TestGateway, call, connect, eventually, stdio_demo, text};
 
 /// `switchboard_direct_requests_total` as `/metrics` reports it.
 async fn direct(gw: &TestGateway) -> u64 {
-    let body = reqwest::get(format!("{}/metrics", gw.base))
+    support::metric(gw, "switchboard_direct_requests_total")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    body.lines()
-        .find_map(|l| l.strip_prefix("switchboard_direct_requests_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+        .map_or(0, |v| v as u64)
 }
 
 /// A 2026-07-28 request body: `method` with `params`, the required `_meta` added.
@@ -55,6 +48,16 @@ fn post(
         request = request.bearer_auth(key);
     }
     request
+}
+
+/// [`post`]s and reads the answer: status, content type and JSON body.
+async fn exchange(
+    url: &str,
+    bearer: Option<&str>,
+    body: &Value,
+    name: Option<&str>,
+) -> (u16, String, Value) {
+    json_of(post(url, bearer, body, name).send().await.unwrap()).await
 }
 
 async fn json_of(response: reqwest::Response) -> (u16, String, Value) {
@@ -96,20 +99,14 @@ async fn plain_requests_go_direct_and_everything_else_to_rmcp() {
         json!({"name": "demo__echo", "arguments": {"text": "x"}}),
     );
     let before = direct(&gw).await;
-    let (status, kind, answer) = json_of(
-        post(&mcp, None, &body, Some("demo__echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, kind, answer) = exchange(&mcp, None, &body, Some("demo__echo")).await;
     assert_eq!((status, kind.as_str()), (200, "application/json"));
     assert_eq!(answer["id"], 7);
     assert_eq!(answer["result"]["content"][0]["text"], "x");
     assert_eq!(answer["result"]["resultType"], "complete");
     // A plain list, and a call the gateway refuses: answered on the direct path too.
     let list = request(8, "tools/list", json!({}));
-    let (status, _, listed) = json_of(post(&mcp, None, &list, None).send().await.unwrap()).await;
+    let (status, _, listed) = exchange(&mcp, None, &list, None).await;
     assert_eq!(status, 200);
     assert!(
         listed["result"]["tools"]
@@ -123,13 +120,7 @@ async fn plain_requests_go_direct_and_everything_else_to_rmcp() {
         "tools/call",
         json!({"name": "demo__nope", "arguments": {}}),
     );
-    let (status, _, refused) = json_of(
-        post(&mcp, None, &unknown, Some("demo__nope"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, refused) = exchange(&mcp, None, &unknown, Some("demo__nope")).await;
     assert_eq!(status, 200, "{refused}");
     assert_eq!(refused["id"], 9);
     assert!(
@@ -143,13 +134,7 @@ async fn plain_requests_go_direct_and_everything_else_to_rmcp() {
     // turns the reply into a stream of the progress, then the answer.
     let mut with_progress = body.clone();
     with_progress["params"]["_meta"]["progressToken"] = json!("p1");
-    let (status, kind, quick) = json_of(
-        post(&mcp, None, &with_progress, Some("demo__echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, kind, quick) = exchange(&mcp, None, &with_progress, Some("demo__echo")).await;
     assert_eq!((status, kind.as_str()), (200, "application/json"));
     assert_eq!(quick["result"]["content"][0]["text"], "x");
     let mut counting = request(
@@ -194,20 +179,14 @@ async fn plain_requests_go_direct_and_everything_else_to_rmcp() {
 
     // Not plain: rmcp answers, with its own statuses and codes.
     let before = direct(&gw).await;
-    let (status, _, mismatch) = json_of(
-        post(&mcp, None, &body, Some("demo__add"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, mismatch) = exchange(&mcp, None, &body, Some("demo__add")).await;
     assert_eq!(
         status, 400,
         "Mcp-Name must repeat the body's name: {mismatch}"
     );
     assert_eq!(mismatch["error"]["code"], -32020);
     let notification = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let (status, _, _) = json_of(post(&mcp, None, &notification, None).send().await.unwrap()).await;
+    let (status, _, _) = exchange(&mcp, None, &notification, None).await;
     assert_eq!(status, 202, "a stateless notification is accepted");
     let foreign = post(&mcp, None, &body, Some("demo__echo"))
         .header("host", "evil.example")
@@ -256,39 +235,15 @@ async fn plain_requests_go_direct_and_everything_else_to_rmcp() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_goes_away_cancels_its_direct_call() {
-    let mut gw = TestGateway::start("", &stdio_demo("demo", None, "")).await;
-    let body = request(
-        1,
-        "tools/call",
-        json!({"name": "demo__slow_count", "arguments": {"steps": 1000, "delay_ms": 50}}),
-    );
-    let before = direct(&gw).await;
-    let pending = tokio::spawn(post(&gw.mcp_url(), None, &body, Some("demo__slow_count")).send());
-    assert!(eventually(Duration::from_secs(5), || gw.gateway().in_flight() == 1).await);
-    assert_eq!(direct(&gw).await, before + 1);
-    pending.abort();
-    assert!(
-        eventually(Duration::from_secs(5), || gw.gateway().in_flight() == 0).await,
-        "the call ends with its client's connection, not 50 s later"
-    );
-    gw.stop().await;
-}
-
 /// Tenant isolation on the direct path: each caller lists and calls only what its own
-/// tenant and grants allow, and another tenant's tool is unknown, exactly as through rmcp.
+/// tenant and grants allow, and another tenant's tool is unknown, exactly as through rmcp;
+/// a call whose client goes away ends at once and is still in its tenant's audit log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_direct_path_keeps_tenants_apart() {
     let db = TestDb::create(Backend::Sqlite).await.unwrap();
     let store = switchboard_store::Store::connect(&db.url).await.unwrap();
     let org = provision(&store).await;
-    let upstreams = format!(
-        "{}{}{}",
-        stdio_demo("alpha", None, "tenants = [\"acme\"]"),
-        stdio_demo("beta", None, "tenants = [\"globex\"]"),
-        stdio_demo("shared", None, ""),
-    );
+    let upstreams = support::tenancy::two_tenant_upstreams();
     let mut gw = TestGateway::start("", &format!("{}{upstreams}", db.toml())).await;
     let url = |tenant: &str| format!("{}/t/{tenant}/mcp", gw.base);
     let names = |listed: &Value| -> Vec<String> {
@@ -301,20 +256,8 @@ async fn the_direct_path_keeps_tenants_apart() {
     };
     let before = direct(&gw).await;
     let list = request(1, "tools/list", json!({}));
-    let (_, _, acme) = json_of(
-        post(&url("acme"), Some(&org.ada), &list, None)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let (_, _, globex) = json_of(
-        post(&url("globex"), Some(&org.gus), &list, None)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, _, acme) = exchange(&url("acme"), Some(&org.ada), &list, None).await;
+    let (_, _, globex) = exchange(&url("globex"), Some(&org.gus), &list, None).await;
     let (acme, globex) = (names(&acme), names(&globex));
     assert!(acme.iter().any(|n| n.starts_with("alpha__")), "{acme:?}");
     assert!(!acme.iter().any(|n| n.starts_with("beta__")), "{acme:?}");
@@ -330,13 +273,8 @@ async fn the_direct_path_keeps_tenants_apart() {
         "tools/call",
         json!({"name": "alpha__echo", "arguments": {"text": "x"}}),
     );
-    let (status, _, refused) = json_of(
-        post(&url("globex"), Some(&org.gus), &steal, Some("alpha__echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, refused) =
+        exchange(&url("globex"), Some(&org.gus), &steal, Some("alpha__echo")).await;
     assert_eq!(status, 200);
     assert!(refused["error"].is_object(), "{refused}");
     assert!(refused.get("result").is_none());
@@ -346,13 +284,7 @@ async fn the_direct_path_keeps_tenants_apart() {
         "tools/call",
         json!({"name": "alpha__echo", "arguments": {"text": "mine"}}),
     );
-    let (_, _, mine) = json_of(
-        post(&url("acme"), Some(&org.ada), &own, Some("alpha__echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, _, mine) = exchange(&url("acme"), Some(&org.ada), &own, Some("alpha__echo")).await;
     assert_eq!(mine["result"]["content"][0]["text"], "mine");
     assert_eq!(direct(&gw).await, before + 4, "all four went direct");
     let crossed = post(&url("globex"), Some(&org.ada), &own, Some("alpha__echo"))
@@ -383,7 +315,11 @@ async fn the_direct_path_keeps_tenants_apart() {
     );
     assert!(eventually(Duration::from_secs(5), || gw.gateway().in_flight() == 1).await);
     pending.abort();
-    assert!(eventually(Duration::from_secs(5), || gw.gateway().in_flight() == 0).await);
+    assert!(
+        eventually(Duration::from_secs(5), || gw.gateway().in_flight() == 0).await,
+        "the call ends with its client's connection, not 50 s later"
+    );
+    assert_eq!(direct(&gw).await, before + 5, "it went direct");
     let mut recorded = None;
     for _ in 0..50 {
         let page = store.audit_page("acme", 0, 10_000).await.unwrap();
@@ -411,13 +347,7 @@ async fn turned_off_rmcp_serves_everything_alike() {
         "tools/call",
         json!({"name": "demo__echo", "arguments": {"text": "x"}}),
     );
-    let (status, kind, answer) = json_of(
-        post(&gw.mcp_url(), None, &body, Some("demo__echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, kind, answer) = exchange(&gw.mcp_url(), None, &body, Some("demo__echo")).await;
     assert_eq!((status, kind.as_str()), (200, "application/json"));
     assert_eq!(answer["result"]["content"][0]["text"], "x");
     assert_eq!(answer["result"]["resultType"], "complete");
@@ -456,8 +386,7 @@ async fn every_plain_method_is_answered_on_the_direct_path() {
     for (n, (method, params, name, field)) in cases.into_iter().enumerate() {
         let before = direct(&gw).await;
         let body = request(n as u64 + 1, method, params);
-        let (status, kind, answer) =
-            json_of(post(&mcp, None, &body, name).send().await.unwrap()).await;
+        let (status, kind, answer) = exchange(&mcp, None, &body, name).await;
         assert_eq!(
             (status, kind.as_str()),
             (200, "application/json"),
@@ -472,13 +401,7 @@ async fn every_plain_method_is_answered_on_the_direct_path() {
         "prompts/get",
         json!({"name": "demo__greeting", "arguments": {"name": "Ada"}}),
     );
-    let (_, _, got) = json_of(
-        post(&mcp, None, &greeting, Some("demo__greeting"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, _, got) = exchange(&mcp, None, &greeting, Some("demo__greeting")).await;
     assert!(got.to_string().contains("Ada"), "{got}");
     gw.stop().await;
 }

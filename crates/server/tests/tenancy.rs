@@ -18,12 +18,7 @@ use support::tenancy::{Backend, Org, TestDb, legacy_session, provision, tenant};
 use support::{Era, TestGateway, call, connect_as, mcp_error, stdio_demo, text, tool_names};
 
 fn upstreams() -> String {
-    format!(
-        "{}{}{}",
-        stdio_demo("alpha", None, "tenants = [\"acme\"]"),
-        stdio_demo("beta", None, "tenants = [\"globex\"]"),
-        stdio_demo("shared", None, ""),
-    )
+    support::tenancy::two_tenant_upstreams()
 }
 
 async fn start(db: &TestDb) -> (TestGateway, Org) {

@@ -288,6 +288,19 @@ pub fn processes_in(dir: &PathBuf) -> Vec<u32> {
 }
 
 /// Polls `check` every 20 ms until it holds or `timeout` passes.
+/// The value of an unlabelled series `name` that the gateway's `/metrics` reports.
+pub async fn metric(gw: &TestGateway, name: &str) -> Option<f64> {
+    let body = reqwest::get(format!("{}/metrics", gw.base))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {

@@ -159,6 +159,17 @@ fn grant(grantee: Grantee, target: &str, effect: Effect) -> Grant {
     }
 }
 
+/// The upstreams of [`provision`]'s tenants: `alpha` (acme's), `beta` (globex's) and
+/// `shared`, each a stdio demo.
+pub fn two_tenant_upstreams() -> String {
+    format!(
+        "{}{}{}",
+        super::stdio_demo("alpha", None, "tenants = [\"acme\"]"),
+        super::stdio_demo("beta", None, "tenants = [\"globex\"]"),
+        super::stdio_demo("shared", None, ""),
+    )
+}
+
 /// Two tenants: acme (servers `alpha` and `shared`) and globex (`beta` and `shared`).
 pub async fn provision(store: &Store) -> Org {
     store
