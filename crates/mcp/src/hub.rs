@@ -69,7 +69,7 @@ pub enum ProgressSink {
     /// The request's rmcp peer (sessions, and requests rmcp serves).
     Peer(Peer<RoleServer>),
     /// The reply of a request on the direct stateless path, which streams it (see
-    /// `downstream/direct.rs`); bounded, so a slow client slows its own progress only.
+    /// `downstream/direct/`); bounded, so a slow client slows its own progress only.
     Reply(tokio::sync::mpsc::Sender<ProgressNotificationParam>),
 }
 
