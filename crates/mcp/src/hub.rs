@@ -83,17 +83,20 @@ impl ProgressSink {
         }
     }
 
-    /// Delivers one progress notification; `false` when the client is gone.
-    pub async fn notify(&self, params: ProgressNotificationParam) -> bool {
+    /// Delivers one progress notification (nothing to do when its client is gone: the
+    /// call is being cancelled).
+    pub async fn notify(&self, params: ProgressNotificationParam) {
         match self {
-            Self::Peer(peer) => match peer.notify_progress(params).await {
-                Ok(()) => true,
-                Err(err) => {
+            Self::Peer(peer) => {
+                if let Err(err) = peer.notify_progress(params).await {
                     tracing::debug!(%err, "could not forward progress");
-                    false
                 }
-            },
-            Self::Reply(reply) => reply.send(params).await.is_ok(),
+            }
+            Self::Reply(reply) => {
+                if reply.send(params).await.is_err() {
+                    tracing::debug!("could not forward progress: the reply is gone");
+                }
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The direct path for plain 2026-07-28 stateless requests (`downstream/direct/`): served
 //! without rmcp's per-request service loop, answered exactly as rmcp answers (progress
 //! included), and everything that is not plain — notifications, mismatched headers, foreign
-//! hosts and origins, bad bodies — left to rmcp. `switchboard_direct_requests_total` tells which path a request took.
+//! hosts and origins, bad bodies — left to rmcp. `switchboard_direct_requests_total` tells
+//! which path a request took.
 
 mod support;
 

@@ -14,6 +14,8 @@ use rmcp::model::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use switchboard_domain::tenancy::TenantId;
+
 /// What a handler's future gives: its result, or the panic that ended it.
 pub(super) type Outcome = Result<Result<ServerResult, ErrorData>, Box<dyn std::any::Any + Send>>;
 
@@ -24,12 +26,15 @@ pub(super) type Outcome = Result<Result<ServerResult, ErrorData>, Box<dyn std::a
 pub(super) struct Answer {
     future: Option<futures::future::BoxFuture<'static, Outcome>>,
     cancel: CancellationToken,
+    /// The caller's tenant, for the log line of a handler that panicked.
+    tenant: Option<TenantId>,
 }
 
 impl Answer {
     pub(super) fn new(
         future: impl Future<Output = Result<ServerResult, ErrorData>> + Send + 'static,
         cancel: CancellationToken,
+        tenant: Option<TenantId>,
     ) -> Self {
         // A panic in the handler answers this request with an internal error, as it does
         // on rmcp's path (where the handler runs on a task of its own).
@@ -37,8 +42,14 @@ impl Answer {
         Self {
             future: Some(future),
             cancel,
+            tenant,
         }
     }
+}
+
+fn log_panic(tenant: Option<&TenantId>, when: &str) {
+    let tenant = tenant.map_or("-", TenantId::as_str);
+    tracing::error!(tenant, "the handler of a stateless request panicked{when}");
 }
 
 impl Future for Answer {
@@ -48,11 +59,15 @@ impl Future for Answer {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Outcome> {
-        let Some(future) = self.future.as_mut() else {
-            return std::task::Poll::Pending;
-        };
+        let future = self
+            .future
+            .as_mut()
+            .expect("an Answer is not polled again once it has answered");
         let outcome = std::task::ready!(future.as_mut().poll(cx));
         self.future = None;
+        if outcome.is_err() {
+            log_panic(self.tenant.as_ref(), "");
+        }
         std::task::Poll::Ready(outcome)
     }
 }
@@ -63,9 +78,14 @@ impl Drop for Answer {
             return;
         };
         self.cancel.cancel();
+        let tenant = self.tenant.take();
         // Outside a runtime (the process is ending) there is nothing left to finish it on.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(future);
+            runtime.spawn(async move {
+                if future.await.is_err() {
+                    log_panic(tenant.as_ref(), " after its client left");
+                }
+            });
         }
     }
 }
@@ -77,13 +97,11 @@ pub(super) fn answer_message(id: RequestId, answer: Outcome) -> ServerJsonRpcMes
     match answer {
         Ok(Ok(result)) => ServerJsonRpcMessage::response(result, id),
         Ok(Err(error)) => ServerJsonRpcMessage::error(error, Some(id)),
-        Err(_) => {
-            tracing::error!("a stateless request's handler panicked");
-            ServerJsonRpcMessage::error(
-                ErrorData::internal_error("the gateway failed to answer this request", None),
-                Some(id),
-            )
-        }
+        // Logged where it was caught (see `Answer`).
+        Err(_) => ServerJsonRpcMessage::error(
+            ErrorData::internal_error("the gateway failed to answer this request", None),
+            Some(id),
+        ),
     }
 }
 

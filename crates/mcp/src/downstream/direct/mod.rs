@@ -45,6 +45,7 @@ use self::mirror::{
     Authority, VERSION, accepts_json_and_sse, is_json, plain_method, single, status_of,
 };
 use super::streamable::HttpOptions;
+use crate::caller::Caller;
 use crate::gateway::Gateway;
 use crate::hub::ProgressSink;
 
@@ -174,6 +175,10 @@ impl DirectPath {
         let mut context = RequestContext::new(id.clone(), self.detached_peer());
         context.meta = std::mem::take(request.get_meta_mut());
         context.extensions = std::mem::take(request.extensions_mut());
+        let tenant = parts
+            .extensions
+            .get::<Arc<Caller>>()
+            .map(|caller| caller.tenant().clone());
         // The handler reads the caller (and the client's headers) from the request's parts,
         // where rmcp puts them too.
         context.extensions.insert(parts);
@@ -189,6 +194,7 @@ impl DirectPath {
         let answer = Answer::new(
             async move { handler.handle_request(request, context).await },
             ct,
+            tenant,
         );
         Ok(self.reply(id, answer, progress).await)
     }
