@@ -181,23 +181,37 @@ impl ChainHead {
 
 /// SHA-256 (hex) of the previous hash and the record's canonical text.
 pub fn record_hash(prev_hash: &str, seq: i64, event: &AuditEvent) -> String {
-    // A JSON array: unambiguous field boundaries whatever the fields contain.
-    let canonical = serde_json::json!([
+    /// Feeds serialized text straight into the digest (no intermediate copy of the record).
+    struct Feed<'a>(&'a mut Sha256);
+    impl std::io::Write for Feed<'_> {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    // A JSON array: unambiguous field boundaries whatever the fields contain. Serialized
+    // from borrowed fields, byte for byte the text `serde_json::json!([..]).to_string()`
+    // gives (see the test), so chains written before stay verifiable.
+    let canonical = (
         event.chain(),
         seq,
         event.at_ms,
         event.kind.as_str(),
-        event.actor,
-        event.credential,
-        event.target,
-        event.outcome,
-        event.reason,
-        event.detail,
-    ]);
+        &event.actor,
+        &event.credential,
+        &event.target,
+        &event.outcome,
+        &event.reason,
+        &event.detail,
+    );
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.as_bytes());
     hasher.update(b"\n");
-    hasher.update(canonical.to_string().as_bytes());
+    // Serializing strings and integers into a sink that cannot fail cannot fail.
+    let _ = serde_json::to_writer(Feed(&mut hasher), &canonical);
     to_hex(&hasher.finalize())
 }
 
@@ -310,6 +324,46 @@ pub fn verify<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hash as first written: the canonical text built as a `serde_json::Value`.
+    fn hash_as_first_written(prev_hash: &str, seq: i64, event: &AuditEvent) -> String {
+        let canonical = serde_json::json!([
+            event.chain(),
+            seq,
+            event.at_ms,
+            event.kind.as_str(),
+            event.actor,
+            event.credential,
+            event.target,
+            event.outcome,
+            event.reason,
+            event.detail,
+        ]);
+        let mut hasher = Sha256::new();
+        hasher.update(prev_hash.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(canonical.to_string().as_bytes());
+        to_hex(&hasher.finalize())
+    }
+
+    #[test]
+    fn hashes_match_those_of_chains_written_before() {
+        let mut hostile = event(-1_700_000_000_001);
+        hostile.tenant = None;
+        hostile.actor = "user:\"quoted\"\\back\u{0}\u{1f}\n\u{2028}ü😀".into();
+        hostile.reason = "</script>\t{\"json\":[1]}".into();
+        hostile.detail = r#"{"ip":"::1","latency_ms":0.5}"#.into();
+        for (seq, e) in [
+            (1, event(1)),
+            (i64::MAX, hostile),
+            (-5, event(i64::MIN / 2)),
+        ] {
+            assert_eq!(
+                record_hash(GENESIS, seq, &e),
+                hash_as_first_written(GENESIS, seq, &e)
+            );
+        }
+    }
 
     fn event(n: i64) -> AuditEvent {
         AuditEvent {

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 
-use crate::tenancy::{ItemKind, Quotas, TenantId};
+use crate::tenancy::{Identity, ItemKind, Quotas, TenantId};
 
 /// Upper bounds (µs) of the latency buckets; a last bucket holds everything slower.
 pub const LATENCY_BOUNDS_US: [u64; 6] = [1_000, 5_000, 25_000, 100_000, 500_000, 2_500_000];
@@ -87,8 +87,8 @@ pub struct UsageKey {
     pub tenant: TenantId,
     /// Unix seconds at the start of the UTC hour.
     pub hour: i64,
-    /// `user:…`, `client:…` or `anonymous`.
-    pub principal: String,
+    /// Who called: stored as `user:…`, `client:…` or `anonymous`.
+    pub principal: Identity,
     /// The credential's public id (an API key's id; empty for tokens).
     pub credential: String,
     pub server: String,

@@ -12,8 +12,9 @@ pub mod usage;
 
 pub use audit::{AuditBusy, AuditLog, AuditOptions, AuditStats};
 
-pub use usage::{Meter, MeterOptions, MeterStats, QuotaError, QuotaScope};
+pub use usage::{CallCell, Meter, MeterOptions, MeterStats, QuotaError, QuotaScope};
 
 pub use limits::{
-    Check, LimitError, LimitStats, Limiter, LimitsOptions, OnRedisError, Outcome, PlanLimits,
+    Check, Checks, LimitError, LimitStats, Limiter, LimitsOptions, OnRedisError, Outcome,
+    PlanLimits,
 };

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use switchboard_domain::tenancy::{Quotas, TenantId};
+use switchboard_domain::tenancy::{Identity, ItemKind, Quotas, TenantId};
 use switchboard_domain::usage::{Counters, Period, UsageKey, format_time};
 use switchboard_store::Store;
 use tokio::sync::Notify;
@@ -118,11 +118,53 @@ pub struct MeterStats {
     pub write_errors: u64,
 }
 
+/// The cell of one call, borrowed from the call: a call into an existing cell (nearly every
+/// call) allocates nothing; the owned [`UsageKey`] is made only for a new cell. Hashes as
+/// `UsageKey` does: the same fields in the same order, `&str` hashing as `String`.
+#[derive(Debug, Hash)]
+pub struct CallCell<'a> {
+    pub tenant: &'a TenantId,
+    /// Unix seconds at the start of the UTC hour.
+    pub hour: i64,
+    pub principal: &'a Identity,
+    pub credential: &'a str,
+    pub server: &'a str,
+    pub kind: ItemKind,
+    pub item: &'a str,
+}
+
+impl CallCell<'_> {
+    fn to_key(&self) -> UsageKey {
+        UsageKey {
+            tenant: self.tenant.clone(),
+            hour: self.hour,
+            principal: self.principal.clone(),
+            credential: self.credential.to_owned(),
+            server: self.server.to_owned(),
+            kind: self.kind,
+            item: self.item.to_owned(),
+        }
+    }
+}
+
+impl hashbrown::Equivalent<UsageKey> for CallCell<'_> {
+    fn equivalent(&self, key: &UsageKey) -> bool {
+        *self.tenant == key.tenant
+            && self.hour == key.hour
+            && *self.principal == key.principal
+            && self.credential == key.credential
+            && self.server == key.server
+            && self.kind == key.kind
+            && self.item == key.item
+    }
+}
+
 /// Usage counters and quota decisions of one process.
 pub struct Meter {
     store: Store,
     options: MeterOptions,
-    cells: Mutex<HashMap<UsageKey, Counters>>,
+    /// Looked up by [`CallCell`] without allocating (see there).
+    cells: Mutex<hashbrown::HashMap<UsageKey, Counters, foldhash::fast::RandomState>>,
     quotas: Mutex<HashMap<QuotaKey, QuotaCount>>,
     /// One flush at a time (the periodic one, an early one, the final one).
     flushing: tokio::sync::Mutex<()>,
@@ -151,7 +193,7 @@ impl Meter {
         let meter = Arc::new(Self {
             store,
             options,
-            cells: Mutex::new(HashMap::new()),
+            cells: Mutex::default(),
             quotas: Mutex::new(HashMap::new()),
             flushing: tokio::sync::Mutex::new(()),
             wake: Arc::new(Notify::new()),
@@ -165,7 +207,7 @@ impl Meter {
     /// Counts one finished call.
     pub fn record(
         &self,
-        key: UsageKey,
+        cell: CallCell<'_>,
         error: bool,
         latency: Duration,
         bytes_in: u64,
@@ -174,10 +216,14 @@ impl Meter {
         let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         let full = {
             let mut cells = lock(&self.cells);
-            cells
-                .entry(key)
-                .or_default()
-                .add_call(error, latency_us, bytes_in, bytes_out);
+            match cells.get_mut(&cell) {
+                Some(counters) => counters.add_call(error, latency_us, bytes_in, bytes_out),
+                None => {
+                    let mut counters = Counters::default();
+                    counters.add_call(error, latency_us, bytes_in, bytes_out);
+                    cells.insert(cell.to_key(), counters);
+                }
+            }
             cells.len() >= self.options.max_cells
         };
         if full {
@@ -429,16 +475,47 @@ mod tests {
         TenantId::new("acme").unwrap()
     }
 
-    fn cell(credential: &str) -> UsageKey {
-        UsageKey {
-            tenant: acme(),
+    static ACME: std::sync::LazyLock<TenantId> = std::sync::LazyLock::new(acme);
+    static ADA: std::sync::LazyLock<Identity> = std::sync::LazyLock::new(|| {
+        Identity::User(switchboard_domain::tenancy::UserId::new("ada@acme.com").unwrap())
+    });
+
+    fn cell(credential: &str) -> CallCell<'_> {
+        CallCell {
+            tenant: &ACME,
             hour: hour_start(now()),
-            principal: "user:ada@acme.com".into(),
-            credential: credential.into(),
-            server: "alpha".into(),
+            principal: &ADA,
+            credential,
+            server: "alpha",
             kind: ItemKind::Tool,
-            item: "echo".into(),
+            item: "echo",
         }
+    }
+
+    #[test]
+    fn a_calls_cell_hashes_and_compares_as_its_owned_key() {
+        use std::hash::BuildHasher;
+        let state = foldhash::fast::RandomState::default();
+        let cell = cell("k1");
+        let key = cell.to_key();
+        assert_eq!(state.hash_one(&cell), state.hash_one(&key));
+        let mut cells: hashbrown::HashMap<UsageKey, u32, _> =
+            hashbrown::HashMap::with_hasher(state);
+        cells.insert(key, 7);
+        assert_eq!(cells.get(&cell), Some(&7));
+        // Another credential, server, item or tenant is another cell.
+        assert_eq!(cells.get(&self::cell("k2")), None);
+        let other = CallCell {
+            server: "beta",
+            ..self::cell("k1")
+        };
+        assert_eq!(cells.get(&other), None);
+        let globex = TenantId::new("globex").unwrap();
+        let foreign = CallCell {
+            tenant: &globex,
+            ..self::cell("k1")
+        };
+        assert_eq!(cells.get(&foreign), None);
     }
 
     fn slow_flush() -> MeterOptions {

@@ -21,8 +21,8 @@ use serde::Serialize;
 use switchboard_auth::{AuthEventSink, LogAuthEvents, Refusal};
 use switchboard_domain::audit::{AuditEvent, AuditKind, PLATFORM_CHAIN};
 use switchboard_domain::tenancy::Principal;
-use switchboard_domain::usage::{UsageKey, hour_start};
-use switchboard_governance::{AuditLog, Meter};
+use switchboard_domain::usage::hour_start;
+use switchboard_governance::{AuditLog, CallCell, Meter};
 use switchboard_mcp::error::codes;
 use switchboard_mcp::{CallRecord, DecisionRecord, DecisionSink, LogDecisions};
 use switchboard_store::Store;
@@ -158,14 +158,14 @@ impl DecisionSink for Observer {
             && r.reached
         {
             meter.record(
-                UsageKey {
-                    tenant: r.principal.tenant.clone(),
+                CallCell {
+                    tenant: &r.principal.tenant,
                     hour: hour_start(now_ms() / 1000),
-                    principal: r.principal.identity.to_string(),
-                    credential: r.principal.credential.id.clone(),
-                    server: r.server.to_owned(),
+                    principal: &r.principal.identity,
+                    credential: &r.principal.credential.id,
+                    server: r.server,
                     kind: r.kind,
-                    item: r.name.to_owned(),
+                    item: r.name,
                 },
                 r.error.is_some() || r.tool_error,
                 r.latency,

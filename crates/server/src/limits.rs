@@ -78,19 +78,14 @@ async fn answer(
 /// `RateLimit-*` headers (draft-ietf-httpapi-ratelimit-headers) for `outcome`.
 fn describe(headers: &mut HeaderMap, outcome: &Outcome) {
     let period = outcome.rate.period_us() / 1_000_000;
-    let values = [
-        ("ratelimit-limit", outcome.rate.count().to_string()),
-        ("ratelimit-remaining", outcome.verdict.remaining.to_string()),
-        ("ratelimit-reset", outcome.reset_secs().to_string()),
-        (
-            "ratelimit-policy",
-            format!("{};w={period}", outcome.rate.count()),
-        ),
-    ];
-    for (name, value) in values {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
-        }
+    let count = outcome.rate.count();
+    // Numbers straight into header values (no intermediate strings: this runs per request).
+    headers.insert("ratelimit-limit", HeaderValue::from(count));
+    let remaining = HeaderValue::from(outcome.verdict.remaining);
+    headers.insert("ratelimit-remaining", remaining);
+    headers.insert("ratelimit-reset", HeaderValue::from(outcome.reset_secs()));
+    if let Ok(policy) = HeaderValue::from_str(&format!("{count};w={period}")) {
+        headers.insert("ratelimit-policy", policy);
     }
 }
 

@@ -132,7 +132,7 @@ impl Store {
                 query = query
                     .bind(key.tenant.as_str().to_owned())
                     .bind(key.hour)
-                    .bind(key.principal.clone())
+                    .bind(key.principal.to_string())
                     .bind(key.credential.clone())
                     .bind(key.server.clone())
                     .bind(key.kind.as_str())

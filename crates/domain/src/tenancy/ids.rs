@@ -3,8 +3,9 @@
 //! refused at the edge with a message that says what is allowed.
 
 use std::fmt;
+use std::sync::Arc;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Why an identifier was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,14 +65,22 @@ fn is_slug(value: &str, extra: &[u8]) -> bool {
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        ///
+        /// Shared text: cloning one (into a usage cell, an audit event, a limit key) costs a
+        /// reference count, not an allocation.
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// The identifier as a string slice.
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
             }
         }
 
@@ -120,12 +129,12 @@ impl TenantId {
                 rule: "use lowercase letters, digits and single '-' (not first or last), e.g. \"acme\"",
             });
         }
-        Ok(Self(value))
+        Ok(Self(value.into()))
     }
 
     /// The built-in `default` tenant.
     pub fn default_tenant() -> Self {
-        Self(Self::DEFAULT.to_owned())
+        Self(Self::DEFAULT.into())
     }
 }
 
@@ -157,7 +166,7 @@ impl UserId {
         if !printable || local.is_empty() || domain.is_empty() || domain.starts_with('.') {
             return Err(invalid());
         }
-        Ok(Self(value))
+        Ok(Self(value.into()))
     }
 }
 
@@ -181,7 +190,7 @@ impl GroupName {
                 rule: "use lowercase letters, digits, '-', '_' and '.', starting and ending with a letter or digit",
             });
         }
-        Ok(Self(value))
+        Ok(Self(value.into()))
     }
 }
 
@@ -209,7 +218,7 @@ impl ClientId {
                 rule: "use ASCII letters, digits, '-', '_' and '.'",
             });
         }
-        Ok(Self(value))
+        Ok(Self(value.into()))
     }
 }
 

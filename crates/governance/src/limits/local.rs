@@ -6,22 +6,25 @@
 //! arithmetic must be exactly the one the Redis script uses (`switchboard_domain::limits`).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use switchboard_domain::limits::{Verdict, gcra};
+// foldhash, seeded per store: several times faster than SipHash on short keys, and the seed
+// keeps the shard and bucket of a key unpredictable to clients choosing their addresses.
+use foldhash::fast::RandomState;
+use smallvec::SmallVec;
+use switchboard_domain::limits::gcra;
 
-use super::{Check, LimitError};
+use super::{Checks, LimitError, Verdicts};
 
 const SHARDS: usize = 64;
 /// Checks between two sweeps of a shard's expired keys.
 const SWEEP_EVERY: u32 = 4096;
 
-#[derive(Default)]
 struct Shard {
     /// Key → theoretical arrival time (µs since the store's epoch).
-    tats: HashMap<String, u64>,
+    tats: HashMap<String, u64, RandomState>,
     checks: u32,
 }
 
@@ -45,8 +48,16 @@ impl LocalStore {
     /// A store holding at most about `max_keys` keys at once.
     pub fn new(max_keys: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        tats: HashMap::with_hasher(RandomState::default()),
+                        checks: 0,
+                    })
+                })
+                .collect(),
+            // Its own seed: shard choice and bucket choice stay independent.
+            hasher: RandomState::default(),
             epoch: Instant::now(),
             max_keys_per_shard: max_keys.div_ceil(SHARDS).max(1),
         }
@@ -63,27 +74,28 @@ impl LocalStore {
 
     /// Decides all `checks` together: each gets its verdict, and their budgets are consumed
     /// only when every one admits.
-    pub fn check(&self, checks: &[Check]) -> Result<Vec<Verdict>, LimitError> {
-        let mut order: Vec<usize> = checks.iter().map(|c| self.shard_of(&c.key)).collect();
-        let of_check = order.clone();
+    pub fn check(&self, checks: &Checks) -> Result<Verdicts, LimitError> {
+        // A request's few keys: everything below stays on the stack.
+        let of_check: SmallVec<[usize; 4]> = checks.iter().map(|c| self.shard_of(c.key)).collect();
+        let mut order = of_check.clone();
         order.sort_unstable();
         order.dedup();
         // Locks in ascending shard order, so two checks never wait on each other.
-        let mut guards: Vec<(usize, MutexGuard<'_, Shard>)> = order
+        let mut guards: SmallVec<[MutexGuard<'_, Shard>; 4]> = order
             .iter()
-            .map(|&i| (i, self.shards[i].lock().unwrap_or_else(|e| e.into_inner())))
+            .map(|&i| self.shards[i].lock().unwrap_or_else(|e| e.into_inner()))
             .collect();
         let now = self.now();
         let guard_of = |shard: usize| order.binary_search(&shard).expect("locked");
-        let mut verdicts = Vec::with_capacity(checks.len());
-        let mut next = Vec::with_capacity(checks.len());
+        let mut verdicts = Verdicts::new();
+        let mut next: SmallVec<[u64; 4]> = SmallVec::new();
         for (check, &shard) in checks.iter().zip(&of_check) {
-            let (_, guard) = &mut guards[guard_of(shard)];
+            let guard = &mut guards[guard_of(shard)];
             guard.checks += 1;
             if guard.checks >= SWEEP_EVERY {
                 guard.sweep(now);
             }
-            let tat = guard.tats.get(check.key.as_str()).copied().unwrap_or(0);
+            let tat = guard.tats.get(check.key).copied().unwrap_or(0);
             if tat == 0 && guard.tats.len() >= self.max_keys_per_shard {
                 guard.sweep(now);
                 if guard.tats.len() >= self.max_keys_per_shard {
@@ -96,11 +108,11 @@ impl LocalStore {
         }
         if verdicts.iter().all(|v| v.allowed) {
             for ((check, &shard), tat) in checks.iter().zip(&of_check).zip(next) {
-                let (_, guard) = &mut guards[guard_of(shard)];
-                match guard.tats.get_mut(check.key.as_str()) {
+                let guard = &mut guards[guard_of(shard)];
+                match guard.tats.get_mut(check.key) {
                     Some(stored) => *stored = tat,
                     None => {
-                        guard.tats.insert(check.key.clone(), tat);
+                        guard.tats.insert(check.key.to_owned(), tat);
                     }
                 }
             }
@@ -128,40 +140,36 @@ mod tests {
 
     use super::*;
 
-    fn check(key: &str, rate: &str) -> Check {
-        Check {
-            scope: LimitScope::User,
-            key: key.into(),
-            rate: rate.parse::<Rate>().unwrap(),
+    /// The checks of `keys`, each with its rate.
+    fn checks(keys: &[(&str, &str)]) -> Checks {
+        let mut checks = Checks::new();
+        for (key, rate) in keys {
+            let rate = rate.parse::<Rate>().unwrap();
+            checks.push(LimitScope::User, rate, key, format_args!(""));
         }
+        checks
     }
 
     #[test]
     fn a_refused_request_consumes_no_budget_of_the_other_keys() {
         let store = LocalStore::new(1000);
-        let tenant = check("t", "100/min");
-        let user = check("u", "2/min");
+        let both = checks(&[("t", "100/min"), ("u", "2/min")]);
         for _ in 0..2 {
-            assert!(
-                store
-                    .check(&[tenant.clone(), user.clone()])
-                    .unwrap()
-                    .iter()
-                    .all(|v| v.allowed)
-            );
+            assert!(store.check(&both).unwrap().iter().all(|v| v.allowed));
         }
-        let verdicts = store.check(&[tenant.clone(), user]).unwrap();
+        let verdicts = store.check(&both).unwrap();
         assert!(verdicts[0].allowed && !verdicts[1].allowed);
         // The tenant key was charged twice, not three times.
-        assert_eq!(store.check(&[tenant]).unwrap()[0].remaining, 97);
+        let tenant = checks(&[("t", "100/min")]);
+        assert_eq!(store.check(&tenant).unwrap()[0].remaining, 97);
     }
 
     #[test]
     fn keys_are_independent() {
         let store = LocalStore::new(1000);
-        assert!(store.check(&[check("a", "1/min")]).unwrap()[0].allowed);
-        assert!(!store.check(&[check("a", "1/min")]).unwrap()[0].allowed);
-        assert!(store.check(&[check("b", "1/min")]).unwrap()[0].allowed);
+        assert!(store.check(&checks(&[("a", "1/min")])).unwrap()[0].allowed);
+        assert!(!store.check(&checks(&[("a", "1/min")])).unwrap()[0].allowed);
+        assert!(store.check(&checks(&[("b", "1/min")])).unwrap()[0].allowed);
     }
 
     #[test]
@@ -169,7 +177,7 @@ mod tests {
         let store = LocalStore::new(SHARDS); // one key per shard
         let mut full = false;
         for i in 0..10 * SHARDS {
-            match store.check(&[check(&format!("k{i}"), "1/day")]) {
+            match store.check(&checks(&[(&format!("k{i}"), "1/day")])) {
                 Ok(_) => {}
                 Err(LimitError::Full) => full = true,
                 Err(other) => panic!("{other}"),
@@ -185,7 +193,7 @@ mod tests {
         // A rate so fast that the key's TAT is in the past by the next check.
         for i in 0..10 * SHARDS {
             store
-                .check(&[check(&format!("k{i}"), "1000000/s")])
+                .check(&checks(&[(&format!("k{i}"), "1000000/s")]))
                 .unwrap();
             std::thread::sleep(std::time::Duration::from_micros(2));
         }

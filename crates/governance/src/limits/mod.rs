@@ -9,10 +9,13 @@
 mod local;
 mod redis;
 
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use smallvec::SmallVec;
 use switchboard_domain::limits::{LimitScope, Rate, RateLimits, Verdict};
 use switchboard_domain::tenancy::{CredentialKind, Identity, Plan, Principal, Tenant, TenantId};
 
@@ -32,12 +35,68 @@ pub enum LimitError {
     Config(String),
 }
 
+/// Most keys one request charges (tenant, user, credential, address).
+const MAX_KEYS: usize = 4;
+
+/// The verdicts on a request's keys, in their order.
+pub type Verdicts = SmallVec<[Verdict; MAX_KEYS]>;
+
 /// One key to charge.
-#[derive(Debug, Clone)]
-pub struct Check {
+#[derive(Debug, Clone, Copy)]
+pub struct Check<'a> {
     pub scope: LimitScope,
-    pub key: String,
+    pub key: &'a str,
     pub rate: Rate,
+}
+
+/// The keys one request charges, decided together. Their text is written into one buffer,
+/// so a request's keys cost one allocation however many there are.
+#[derive(Debug, Default, Clone)]
+pub struct Checks {
+    text: String,
+    items: SmallVec<[(LimitScope, Rate, Range<usize>); MAX_KEYS]>,
+}
+
+impl Checks {
+    /// Room for a request's keys in one allocation.
+    pub fn new() -> Self {
+        Self {
+            text: String::with_capacity(192),
+            items: SmallVec::new(),
+        }
+    }
+
+    /// Adds the key `prefix` + `rest` with its rate.
+    pub fn push(&mut self, scope: LimitScope, rate: Rate, prefix: &str, rest: fmt::Arguments<'_>) {
+        let start = self.text.len();
+        self.text.push_str(prefix);
+        // Writing into a String cannot fail.
+        let _ = self.text.write_fmt(rest);
+        self.items.push((scope, rate, start..self.text.len()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The `i`-th key.
+    pub fn get(&self, i: usize) -> Check<'_> {
+        let (scope, rate, range) = &self.items[i];
+        Check {
+            scope: *scope,
+            key: &self.text[range.clone()],
+            rate: *rate,
+        }
+    }
+
+    /// The keys in order.
+    pub fn iter(&self) -> impl Iterator<Item = Check<'_>> {
+        (0..self.len()).map(|i| self.get(i))
+    }
 }
 
 /// What to do when Redis cannot answer.
@@ -176,9 +235,22 @@ impl Limiter {
             .map_or(*plan, |own| own.over(plan))
     }
 
-    fn tenant_key(&self, tenant: &TenantId, rest: std::fmt::Arguments<'_>) -> String {
-        // `{tenant}` is a Redis Cluster hash tag: one request's keys live on one node.
-        format!("{}{{{tenant}}}:{rest}", self.options.redis_prefix)
+    /// Adds the key `{prefix}{tenant}:{rest}`: `{tenant}` is a Redis Cluster hash tag, so one
+    /// request's keys live on one node.
+    fn push_tenant_key(
+        &self,
+        checks: &mut Checks,
+        scope: LimitScope,
+        rate: Rate,
+        tenant: &TenantId,
+        rest: fmt::Arguments<'_>,
+    ) {
+        checks.push(
+            scope,
+            rate,
+            &self.options.redis_prefix,
+            format_args!("{{{tenant}}}:{rest}"),
+        );
     }
 
     /// The platform-wide limit per client address, checked before authentication.
@@ -186,13 +258,14 @@ impl Limiter {
         let Some(rate) = self.options.address else {
             return Ok(None);
         };
-        let key = format!("{}ip:{address}", self.options.redis_prefix);
-        self.decide(&[Check {
-            scope: LimitScope::Address,
-            key,
+        let mut checks = Checks::new();
+        checks.push(
+            LimitScope::Address,
             rate,
-        }])
-        .await
+            &self.options.redis_prefix,
+            format_args!("ip:{address}"),
+        );
+        self.decide(&checks).await
     }
 
     /// The limits of one authenticated request: tenant, user, credential and address.
@@ -202,45 +275,57 @@ impl Limiter {
         principal: &Principal,
         address: Option<IpAddr>,
     ) -> Result<Option<Outcome>, LimitError> {
+        let checks = self.request_checks(limits, principal, address);
+        self.decide(&checks).await
+    }
+
+    fn request_checks(
+        &self,
+        limits: &RateLimits,
+        principal: &Principal,
+        address: Option<IpAddr>,
+    ) -> Checks {
         let tenant = &principal.tenant;
-        let mut checks = Vec::with_capacity(4);
+        let mut checks = Checks::new();
         if let Some(rate) = limits.rate(LimitScope::Tenant) {
-            let key = self.tenant_key(tenant, format_args!("t"));
-            checks.push(Check {
-                scope: LimitScope::Tenant,
-                key,
-                rate,
-            });
+            let scope = LimitScope::Tenant;
+            self.push_tenant_key(&mut checks, scope, rate, tenant, format_args!("t"));
         }
         if let Some(rate) = limits.rate(LimitScope::User)
             && !matches!(principal.identity, Identity::Anonymous)
         {
-            let key = self.tenant_key(tenant, format_args!("u:{}", principal.identity));
-            checks.push(Check {
-                scope: LimitScope::User,
-                key,
+            let who = &principal.identity;
+            self.push_tenant_key(
+                &mut checks,
+                LimitScope::User,
                 rate,
-            });
+                tenant,
+                format_args!("u:{who}"),
+            );
         }
         if let Some(rate) = limits.rate(LimitScope::Key)
             && principal.credential.kind != CredentialKind::None
         {
-            let key = self.tenant_key(tenant, format_args!("k:{}", principal.credential.id));
-            checks.push(Check {
-                scope: LimitScope::Key,
-                key,
+            let id = &principal.credential.id;
+            self.push_tenant_key(
+                &mut checks,
+                LimitScope::Key,
                 rate,
-            });
+                tenant,
+                format_args!("k:{id}"),
+            );
         }
         if let (Some(rate), Some(address)) = (limits.rate(LimitScope::Address), address) {
-            let key = self.tenant_key(tenant, format_args!("a:{address}"));
-            checks.push(Check {
-                scope: LimitScope::Address,
-                key,
+            let scope = LimitScope::Address;
+            self.push_tenant_key(
+                &mut checks,
+                scope,
                 rate,
-            });
+                tenant,
+                format_args!("a:{address}"),
+            );
         }
-        self.decide(&checks).await
+        checks
     }
 
     /// The limit on calls of `tool` (its name as clients see it) by `tenant`.
@@ -253,16 +338,19 @@ impl Limiter {
         let Some(rate) = limits.rate(LimitScope::Tool) else {
             return Ok(None);
         };
-        let key = self.tenant_key(tenant, format_args!("tool:{tool}"));
-        self.decide(&[Check {
-            scope: LimitScope::Tool,
-            key,
+        let mut checks = Checks::new();
+        let scope = LimitScope::Tool;
+        self.push_tenant_key(
+            &mut checks,
+            scope,
             rate,
-        }])
-        .await
+            tenant,
+            format_args!("tool:{tool}"),
+        );
+        self.decide(&checks).await
     }
 
-    async fn decide(&self, checks: &[Check]) -> Result<Option<Outcome>, LimitError> {
+    async fn decide(&self, checks: &Checks) -> Result<Option<Outcome>, LimitError> {
         if checks.is_empty() {
             return Ok(None);
         }
@@ -333,11 +421,14 @@ impl Limiter {
 }
 
 /// The refusal that lasts longest, or the admitting limit with the fewest requests left.
-fn summarize(checks: &[Check], verdicts: &[Verdict]) -> Outcome {
-    let pick = |i: usize| Outcome {
-        scope: checks[i].scope,
-        rate: checks[i].rate,
-        verdict: verdicts[i],
+fn summarize(checks: &Checks, verdicts: &[Verdict]) -> Outcome {
+    let pick = |i: usize| {
+        let check = checks.get(i);
+        Outcome {
+            scope: check.scope,
+            rate: check.rate,
+            verdict: verdicts[i],
+        }
     };
     let refused = (0..checks.len())
         .filter(|&i| !verdicts[i].allowed)

@@ -11,9 +11,9 @@
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use switchboard_domain::limits::{Verdict, gcra};
+use switchboard_domain::limits::gcra;
 
-use super::{Check, LimitError};
+use super::{Checks, LimitError, Verdicts};
 
 const SCRIPT: &str = r"
 local t = redis.call('TIME')
@@ -73,11 +73,11 @@ impl RedisStore {
     }
 
     /// Decides all `checks` together (see the module documentation).
-    pub async fn check(&self, checks: &[Check]) -> Result<Vec<Verdict>, LimitError> {
+    pub async fn check(&self, checks: &Checks) -> Result<Verdicts, LimitError> {
         let mut invocation = self.script.prepare_invoke();
-        for check in checks {
+        for check in checks.iter() {
             invocation
-                .key(check.key.as_str())
+                .key(check.key)
                 .arg(check.rate.emission_us())
                 .arg(check.rate.period_us());
         }

@@ -220,3 +220,39 @@ fn an_invalid_redis_url_is_refused_with_an_example() {
     let err = Limiter::new(options).err().unwrap().to_string();
     assert!(err.contains("redis://127.0.0.1:6379"), "{err}");
 }
+
+#[test]
+fn every_key_of_a_request_carries_its_tenant_as_a_hash_tag() {
+    let limiter = Limiter::new(LimitsOptions::default()).unwrap();
+    let every = RateLimits {
+        tenant: Some(Limit::Rate(rate("100/min"))),
+        user: Some(Limit::Rate(rate("50/min"))),
+        key: Some(Limit::Rate(rate("20/min"))),
+        address: Some(Limit::Rate(rate("10/min"))),
+        ..Default::default()
+    };
+    let ada = member("acme", "ada@acme.com", "k1");
+    let address = "192.0.2.7".parse().ok();
+    let checks = limiter.request_checks(&every, &ada, address);
+    let keys: Vec<(LimitScope, &str, String)> = checks
+        .iter()
+        .map(|c| (c.scope, c.key, c.rate.to_string()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (LimitScope::Tenant, "sb:rl:{acme}:t", "100/min".to_owned()),
+            (
+                LimitScope::User,
+                "sb:rl:{acme}:u:user:ada@acme.com",
+                "50/min".to_owned()
+            ),
+            (LimitScope::Key, "sb:rl:{acme}:k:k1", "20/min".to_owned()),
+            (
+                LimitScope::Address,
+                "sb:rl:{acme}:a:192.0.2.7",
+                "10/min".to_owned()
+            ),
+        ]
+    );
+}

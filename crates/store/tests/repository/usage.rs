@@ -1,7 +1,7 @@
 //! Usage rollups: batches add to existing cells, reports group and sum them (within a time
 //! range, inside one tenant), quota sums per tenant and per key, pruning, and tenant deletion.
 
-use switchboard_domain::tenancy::{ItemKind, Tenant};
+use switchboard_domain::tenancy::{Identity, ItemKind, Tenant, UserId};
 use switchboard_domain::usage::{Counters, UsageKey};
 use switchboard_store::UsageGroup;
 
@@ -19,7 +19,10 @@ fn cell(tenant: &str, hour: i64, principal: &str, key: &str, item: &str) -> Usag
     UsageKey {
         tenant: t(tenant),
         hour,
-        principal: principal.into(),
+        principal: match principal.split_once(':') {
+            Some(("user", email)) => Identity::User(UserId::new(email).unwrap()),
+            _ => panic!("test cells are users: {principal}"),
+        },
         credential: key.into(),
         server: "alpha".into(),
         kind: ItemKind::Tool,
