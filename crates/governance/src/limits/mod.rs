@@ -75,10 +75,12 @@ impl Checks {
         self.items.push((scope, rate, start..self.text.len()));
     }
 
+    /// How many keys.
     pub fn len(&self) -> usize {
         self.items.len()
     }
 
+    /// Whether there is no key to charge.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
