@@ -26,7 +26,7 @@ pub struct AuditOptions {
     /// Longest a request waits for room before it is refused.
     pub max_wait: Duration,
     /// How long the writer gathers events into one batch after the first arrives (fewer,
-    /// larger transactions; a flush does not wait for it).
+    /// larger transactions; a flush or a whole batch ends it early).
     pub linger: Duration,
 }
 

@@ -79,7 +79,7 @@ async fn answer(
 fn describe(headers: &mut HeaderMap, outcome: &Outcome) {
     let period = outcome.rate.period_us() / 1_000_000;
     let count = outcome.rate.count();
-    // Numbers straight into header values (no intermediate strings: this runs per request).
+    // Numbers straight into header values (this runs per request); only the policy is text.
     headers.insert("ratelimit-limit", HeaderValue::from(count));
     let remaining = HeaderValue::from(outcome.verdict.remaining);
     headers.insert("ratelimit-remaining", remaining);

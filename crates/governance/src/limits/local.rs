@@ -6,13 +6,13 @@
 //! arithmetic must be exactly the one the Redis script uses (`switchboard_domain::limits`).
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
+// SipHash (std's `RandomState`), not a faster non-cryptographic hash: keys hold client
+// addresses chosen by unauthenticated clients, and a limiter that collisions could slow
+// down would be the first thing to attack.
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-// foldhash, seeded per store: several times faster than SipHash on short keys, and the seed
-// keeps the shard and bucket of a key unpredictable to clients choosing their addresses.
-use foldhash::fast::RandomState;
 use smallvec::SmallVec;
 use switchboard_domain::limits::gcra;
 
@@ -22,9 +22,10 @@ const SHARDS: usize = 64;
 /// Checks between two sweeps of a shard's expired keys.
 const SWEEP_EVERY: u32 = 4096;
 
+#[derive(Default)]
 struct Shard {
     /// Key → theoretical arrival time (µs since the store's epoch).
-    tats: HashMap<String, u64, RandomState>,
+    tats: HashMap<String, u64>,
     checks: u32,
 }
 
@@ -48,16 +49,9 @@ impl LocalStore {
     /// A store holding at most about `max_keys` keys at once.
     pub fn new(max_keys: usize) -> Self {
         Self {
-            shards: (0..SHARDS)
-                .map(|_| {
-                    Mutex::new(Shard {
-                        tats: HashMap::with_hasher(RandomState::default()),
-                        checks: 0,
-                    })
-                })
-                .collect(),
-            // Its own seed: shard choice and bucket choice stay independent.
-            hasher: RandomState::default(),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            // Its own keys: shard choice and bucket choice stay independent.
+            hasher: RandomState::new(),
             epoch: Instant::now(),
             max_keys_per_shard: max_keys.div_ceil(SHARDS).max(1),
         }

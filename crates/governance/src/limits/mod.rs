@@ -51,10 +51,16 @@ pub struct Check<'a> {
 
 /// The keys one request charges, decided together. Their text is written into one buffer,
 /// so a request's keys cost one allocation however many there are.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug)]
 pub struct Checks {
     text: String,
     items: SmallVec<[(LimitScope, Rate, Range<usize>); MAX_KEYS]>,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Checks {

@@ -164,7 +164,7 @@ pub struct Meter {
     store: Store,
     options: MeterOptions,
     /// Looked up by [`CallCell`] without allocating (see there).
-    cells: Mutex<hashbrown::HashMap<UsageKey, Counters, foldhash::fast::RandomState>>,
+    cells: Mutex<hashbrown::HashMap<UsageKey, Counters, std::hash::RandomState>>,
     quotas: Mutex<HashMap<QuotaKey, QuotaCount>>,
     /// One flush at a time (the periodic one, an early one, the final one).
     flushing: tokio::sync::Mutex<()>,
