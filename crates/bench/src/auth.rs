@@ -308,7 +308,7 @@ pub async fn in_process_costs(iterations: usize) -> anyhow::Result<Vec<Cost>> {
     costs.push(
         time("rate limits (4 keys, in-process)", iterations, || async {
             let outcome = limiter
-                .check_request(&limits, &principal, address)
+                .check_request(&limits, &principal, address, None)
                 .await
                 .expect("in-process limits answer");
             assert!(outcome.is_some_and(|o| o.allowed()));

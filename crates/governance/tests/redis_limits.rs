@@ -104,7 +104,10 @@ async fn two_limiters_share_one_budget() {
     let mut admitted = 0;
     for i in 0..40 {
         let limiter = if i % 2 == 0 { &one } else { &two };
-        let outcome = limiter.check_request(&limits, &who, None).await.unwrap();
+        let outcome = limiter
+            .check_request(&limits, &who, None, None)
+            .await
+            .unwrap();
         admitted += usize::from(outcome.unwrap().allowed());
     }
     assert_eq!(
@@ -113,12 +116,62 @@ async fn two_limiters_share_one_budget() {
     );
     // Another tenant's user of the same name is untouched.
     assert!(
-        one.check_request(&limits, &ada("globex"), None)
+        one.check_request(&limits, &ada("globex"), None, None)
             .await
             .unwrap()
             .unwrap()
             .allowed()
     );
+    cleanup(&mut conn, &prefix).await;
+}
+
+#[tokio::test]
+async fn the_address_and_the_callers_limits_are_one_round_trip() {
+    let Some(mut conn) = redis().await else {
+        return;
+    };
+    let prefix = prefix();
+    let limiter = Limiter::new(LimitsOptions {
+        redis_url: Some(redis_url()),
+        redis_prefix: prefix.clone(),
+        address: Some(rate("3/min")),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(limiter.defers_address());
+    let address = "192.0.2.9".parse().ok();
+    let limits = user_limit("100/hour");
+    let mut admitted = 0;
+    for _ in 0..5 {
+        let outcome = limiter
+            .check_request(&limits, &ada("acme"), address, address)
+            .await
+            .unwrap()
+            .unwrap();
+        if outcome.allowed() {
+            admitted += 1;
+        } else {
+            assert_eq!(outcome.scope, LimitScope::Address);
+        }
+    }
+    assert_eq!(admitted, 3, "the address budget holds");
+    assert_eq!(limiter.stats().redis_calls, 5, "one round trip per request");
+    // The refusals charged nobody: the user spent 3 of 100.
+    let user_key = format!("{prefix}{{acme}}:u:user:ada@example.com");
+    let address_key = format!("{prefix}ip:192.0.2.9");
+    let exists: (bool, bool) = redis::pipe()
+        .exists(&user_key)
+        .exists(&address_key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(exists, (true, true));
+    let other = limiter
+        .check_request(&limits, &ada("acme"), None, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(other.verdict.remaining, 100 - 4);
     cleanup(&mut conn, &prefix).await;
 }
 
@@ -139,7 +192,7 @@ async fn concurrent_checks_from_many_tasks_never_over_admit() {
             other.clone()
         };
         tasks.spawn(async move {
-            l.check_request(&limits, &ada("acme"), None)
+            l.check_request(&limits, &ada("acme"), None, None)
                 .await
                 .unwrap()
                 .unwrap()
@@ -170,7 +223,7 @@ async fn a_refusal_charges_no_other_key_and_keys_expire_with_their_budget() {
     for _ in 0..2 {
         assert!(
             limiter
-                .check_request(&limits, &who, None)
+                .check_request(&limits, &who, None, None)
                 .await
                 .unwrap()
                 .unwrap()
@@ -178,7 +231,7 @@ async fn a_refusal_charges_no_other_key_and_keys_expire_with_their_budget() {
         );
     }
     let refused = limiter
-        .check_request(&limits, &who, None)
+        .check_request(&limits, &who, None, None)
         .await
         .unwrap()
         .unwrap();
@@ -195,7 +248,7 @@ async fn a_refusal_charges_no_other_key_and_keys_expire_with_their_budget() {
         ..Default::default()
     };
     let outcome = limiter
-        .check_request(&tenant_only, &who, None)
+        .check_request(&tenant_only, &who, None, None)
         .await
         .unwrap()
         .unwrap();
@@ -237,7 +290,7 @@ async fn without_redis_the_limiter_fails_closed_by_default() {
     let limiter = unreachable(OnRedisError::Deny);
     let started = Instant::now();
     let err = limiter
-        .check_request(&user_limit("10/min"), &ada("acme"), None)
+        .check_request(&user_limit("10/min"), &ada("acme"), None, None)
         .await
         .unwrap_err();
     assert!(matches!(err, LimitError::Unavailable(_)), "{err}");
@@ -257,7 +310,7 @@ async fn without_redis_a_configured_local_fallback_decides_in_process() {
     let mut admitted = 0;
     for _ in 0..4 {
         let outcome = limiter
-            .check_request(&limits, &ada("acme"), None)
+            .check_request(&limits, &ada("acme"), None, None)
             .await
             .unwrap();
         admitted += usize::from(outcome.unwrap().allowed());

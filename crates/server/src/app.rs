@@ -140,6 +140,8 @@ fn router(services: Services, config: &Config, stopping: Arc<AtomicBool>) -> Rou
         axum::middleware::from_fn_with_state(Arc::new(auth_state), authn::authenticate);
     let limit_address =
         axum::middleware::from_fn_with_state(limiter.clone(), limits::limit_address);
+    let limit_address_or_defer =
+        axum::middleware::from_fn_with_state(limiter.clone(), limits::limit_address_or_defer);
     let limit_request =
         axum::middleware::from_fn_with_state(limiter.clone(), limits::limit_request);
     let Sessions {
@@ -161,7 +163,7 @@ fn router(services: Services, config: &Config, stopping: Arc<AtomicBool>) -> Rou
         ))
         .layer(limit_request.clone())
         .layer(authenticate.clone())
-        .layer(limit_address.clone());
+        .layer(limit_address_or_defer.clone());
     let mut legacy = Router::new()
         .route("/sse", get(sse::open_stream))
         .route("/messages", post(sse::post_message))
@@ -170,7 +172,7 @@ fn router(services: Services, config: &Config, stopping: Arc<AtomicBool>) -> Rou
         .with_state(sse_state)
         .layer(limit_request)
         .layer(authenticate)
-        .layer(limit_address.clone())
+        .layer(limit_address_or_defer)
         .layer(axum::middleware::from_fn_with_state(
             policy,
             origin_guard::check,
@@ -308,6 +310,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         }),
         "on_redis_error": match limiter.on_redis_error() { OnRedisError::Deny => "deny", OnRedisError::Local => "local" },
         "refused": stats.refused,
+        "redis_calls": stats.redis_calls,
         "redis_errors": stats.redis_errors,
         "local_fallbacks": stats.local_fallbacks,
     });

@@ -2,13 +2,16 @@
 //!
 //! Two layers around the MCP endpoints: before authentication, the platform-wide limit per
 //! client address (so floods of bad credentials are cut before any verification); after it,
-//! the tenant's limits on the tenant, the user, the credential and the address. An admitted
+//! the tenant's limits on the tenant, the user, the credential and the address. With Redis
+//! the address limit moves into the second layer's round trip (see
+//! [`limit_address_or_defer`]). An admitted
 //! response carries `RateLimit-Limit`/`-Remaining`/`-Reset` and `RateLimit-Policy` for the
 //! limit closest to refusing; a refusal is HTTP 429 with `Retry-After` and a JSON-RPC error
 //! (`-32026`, `data.retryAfterMs`). Tool calls are limited inside the MCP stream by
 //! [`ToolGate`], whose refusal is the call's JSON-RPC error. When the shared store is down and
 //! the limiter fails closed, requests get 503 (`-32027`).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +29,8 @@ use switchboard_mcp::{CallGate, Caller};
 use crate::authn::client_ip;
 use crate::reply;
 
-/// Before authentication: the platform-wide limit per client address.
+/// Before authentication: the platform-wide limit per client address. On the admin API and
+/// the token endpoint, which have no limits of their own after authentication.
 pub async fn limit_address(
     State(limiter): State<Arc<Limiter>>,
     request: Request,
@@ -38,20 +42,71 @@ pub async fn limit_address(
     answer(limiter.check_address(address).await, request, next).await
 }
 
-/// After authentication: the caller's tenant, user, credential and address limits.
-pub async fn limit_request(
+/// The platform-wide address limit on the MCP endpoints: decided before authentication, or —
+/// when the limiter defers it ([`Limiter::defers_address`], with Redis) — together with the
+/// caller's limits in [`limit_request`], one round trip for both. A request refused before
+/// its limits were decided (a bad credential) is charged here, after the refusal, and gets
+/// 429 instead of 401 once its address is out of budget, as when decided first.
+pub async fn limit_address_or_defer(
     State(limiter): State<Arc<Limiter>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    let Some(caller) = request.extensions().get::<Arc<Caller>>().cloned() else {
+    let Some(address) = client_ip(&request) else {
         return next.run(request).await;
     };
-    let address = client_ip(&request);
-    let decided = limiter
-        .check_request(&caller.limits, &caller.principal, address)
-        .await;
-    answer(decided, request, next).await
+    if !limiter.defers_address() {
+        return answer(limiter.check_address(address).await, request, next).await;
+    }
+    let shape = reply::Shape::of(&request);
+    request.extensions_mut().insert(DeferredAddress(address));
+    let response = next.run(request).await;
+    if response.extensions().get::<AddressCharged>().is_some() {
+        return response;
+    }
+    match limiter.check_address(address).await {
+        Ok(Some(outcome)) if !outcome.allowed() => too_many(&outcome, shape),
+        Ok(_) => response,
+        Err(err) => reply::unavailable(shape, codes::LIMITS_UNAVAILABLE, &err.to_string()),
+    }
+}
+
+/// On a request whose platform-wide address limit is left to [`limit_request`].
+#[derive(Debug, Clone, Copy)]
+struct DeferredAddress(IpAddr);
+
+/// On a response whose request was charged its deferred address limit.
+#[derive(Debug, Clone, Copy)]
+struct AddressCharged;
+
+/// After authentication: the caller's tenant, user, credential and address limits (and the
+/// platform-wide address limit, when deferred to here).
+pub async fn limit_request(
+    State(limiter): State<Arc<Limiter>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let deferred = request
+        .extensions_mut()
+        .remove::<DeferredAddress>()
+        .map(|d| d.0);
+    let decided = match request.extensions().get::<Arc<Caller>>().cloned() {
+        Some(caller) => {
+            let address = client_ip(&request);
+            limiter
+                .check_request(&caller.limits, &caller.principal, address, deferred)
+                .await
+        }
+        None => match deferred {
+            Some(address) => limiter.check_address(address).await,
+            None => return next.run(request).await,
+        },
+    };
+    let mut response = answer(decided, request, next).await;
+    if deferred.is_some() {
+        response.extensions_mut().insert(AddressCharged);
+    }
+    response
 }
 
 async fn answer(

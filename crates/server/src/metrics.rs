@@ -140,6 +140,7 @@ impl Metrics {
             }
             let limits = state.limiter.stats();
             counter!("switchboard_rate_limited_total").absolute(limits.refused);
+            counter!("switchboard_rate_limit_store_calls_total").absolute(limits.redis_calls);
             counter!("switchboard_rate_limit_store_errors_total").absolute(limits.redis_errors);
             counter!("switchboard_rate_limit_local_fallbacks_total")
                 .absolute(limits.local_fallbacks);

@@ -1,7 +1,8 @@
 //! Rate limits through the real server: 429 with `Retry-After` and `RateLimit-*` headers, per
 //! user, tenant and tool (a tool refusal is a JSON-RPC error inside the MCP stream), the
-//! per-address limit before authentication, limits changed at run time, two gateways sharing
-//! one budget through real Redis, and Redis down (fail closed, or the local fallback).
+//! per-address limit before authentication (with Redis: in the caller's round trip), limits
+//! changed at run time, two gateways sharing one budget through real Redis, and Redis down
+//! (fail closed, or the local fallback).
 
 #![allow(deprecated)]
 
@@ -296,6 +297,78 @@ async fn two_gateways_share_one_budget_through_redis() {
         .await
         .unwrap();
     assert!(!keys.is_empty());
+    let _: () = redis::cmd("DEL")
+        .arg(keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn with_redis_the_address_limit_shares_the_callers_round_trip() {
+    let Some(url) = redis_url() else { return };
+    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let org = provisioned(&db).await;
+    let prefix = format!("sbtest:{}:", uuid::Uuid::new_v4().simple());
+    let config = format!(
+        "{}[limits]\naddress = \"3/min\"\nredis_url = {url:?}\nredis_prefix = {prefix:?}\n{}",
+        db.toml(),
+        upstreams()
+    );
+    let gw = TestGateway::start("", &config).await;
+    set_acme_limits(&gw, json!({"user": "100/hour"})).await;
+    let acme = format!("{}/t/acme/mcp", gw.base);
+    let redis_calls = || async {
+        let ready: Value = reqwest::get(format!("{}/readyz", gw.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ready["limits"]["redis_calls"].as_u64().unwrap()
+    };
+    let before = redis_calls().await;
+    // Two admitted requests: one round trip each for the address and the user together.
+    for _ in 0..2 {
+        let admitted = ping(&acme, &org.ada).await;
+        assert_eq!(admitted.status, 200);
+        // The headers show the limit closest to refusing: the address's 3/min, decided in
+        // the same round trip as the user's 100/hour.
+        assert_eq!(admitted.header("ratelimit-limit"), "3");
+    }
+    assert_eq!(redis_calls().await - before, 2);
+    // A bad credential is refused, and still charged to its address (the third of three).
+    assert_eq!(ping(&acme, "sb_notarealkey_x").await.status, 401);
+    // The address is out of budget: 429 for bad and good credentials alike.
+    for bearer in ["sb_notarealkey_x", org.ada.as_str()] {
+        let refused = ping(&acme, bearer).await;
+        assert_eq!(refused.status, 429, "{bearer}");
+        assert_eq!(refused.body["error"]["data"]["limit"], "address");
+        assert!(!refused.header("retry-after").is_empty());
+    }
+    assert_eq!(
+        redis_calls().await - before,
+        5,
+        "one round trip per request"
+    );
+    // The token endpoint decides the address on its own, before anything else.
+    let token = reqwest::Client::new()
+        .post(format!("{}/oauth/token", gw.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status().as_u16(), 429);
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(keys.contains(&format!("{prefix}ip:127.0.0.1")), "{keys:?}");
     let _: () = redis::cmd("DEL")
         .arg(keys)
         .query_async(&mut conn)

@@ -5,8 +5,9 @@
 //! the time from Redis itself (replicas' clocks never disagree), and writes the new TATs —
 //! with an expiry at which the budget is whole again — only when every key admits. It returns
 //! the time and the TATs it read; the verdicts (remaining, reset, retry) are computed here by
-//! the same function the in-process store uses. Keys of one call share a `{tenant}` hash tag,
-//! so the script also runs on Redis Cluster.
+//! the same function the in-process store uses. A tenant's keys share a `{tenant}` hash tag;
+//! the platform-wide address key, decided in the same script, names no tenant — one Redis
+//! server holds them all (the client does not speak the Cluster protocol).
 
 use std::time::Duration;
 

@@ -32,7 +32,10 @@ fn limits(user: &str) -> RateLimits {
 async fn admitted(limiter: &Limiter, limits: &RateLimits, who: &Principal, n: usize) -> usize {
     let mut ok = 0;
     for _ in 0..n {
-        let outcome = limiter.check_request(limits, who, None).await.unwrap();
+        let outcome = limiter
+            .check_request(limits, who, None, None)
+            .await
+            .unwrap();
         ok += usize::from(outcome.is_none_or(|o| o.allowed()));
     }
     ok
@@ -59,15 +62,18 @@ async fn a_refusal_names_the_limit_and_when_to_retry() {
     };
     let ada = member("acme", "ada@acme.com", "k1");
     let first = limiter
-        .check_request(&limits, &ada, None)
+        .check_request(&limits, &ada, None, None)
         .await
         .unwrap()
         .unwrap();
     assert!(first.allowed());
     assert_eq!((first.scope, first.verdict.remaining), (LimitScope::Key, 1));
-    limiter.check_request(&limits, &ada, None).await.unwrap();
+    limiter
+        .check_request(&limits, &ada, None, None)
+        .await
+        .unwrap();
     let refused = limiter
-        .check_request(&limits, &ada, None)
+        .check_request(&limits, &ada, None, None)
         .await
         .unwrap()
         .unwrap();
@@ -82,7 +88,7 @@ async fn a_refusal_names_the_limit_and_when_to_retry() {
     let other_key = member("acme", "ada@acme.com", "k2");
     assert!(
         limiter
-            .check_request(&limits, &other_key, None)
+            .check_request(&limits, &other_key, None, None)
             .await
             .unwrap()
             .unwrap()
@@ -112,7 +118,7 @@ async fn addresses_are_limited_before_and_after_authentication() {
     let ada = member("acme", "ada@acme.com", "k1");
     assert!(
         limiter
-            .check_request(&limits, &ada, Some(a))
+            .check_request(&limits, &ada, Some(a), None)
             .await
             .unwrap()
             .unwrap()
@@ -120,7 +126,7 @@ async fn addresses_are_limited_before_and_after_authentication() {
     );
     assert!(
         !limiter
-            .check_request(&limits, &ada, Some(a))
+            .check_request(&limits, &ada, Some(a), None)
             .await
             .unwrap()
             .unwrap()
@@ -128,7 +134,7 @@ async fn addresses_are_limited_before_and_after_authentication() {
     );
     assert!(
         limiter
-            .check_request(&limits, &ada, Some(b))
+            .check_request(&limits, &ada, Some(b), None)
             .await
             .unwrap()
             .unwrap()
@@ -147,7 +153,7 @@ async fn anonymous_callers_have_no_user_or_key_budget_and_nothing_configured_che
     };
     assert_eq!(
         limiter
-            .check_request(&limits, &anonymous, None)
+            .check_request(&limits, &anonymous, None, None)
             .await
             .unwrap(),
         None
@@ -233,7 +239,7 @@ fn every_key_of_a_request_carries_its_tenant_as_a_hash_tag() {
     };
     let ada = member("acme", "ada@acme.com", "k1");
     let address = "192.0.2.7".parse().ok();
-    let checks = limiter.request_checks(&every, &ada, address);
+    let checks = limiter.request_checks(&every, &ada, address, None);
     let keys: Vec<(LimitScope, &str, String)> = checks
         .iter()
         .map(|c| (c.scope, c.key, c.rate.to_string()))
@@ -254,5 +260,55 @@ fn every_key_of_a_request_carries_its_tenant_as_a_hash_tag() {
                 "10/min".to_owned()
             ),
         ]
+    );
+}
+
+#[tokio::test]
+async fn the_platform_address_decided_with_a_request_charges_all_or_nothing() {
+    let options = LimitsOptions {
+        address: Some(rate("2/min")),
+        ..Default::default()
+    };
+    let limiter = Limiter::new(options).unwrap();
+    // In process the address is decided on its own, first.
+    assert!(!limiter.defers_address());
+    let a: IpAddr = "192.0.2.1".parse().unwrap();
+    let ada = member("acme", "ada@acme.com", "k1");
+    let user = limits("1/min");
+    // The platform address key comes first, with no tenant in it.
+    let checks = limiter.request_checks(&user, &ada, Some(a), Some(a));
+    let keys: Vec<&str> = checks.iter().map(|c| c.key).collect();
+    assert_eq!(
+        keys,
+        ["sb:rl:ip:192.0.2.1", "sb:rl:{acme}:u:user:ada@acme.com"]
+    );
+    let decide = || limiter.check_request(&user, &ada, Some(a), Some(a));
+    assert!(decide().await.unwrap().unwrap().allowed());
+    // The user is out of budget: refused, and the address is not charged for it.
+    let refused = decide().await.unwrap().unwrap();
+    assert_eq!(
+        (refused.allowed(), refused.scope),
+        (false, LimitScope::User)
+    );
+    assert!(limiter.check_address(a).await.unwrap().unwrap().allowed());
+    // Now the address is spent too (two of two): refused on the address, whoever asks.
+    let bob = member("acme", "bob@acme.com", "k2");
+    let refused = limiter
+        .check_request(&user, &bob, Some(a), Some(a))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (refused.allowed(), refused.scope),
+        (false, LimitScope::Address)
+    );
+    // … and bob's own budget was left whole by that refusal.
+    assert!(
+        limiter
+            .check_request(&user, &bob, None, None)
+            .await
+            .unwrap()
+            .unwrap()
+            .allowed()
     );
 }
