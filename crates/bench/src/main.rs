@@ -28,7 +28,7 @@ use serde_json::json;
 
 use gateways::{Mode, gateway, gateway_with};
 use mcp::{Endpoint, Era};
-use measure::{Pace, Target, measure, print_row};
+use measure::{CpuOf, Pace, Target, measure, print_cpu_summary, print_row};
 use procs::{free_port, start};
 
 #[derive(Parser)]
@@ -110,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
 
     // The in-repository upstream, both eras.
     let demo_port = free_port()?;
-    let _demo = start(
+    let demo_upstream = start(
         "demo upstream",
         &switchboard,
         &[
@@ -132,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
         gateway_tool: "demo__echo",
         arguments: json!({"text": "hello"}),
         eras: vec![Era::Legacy, Era::Modern],
+        cpu: CpuOf::both(demo_upstream.pid(), demo_gateway.proc.pid()),
     }];
 
     // server-everything, when the peers are installed (scripts/install-peers.sh).
@@ -163,6 +164,7 @@ async fn main() -> anyhow::Result<()> {
             gateway_tool: "everything__echo",
             arguments: json!({"message": "hello"}),
             eras: vec![Era::Legacy],
+            cpu: CpuOf::both(proc.pid(), gw.proc.pid()),
         });
         _everything = Some(proc);
         _everything_gateway = Some(gw);
@@ -195,6 +197,7 @@ async fn main() -> anyhow::Result<()> {
             gateway_tool: "demo__echo",
             arguments: json!({"text": "hello"}),
             eras: vec![Era::Legacy, Era::Modern],
+            cpu: CpuOf::both(demo_gateway.proc.pid(), auth_gateway.proc.pid()),
         });
     }
 
@@ -256,6 +259,7 @@ async fn main() -> anyhow::Result<()> {
             gateway_tool: "demo__echo",
             arguments: json!({"text": "hello"}),
             eras: vec![Era::Legacy, Era::Modern],
+            cpu: CpuOf::both(bare.proc.pid(), governed_gateway.proc.pid()),
         });
     }
 
@@ -283,6 +287,7 @@ async fn main() -> anyhow::Result<()> {
             gateway_tool: "demo__echo",
             arguments: json!({"text": "hello"}),
             eras: vec![Era::Legacy, Era::Modern],
+            cpu: CpuOf::both(auth_gateway.proc.pid(), gw.proc.pid()),
         });
         _tenants_gateway = Some(gw);
     }
@@ -304,6 +309,7 @@ async fn main() -> anyhow::Result<()> {
             gateway_tool: "stdio__echo",
             arguments: json!({"text": "hello"}),
             eras: vec![Era::Legacy],
+            cpu: CpuOf::gateway(gw.proc.pid()),
         });
         _stdio_gateway = Some(gw);
     }
@@ -335,6 +341,7 @@ async fn main() -> anyhow::Result<()> {
             rows.push(row);
         }
     }
+    print_cpu_summary(&rows);
     // `tools/list` through 1, 10 and 50 upstreams of 20 tools each (one demo process listing
     // 20 tools behind every entry), against listing directly an upstream that holds as many
     // tools as the gateway's answer (20, 200, and 500: the gateway's first page of 1,000).
@@ -382,6 +389,7 @@ async fn main() -> anyhow::Result<()> {
                 gateway_tool: "echo",
                 arguments: json!({}),
                 eras: vec![Era::Legacy, Era::Modern],
+                cpu: CpuOf::gateway(gw.proc.pid()),
             };
             for &era in &target.eras {
                 let row = measure(&target, era, "tools/list", 1, None, pace).await?;

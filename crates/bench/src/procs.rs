@@ -12,6 +12,11 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Resident and proportional set size in KiB, from /proc (Linux).
     pub fn memory_kib(&self) -> Option<(u64, u64)> {
         let text =
@@ -24,6 +29,22 @@ impl Proc {
         };
         Some((field("Rss:")?, field("Pss:")?))
     }
+}
+
+/// CPU time `pid` has used (user and system, all threads), from /proc (Linux).
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces: utime and
+    // stime are the 14th and 15th fields of the line, the 12th and 13th after the name.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok()?;
+    Some(Duration::from_micros(
+        (utime + stime) * 1_000_000 / ticks.max(1),
+    ))
 }
 
 impl Drop for Proc {
