@@ -88,6 +88,26 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
+    /// Replaces every NUL character in the event's text with U+FFFD. PostgreSQL cannot store
+    /// NUL in text, and a client can put one in a tool name (`"\u0000"` in JSON): left in,
+    /// the record's batch could never be written and the audit backlog would fill until
+    /// every request is refused. Done before the record is hashed, so the chain verifies
+    /// on either database.
+    pub fn replace_nul(&mut self) {
+        for field in [
+            &mut self.actor,
+            &mut self.credential,
+            &mut self.target,
+            &mut self.outcome,
+            &mut self.reason,
+            &mut self.detail,
+        ] {
+            if field.contains('\0') {
+                *field = field.replace('\0', "\u{FFFD}");
+            }
+        }
+    }
+
     /// The chain's name: the tenant id, or [`PLATFORM_CHAIN`].
     pub fn chain(&self) -> &str {
         self.tenant
@@ -446,6 +466,19 @@ mod tests {
     #[test]
     fn hex_is_lowercase_and_two_digits_a_byte() {
         assert_eq!(to_hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+    }
+
+    #[test]
+    fn nul_characters_are_replaced_and_nothing_else_changes() {
+        let mut e = event(1);
+        e.target = "demo/ec\0ho".into();
+        e.detail = "{\"a\":\"\0\0\"}".into();
+        let untouched = e.reason.clone();
+        e.replace_nul();
+        assert_eq!(e.target, "demo/ec\u{FFFD}ho");
+        assert_eq!(e.detail, "{\"a\":\"\u{FFFD}\u{FFFD}\"}");
+        assert_eq!(e.reason, untouched);
+        assert!(!format!("{e:?}").contains('\0'));
     }
 
     #[test]

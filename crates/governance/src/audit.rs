@@ -105,7 +105,8 @@ impl AuditLog {
     }
 
     /// Queues `event`; never blocks, never drops.
-    pub fn record(&self, event: AuditEvent) {
+    pub fn record(&self, mut event: AuditEvent) {
+        event.replace_nul();
         let backlog = self.shared.backlog.fetch_add(1, Ordering::Relaxed) + 1;
         if self.tx.send(Message::Event(event)).is_err() {
             // Only after the writer ended, which happens when the log is dropped.

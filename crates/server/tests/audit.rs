@@ -217,6 +217,48 @@ async fn audit_trail_on_postgres() {
     the_audit_trail_records_each_tenant_s_activity(Backend::Postgres).await;
 }
 
+/// A NUL in a record (an upstream may name a tool so) is stored as U+FFFD: PostgreSQL cannot
+/// store NUL in text, and a batch that can never be written would fill the backlog until
+/// every request of every tenant is refused.
+async fn a_nul_character_cannot_stall_the_audit_log(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let store = switchboard_store::Store::connect(&db.url).await.unwrap();
+    let log = switchboard_governance::AuditLog::start(store.clone(), Default::default());
+    log.record(switchboard_domain::audit::AuditEvent {
+        tenant: Some(switchboard_domain::tenancy::TenantId::new("acme").unwrap()),
+        at_ms: 1,
+        kind: AuditKind::Call,
+        actor: "user:ada@acme.com".into(),
+        credential: "k1".into(),
+        target: "evil/to\0ol".into(),
+        outcome: "error".into(),
+        reason: "upstream said \0".into(),
+        detail: "{}".into(),
+    });
+    tokio::time::timeout(Duration::from_secs(10), log.flush())
+        .await
+        .expect("the record is written, not retried forever");
+    assert_eq!(log.stats().write_errors, 0);
+    let written = records(&store, "acme").await;
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0].event.target, "evil/to\u{FFFD}ol");
+    assert_eq!(written[0].event.reason, "upstream said \u{FFFD}");
+    assert_eq!(store.verify_audit("acme").await.unwrap(), Ok(1));
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_nul_character_cannot_stall_the_audit_log_on_sqlite() {
+    a_nul_character_cannot_stall_the_audit_log(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_nul_character_cannot_stall_the_audit_log_on_postgres() {
+    a_nul_character_cannot_stall_the_audit_log(Backend::Postgres).await;
+}
+
 #[tokio::test]
 async fn no_record_is_lost_when_the_gateway_is_stopped_under_load() {
     switchboard_mcp::install_crypto_provider();

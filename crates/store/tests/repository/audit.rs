@@ -1,7 +1,8 @@
 //! The audit trail: per-tenant hash chains appended in batches, verified end to end, refused
 //! updates and deletes (triggers), tampering made around the triggers caught by `verify`, two
-//! stores (as two replicas) appending to the same chains at once, and one batch over many
-//! chains.
+//! stores (as two replicas) appending to the same chains at once, one batch over many
+//! chains, and every field stored exactly as written whatever it holds (a batch travels to
+//! the database as one JSON document).
 
 use switchboard_domain::audit::{AuditEvent, AuditKind, ChainBreak, ChainHead, PLATFORM_CHAIN};
 use switchboard_domain::tenancy::TenantId;
@@ -15,6 +16,7 @@ both!(
     two_stores_append_to_one_chain,
     one_batch_extends_many_chains,
     retention_removes_only_old_records_and_the_rest_still_verifies,
+    hostile_text_is_stored_exactly_and_a_full_batch_in_one_statement,
 );
 
 fn event(tenant: Option<&str>, n: usize) -> AuditEvent {
@@ -254,4 +256,50 @@ async fn retention_removes_only_old_records_and_the_rest_still_verifies(db: Db) 
         .unwrap();
     tx.commit().await.unwrap();
     assert!(store.verify_audit("acme").await.unwrap().is_err());
+}
+
+async fn hostile_text_is_stored_exactly_and_a_full_batch_in_one_statement(db: Db) {
+    let store = &db.store;
+    let hostile = [
+        r#"quote " backslash \ slash / apostrophe '"#,
+        "control \u{1} \u{1f} tab \t newline \n return \r",
+        "line separators \u{2028} \u{2029}, emoji 🦀, accents ñé, CJK 漢字",
+        r#"{"looks":"like json","n":[1,2]}"#,
+        "[\"an\",\"array\"]",
+        "null",
+        "",
+        "12345678901234567890",
+    ];
+    // More records than one batch of the writer holds (500), fields of every kind.
+    let events: Vec<AuditEvent> = (0..1_200)
+        .map(|n| {
+            let text = |k: usize| hostile[(n + k) % hostile.len()].to_owned();
+            AuditEvent {
+                tenant: Some(TenantId::new("acme").unwrap()),
+                at_ms: if n == 0 { i64::MAX } else { n as i64 },
+                kind: AuditKind::Call,
+                actor: text(0),
+                credential: text(1),
+                target: text(2),
+                outcome: text(3),
+                reason: text(4) + &"x".repeat(n % 7 * 1000),
+                detail: text(5),
+            }
+        })
+        .collect();
+    assert_eq!(store.append_audit(&events).await.unwrap(), 1_200);
+    assert_eq!(store.verify_audit("acme").await.unwrap(), Ok(1_200));
+    let mut read = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.audit_page("acme", after, 500).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        read.extend(page);
+    }
+    assert_eq!(read.len(), 1_200);
+    for (n, (record, event)) in read.iter().zip(&events).enumerate() {
+        assert_eq!(record.seq, n as i64 + 1);
+        assert_eq!(&record.event, event, "record {}", n + 1);
+    }
 }
