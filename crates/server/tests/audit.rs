@@ -217,10 +217,11 @@ async fn audit_trail_on_postgres() {
     the_audit_trail_records_each_tenant_s_activity(Backend::Postgres).await;
 }
 
-/// A NUL in a record (an upstream may name a tool so) is stored as U+FFFD: PostgreSQL cannot
-/// store NUL in text, and a batch that can never be written would fill the backlog until
-/// every request of every tenant is refused.
-async fn a_nul_character_cannot_stall_the_audit_log(backend: Backend) {
+/// A NUL in a record or a usage cell (an upstream may name a tool so) is stored as U+FFFD:
+/// PostgreSQL cannot store NUL in text, and an audit batch that can never be written would
+/// fill the backlog until every request of every tenant is refused (a usage rollup, hold
+/// back every tenant's usage).
+async fn a_nul_character_stalls_neither_the_audit_log_nor_usage(backend: Backend) {
     let Some(db) = TestDb::create(backend).await else {
         return;
     };
@@ -246,17 +247,54 @@ async fn a_nul_character_cannot_stall_the_audit_log(backend: Backend) {
     assert_eq!(written[0].event.target, "evil/to\u{FFFD}ol");
     assert_eq!(written[0].event.reason, "upstream said \u{FFFD}");
     assert_eq!(store.verify_audit("acme").await.unwrap(), Ok(1));
+    // The same for the usage rollups, which every tenant's calls share.
+    let meter = switchboard_governance::Meter::start(store.clone(), Default::default());
+    let acme = switchboard_domain::tenancy::TenantId::new("acme").unwrap();
+    let who = switchboard_domain::tenancy::Identity::Anonymous;
+    for item in ["to\0ol", "to\0ol", "echo"] {
+        meter.record(
+            switchboard_governance::CallCell {
+                tenant: &acme,
+                hour: 0,
+                principal: &who,
+                credential: "",
+                server: "evil",
+                kind: switchboard_domain::tenancy::ItemKind::Tool,
+                item,
+            },
+            false,
+            Duration::from_millis(1),
+            1,
+            1,
+        );
+    }
+    meter.flush().await;
+    assert_eq!(meter.stats().write_errors, 0);
+    assert_eq!(meter.stats().written_cells, 2);
+    let rows = store
+        .tenant(&acme)
+        .usage_report(0, i64::MAX, &[switchboard_store::UsageGroup::Tool])
+        .await
+        .unwrap();
+    let calls: Vec<(String, u64)> = rows
+        .iter()
+        .map(|r| (r.group.join("/"), r.counters.calls))
+        .collect();
+    assert!(
+        calls.contains(&("evil/tool/to\u{FFFD}ol".to_owned(), 2)),
+        "{calls:?}"
+    );
     db.cleanup().await;
 }
 
 #[tokio::test]
-async fn a_nul_character_cannot_stall_the_audit_log_on_sqlite() {
-    a_nul_character_cannot_stall_the_audit_log(Backend::Sqlite).await;
+async fn a_nul_character_stalls_neither_the_audit_log_nor_usage_on_sqlite() {
+    a_nul_character_stalls_neither_the_audit_log_nor_usage(Backend::Sqlite).await;
 }
 
 #[tokio::test]
-async fn a_nul_character_cannot_stall_the_audit_log_on_postgres() {
-    a_nul_character_cannot_stall_the_audit_log(Backend::Postgres).await;
+async fn a_nul_character_stalls_neither_the_audit_log_nor_usage_on_postgres() {
+    a_nul_character_stalls_neither_the_audit_log_nor_usage(Backend::Postgres).await;
 }
 
 #[tokio::test]

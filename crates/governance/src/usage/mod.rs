@@ -213,6 +213,15 @@ impl Meter {
         bytes_in: u64,
         bytes_out: u64,
     ) {
+        // PostgreSQL cannot store NUL in text, and an upstream may name a tool with one (server
+        // names are validated): a rollup that could never be written would hold back every
+        // tenant's usage. Such a call is counted under the name with U+FFFD instead.
+        let cleaned;
+        let mut cell = cell;
+        if cell.item.contains('\0') {
+            cleaned = cell.item.replace('\0', "\u{FFFD}");
+            cell.item = &cleaned;
+        }
         let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         let full = {
             let mut cells = lock(&self.cells);
