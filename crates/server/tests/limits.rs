@@ -211,23 +211,53 @@ async fn the_address_limit_cuts_bad_credentials_before_verification() {
     assert_eq!(refused.body["error"]["data"]["limit"], "address");
     // The address is out of budget for valid credentials too, and for the token endpoint.
     assert_eq!(ping(&acme, &org.root).await.status, 429);
-    let token = reqwest::Client::new()
-        .post(format!("{}/oauth/token", gw.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(token.status().as_u16(), 429);
-    let ready: Value = reqwest::get(format!("{}/readyz", gw.base))
+    assert_eq!(token_status(&gw.base).await, 429);
+    let ready = readyz(&gw.base).await;
+    assert_eq!(ready["limits"]["backend"], "in-process");
+    assert!(ready["limits"]["refused"].as_u64().unwrap() >= 3);
+    db.cleanup().await;
+}
+
+/// `/readyz` of the gateway at `base`.
+async fn readyz(base: &str) -> Value {
+    reqwest::get(format!("{base}/readyz"))
         .await
         .unwrap()
         .json()
         .await
+        .unwrap()
+}
+
+/// The status of a client-credentials request to the token endpoint at `base`.
+async fn token_status(base: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{base}/oauth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Deletes this test's Redis keys (those under `prefix`) and returns them.
+async fn take_keys(url: &str, prefix: &str) -> Vec<String> {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
         .unwrap();
-    assert_eq!(ready["limits"]["backend"], "in-process");
-    assert!(ready["limits"]["refused"].as_u64().unwrap() >= 3);
-    db.cleanup().await;
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    keys
 }
 
 fn redis_url() -> Option<String> {
@@ -280,28 +310,10 @@ async fn two_gateways_share_one_budget_through_redis() {
         admitted, 10,
         "the total admitted is the limit, not twice it"
     );
-    let ready: Value = reqwest::get(format!("{}/readyz", one.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = readyz(&one.base).await;
     assert_eq!(ready["limits"]["backend"], "redis");
     assert_eq!(ready["limits"]["redis"]["reachable"], true);
-    // Clean up this test's keys.
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(!keys.is_empty());
-    let _: () = redis::cmd("DEL")
-        .arg(keys)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    assert!(!take_keys(&url, &prefix).await.is_empty());
     db.cleanup().await;
 }
 
@@ -319,14 +331,10 @@ async fn with_redis_the_address_limit_shares_the_callers_round_trip() {
     let gw = TestGateway::start("", &config).await;
     set_acme_limits(&gw, json!({"user": "100/hour"})).await;
     let acme = format!("{}/t/acme/mcp", gw.base);
-    let redis_calls = || async {
-        let ready: Value = reqwest::get(format!("{}/readyz", gw.base))
-            .await
+    let redis_calls = async || {
+        readyz(&gw.base).await["limits"]["redis_calls"]
+            .as_u64()
             .unwrap()
-            .json()
-            .await
-            .unwrap();
-        ready["limits"]["redis_calls"].as_u64().unwrap()
     };
     let before = redis_calls().await;
     // Two admitted requests: one round trip each for the address and the user together.
@@ -353,27 +361,9 @@ async fn with_redis_the_address_limit_shares_the_callers_round_trip() {
         "one round trip per request"
     );
     // The token endpoint decides the address on its own, before anything else.
-    let token = reqwest::Client::new()
-        .post(format!("{}/oauth/token", gw.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(token.status().as_u16(), 429);
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    assert_eq!(token_status(&gw.base).await, 429);
+    let keys = take_keys(&url, &prefix).await;
     assert!(keys.contains(&format!("{prefix}ip:127.0.0.1")), "{keys:?}");
-    let _: () = redis::cmd("DEL")
-        .arg(keys)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
     db.cleanup().await;
 }
 
