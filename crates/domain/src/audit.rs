@@ -89,7 +89,7 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     /// Replaces every NUL character in the event's text with U+FFFD. PostgreSQL cannot store
-    /// NUL in text, and a client can put one in a tool name (`"\u0000"` in JSON): left in,
+    /// NUL in text, and an upstream can name a tool with one (`"\u0000"` in JSON): left in,
     /// the record's batch could never be written and the audit backlog would fill until
     /// every request is refused. Done before the record is hashed, so the chain verifies
     /// on either database.

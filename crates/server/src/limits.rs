@@ -102,6 +102,17 @@ pub async fn limit_request(
             None => return next.run(request).await,
         },
     };
+    if let (Some(address), Ok(Some(outcome))) = (deferred, &decided)
+        && !outcome.allowed()
+    {
+        // Refused together, nothing was charged — but every request counts against its
+        // address, as when the address is decided first: a caller over its own limit must
+        // not be able to send without end. A GCRA refusal charges nothing, so this costs
+        // no budget when the address itself refused.
+        if let Err(err) = limiter.check_address(address).await {
+            tracing::debug!(error = %err, "address not charged for a refused request");
+        }
+    }
     let mut response = answer(decided, request, next).await;
     if deferred.is_some() {
         response.extensions_mut().insert(AddressCharged);

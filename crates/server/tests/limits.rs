@@ -355,15 +355,40 @@ async fn with_redis_the_address_limit_shares_the_callers_round_trip() {
         assert_eq!(refused.body["error"]["data"]["limit"], "address");
         assert!(!refused.header("retry-after").is_empty());
     }
-    assert_eq!(
-        redis_calls().await - before,
-        5,
-        "one round trip per request"
-    );
+    // One round trip per request, and one more for the valid credential's refusal (its
+    // address is charged on its own: see the next test).
+    assert_eq!(redis_calls().await - before, 6);
     // The token endpoint decides the address on its own, before anything else.
     assert_eq!(token_status(&gw.base).await, 429);
     let keys = take_keys(&url, &prefix).await;
     assert!(keys.contains(&format!("{prefix}ip:127.0.0.1")), "{keys:?}");
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn with_redis_a_request_refused_by_its_callers_limit_still_counts_for_its_address() {
+    let Some(url) = redis_url() else { return };
+    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let org = provisioned(&db).await;
+    let prefix = format!("sbtest:{}:", uuid::Uuid::new_v4().simple());
+    let config = format!(
+        "{}[limits]\naddress = \"2/min\"\nredis_url = {url:?}\nredis_prefix = {prefix:?}\n{}",
+        db.toml(),
+        upstreams()
+    );
+    let gw = TestGateway::start("", &config).await;
+    set_acme_limits(&gw, json!({"user": "1/hour"})).await;
+    let acme = format!("{}/t/acme/mcp", gw.base);
+    assert_eq!(ping(&acme, &org.ada).await.status, 200);
+    let refused = ping(&acme, &org.ada).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.body["error"]["data"]["limit"], "user");
+    // That refusal spent the address's second request: another member's first request
+    // from the same address is refused for the address.
+    let refused = ping(&acme, &org.root).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.body["error"]["data"]["limit"], "address");
+    take_keys(&url, &prefix).await;
     db.cleanup().await;
 }
 
