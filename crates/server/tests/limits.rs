@@ -241,6 +241,18 @@ async fn token_status(base: &str) -> u16 {
         .as_u16()
 }
 
+/// A gateway configuration with `limits` (TOML lines of `[limits]`) held in the Redis at
+/// `url` under a key prefix of its own, which it returns too.
+fn redis_config(db: &TestDb, url: &str, limits: &str) -> (String, String) {
+    let prefix = format!("sbtest:{}:", uuid::Uuid::new_v4().simple());
+    let config = format!(
+        "{}[limits]\n{limits}redis_url = {url:?}\nredis_prefix = {prefix:?}\n{}",
+        db.toml(),
+        upstreams()
+    );
+    (prefix, config)
+}
+
 /// Deletes this test's Redis keys (those under `prefix`) and returns them.
 async fn take_keys(url: &str, prefix: &str) -> Vec<String> {
     let client = redis::Client::open(url).unwrap();
@@ -288,12 +300,7 @@ async fn two_gateways_share_one_budget_through_redis() {
     let Some(url) = redis_url() else { return };
     let db = TestDb::create(Backend::Sqlite).await.unwrap();
     let org = provisioned(&db).await;
-    let prefix = format!("sbtest:{}:", uuid::Uuid::new_v4().simple());
-    let config = format!(
-        "{}[limits]\nredis_url = {url:?}\nredis_prefix = {prefix:?}\n{}",
-        db.toml(),
-        upstreams()
-    );
+    let (prefix, config) = redis_config(&db, &url, "");
     let one = TestGateway::start("", &config).await;
     let two = TestGateway::start("", &config).await;
     set_acme_limits(&one, json!({"user": "10/min"})).await;
@@ -322,12 +329,7 @@ async fn with_redis_the_address_limit_shares_the_callers_round_trip() {
     let Some(url) = redis_url() else { return };
     let db = TestDb::create(Backend::Sqlite).await.unwrap();
     let org = provisioned(&db).await;
-    let prefix = format!("sbtest:{}:", uuid::Uuid::new_v4().simple());
-    let config = format!(
-        "{}[limits]\naddress = \"3/min\"\nredis_url = {url:?}\nredis_prefix = {prefix:?}\n{}",
-        db.toml(),
-        upstreams()
-    );
+    let (prefix, config) = redis_config(&db, &url, "address = \"3/min\"\n");
     let gw = TestGateway::start("", &config).await;
     set_acme_limits(&gw, json!({"user": "100/hour"})).await;
     let acme = format!("{}/t/acme/mcp", gw.base);
@@ -370,12 +372,7 @@ async fn with_redis_a_request_refused_by_its_callers_limit_still_counts_for_its_
     let Some(url) = redis_url() else { return };
     let db = TestDb::create(Backend::Sqlite).await.unwrap();
     let org = provisioned(&db).await;
-    let prefix = format!("sbtest:{}:", uuid::Uuid::new_v4().simple());
-    let config = format!(
-        "{}[limits]\naddress = \"2/min\"\nredis_url = {url:?}\nredis_prefix = {prefix:?}\n{}",
-        db.toml(),
-        upstreams()
-    );
+    let (prefix, config) = redis_config(&db, &url, "address = \"2/min\"\n");
     let gw = TestGateway::start("", &config).await;
     set_acme_limits(&gw, json!({"user": "1/hour"})).await;
     let acme = format!("{}/t/acme/mcp", gw.base);
