@@ -119,9 +119,14 @@ impl AuditLog {
         }
     }
 
+    /// Whether the backlog has room now (what [`AuditLog::admit`] waits for).
+    pub fn has_room(&self) -> bool {
+        self.shared.backlog.load(Ordering::Relaxed) < self.options.capacity
+    }
+
     /// Waits until the backlog has room (immediately, normally); refuses after `max_wait`.
     pub async fn admit(&self) -> Result<(), AuditBusy> {
-        let has_room = || self.shared.backlog.load(Ordering::Relaxed) < self.options.capacity;
+        let has_room = || self.has_room();
         if has_room() {
             return Ok(());
         }

@@ -181,7 +181,7 @@ fn router(services: Services, config: &Config, stopping: Arc<AtomicBool>) -> Rou
         admin.map(|state| switchboard_admin::router(state).layer(limit_address.clone()));
     // Outermost: nothing is served while the audit log cannot take its records.
     if let Some(log) = &audit {
-        let admit = axum::middleware::from_fn_with_state(log.clone(), audit::admit);
+        let admit = audit::AdmitLayer(log.clone());
         streamable = streamable.layer(admit.clone());
         legacy = legacy.layer(admit.clone());
         admin = admin.map(|router| router.layer(admit));

@@ -297,6 +297,90 @@ async fn a_nul_character_stalls_neither_the_audit_log_nor_usage_on_postgres() {
     a_nul_character_stalls_neither_the_audit_log_nor_usage(Backend::Postgres).await;
 }
 
+/// Renames the audit table away (every insert fails) or back.
+async fn audit_table_reachable(db: &TestDb, reachable: bool) {
+    use sqlx::Connection;
+    let (from, to) = if reachable {
+        ("audit_events_gone", "audit_events")
+    } else {
+        ("audit_events", "audit_events_gone")
+    };
+    let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER TABLE {from} RENAME TO {to}"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
+
+/// A POST with a wrong key to acme's endpoint: refused (and recorded), or held back.
+async fn wrong_key(url: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url)
+        .bearer_auth("sb_aaaaaaaaaaaa_wrong")
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_full_audit_backlog_holds_requests_back_and_loses_nothing() {
+    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let store = switchboard_store::Store::connect(&db.url).await.unwrap();
+    provision(&store).await;
+    // The smallest backlog allowed: 100 records.
+    let audit = "[audit]\nqueue_capacity = 100\nmax_wait_ms = 300\nflush_interval_ms = 10\n";
+    let gw = TestGateway::start("", &format!("{}{audit}{}", db.toml(), upstreams())).await;
+    let acme = format!("{}/t/acme/mcp", gw.base);
+    // The database stops taking audit records: 100 refusals fill the backlog.
+    audit_table_reachable(&db, false).await;
+    for _ in 0..100 {
+        assert_eq!(wrong_key(&acme).await.status(), 401);
+    }
+    // The next request waits for room (300 ms), then is turned away, not served unrecorded.
+    let started = std::time::Instant::now();
+    let held = wrong_key(&acme).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "it waited for room"
+    );
+    assert_eq!(held.status(), 503);
+    assert_eq!(held.headers()["retry-after"], "1");
+    let body: Value = held.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32028, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("audit log cannot keep up"), "{message}");
+    // The database is back: the held records are written and requests are served again.
+    audit_table_reachable(&db, true).await;
+    assert!(
+        support::eventually_async(Duration::from_secs(20), || async {
+            wrong_key(&acme).await.status() == 401
+        })
+        .await,
+        "requests are admitted again once the backlog drains"
+    );
+    assert!(
+        support::eventually_async(Duration::from_secs(20), || async {
+            records(&store, "acme").await.len() >= 101
+        })
+        .await
+    );
+    let written = records(&store, "acme").await;
+    assert!(
+        written
+            .iter()
+            .all(|r| r.event.kind == AuditKind::AuthRefused),
+        "{written:?}"
+    );
+    assert_eq!(
+        store.verify_audit("acme").await.unwrap(),
+        Ok(written.len() as i64)
+    );
+}
+
 #[tokio::test]
 async fn no_record_is_lost_when_the_gateway_is_stopped_under_load() {
     switchboard_mcp::install_crypto_provider();

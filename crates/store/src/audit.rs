@@ -23,7 +23,7 @@ use crate::{Backend, Result, Store, StoreError};
 /// Records read per page when verifying.
 const VERIFY_PAGE: i64 = 1000;
 /// Most records per `INSERT`. A batch's records travel as one JSON array bound to one
-/// parameter and unpacked by the database (`json_each` on SQLite, `json_array_elements` on
+/// parameter and unpacked by the database (`jsonb_each` on SQLite, `json_array_elements` on
 /// PostgreSQL): binding twelve parameters per record cost each text field four allocations
 /// and two copies through sqlx's `Any` driver, the largest share of the audit log's
 /// allocations per call.
@@ -50,13 +50,21 @@ fn runs<T>(mut items: &[T], most: usize) -> impl Iterator<Item = &[T]> {
 
 /// `INSERT … SELECT` unpacking the records of `$1`, a JSON array of 12-element arrays in
 /// column order (see [`records_json`]).
+///
+/// On SQLite, `jsonb_each` rather than `json_each`: `json_each` hands each record back as
+/// JSON *text*, which every one of the twelve `->>` then looks up in SQLite's parse cache
+/// (comparing the whole text) and re-reads; `jsonb_each` hands it back in SQLite's binary
+/// form, read in place. Measured on the bundled SQLite, 300-record batches: 7.5 → 3.6 µs of
+/// CPU per record (binding twelve parameters per row, the floor, 2.7 µs). On PostgreSQL the
+/// opposite holds (`jsonb` parses the whole batch into its binary form first: 2.6 → 6.7 ms
+/// per 300 records), so it stays `json`.
 fn insert_sql(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => {
             "INSERT INTO audit_events (tenant_id, seq, at_ms, kind, actor, credential, target, \
              outcome, reason, detail, prev_hash, hash) \
              SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, \
-             value->>7, value->>8, value->>9, value->>10, value->>11 FROM json_each($1)"
+             value->>7, value->>8, value->>9, value->>10, value->>11 FROM jsonb_each($1)"
         }
         Backend::Postgres => {
             "INSERT INTO audit_events (tenant_id, seq, at_ms, kind, actor, credential, target, \
