@@ -154,13 +154,7 @@ fn router(services: Services, config: &Config, stopping: Arc<AtomicBool>) -> Rou
     let mut streamable = Router::new()
         .route("/mcp", streamable::route(mcp.clone()))
         .route("/t/{tenant}/mcp", streamable::route(mcp.clone()))
-        .layer(axum::middleware::from_fn(
-            streamable::ended_sessions_answer_no_content,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            session_limit.clone(),
-            streamable::limit_sessions,
-        ))
+        .layer(session_limit.clone())
         .layer(limit_request.clone())
         .layer(authenticate.clone())
         .layer(limit_address_or_defer.clone());

@@ -6,15 +6,18 @@
 //! handler factory and its own limits. Plain stateless requests take Switchboard's direct
 //! path instead (see [`super::direct`]).
 
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::future::{BoxFuture, Either};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
+use tower::{Layer, Service};
 
 use switchboard_domain::tenancy::{SessionOwner, TenantId};
 
@@ -218,87 +221,143 @@ fn refuse(status: StatusCode, code: i32, message: String) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// Middleware for `/mcp`: a session ended with `DELETE` is answered `204 No Content`
-/// instead of rmcp's `202 Accepted` — the session is gone, nothing is pending — which the
-/// Python SDK otherwise logs as a failed termination.
-pub async fn ended_sessions_answer_no_content(request: Request, next: Next) -> Response {
-    let delete = request.method() == http::Method::DELETE;
-    let mut response = next.run(request).await;
-    if delete && response.status() == http::StatusCode::ACCEPTED {
-        *response.status_mut() = http::StatusCode::NO_CONTENT;
-        *response.body_mut() = axum::body::Body::empty();
-    }
-    response
+/// What the session gate decides about a request before it goes on.
+enum Gate {
+    /// Goes on as it is.
+    Pass,
+    /// Answered here.
+    Refused(Response),
+    /// Opens a legacy session: its place is held until the answer names the session.
+    Opens(Reservation),
 }
 
-/// Middleware for `/mcp`: a request naming a session must come from the session's owner (any
-/// other caller gets the same 404 as an unknown session, so session ids cannot be probed or
-/// replayed across tenants); a request that would open a legacy session (a POST without
-/// `Mcp-Session-Id` that is not a 2026-07-28 stateless request) is refused at the limits.
-pub async fn limit_sessions(
-    State(limit): State<SessionLimit>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let owner = request
-        .extensions()
-        .get::<Arc<Caller>>()
-        .map(|c| (c.principal.session_owner(), c.clone()));
-    let headers = request.headers();
-    if let Some(session) = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) {
-        let bound = limit.owners().get(session).map(|(owner, _)| owner.clone());
-        if let Some(bound) = bound
-            && owner.as_ref().is_none_or(|(o, _)| *o != bound)
-        {
-            tracing::info!(bound_to = %bound, "session id presented by another caller; answered as unknown");
-            return refuse(
-                StatusCode::NOT_FOUND,
-                -32600,
-                "unknown or expired session; start a new one with initialize".into(),
-            );
+impl SessionLimit {
+    /// A request naming a session must come from the session's owner (any other caller gets
+    /// the same 404 as an unknown session, so session ids cannot be probed or replayed across
+    /// tenants); a request that would open a legacy session (a POST without `Mcp-Session-Id`
+    /// that is not a 2026-07-28 stateless request) is refused at the limits.
+    fn gate(&self, request: &Request) -> Gate {
+        let caller = request.extensions().get::<Arc<Caller>>();
+        let headers = request.headers();
+        if let Some(session) = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+            let bound = self.owners().get(session).map(|(owner, _)| owner.clone());
+            if let Some(bound) = bound
+                && caller.is_none_or(|c| c.principal.session_owner() != bound)
+            {
+                tracing::info!(bound_to = %bound, "session id presented by another caller; answered as unknown");
+                return Gate::Refused(refuse(
+                    StatusCode::NOT_FOUND,
+                    -32600,
+                    "unknown or expired session; start a new one with initialize".into(),
+                ));
+            }
+            return Gate::Pass;
         }
-        return next.run(request).await;
-    }
-    let opens_session = request.method() == Method::POST
-        && headers
-            .get("mcp-protocol-version")
-            .and_then(|v| v.to_str().ok())
-            .is_none_or(|v| v < "2026-07-28");
-    if !opens_session {
-        return next.run(request).await;
-    }
-    let Some((owner, caller)) = owner else {
-        // No caller (a gateway without authentication in front): the gateway's limit only.
-        if limit.sessions.len() >= limit.max {
-            return limit.full();
+        let opens_session = request.method() == Method::POST
+            && headers
+                .get("mcp-protocol-version")
+                .and_then(|v| v.to_str().ok())
+                .is_none_or(|v| v < "2026-07-28");
+        if !opens_session {
+            return Gate::Pass;
         }
-        return next.run(request).await;
-    };
-    let caps = Caps::of(&caller, &owner, limit.max_per_user);
-    let reservation = match limit.reserve(&owner, caps) {
-        Ok(reservation) => reservation,
-        Err(refused) => return *refused,
-    };
-    let response = next.run(request).await;
-    if let Some(id) = response
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-    {
-        reservation.opened(id.to_owned());
+        let Some(caller) = caller else {
+            // No caller (a gateway without authentication in front): the gateway's limit only.
+            if self.sessions.len() >= self.max {
+                return Gate::Refused(self.full());
+            }
+            return Gate::Pass;
+        };
+        let owner = caller.principal.session_owner();
+        let caps = Caps::of(caller, &owner, self.max_per_user);
+        match self.reserve(&owner, caps) {
+            Ok(reservation) => Gate::Opens(reservation),
+            Err(refused) => Gate::Refused(*refused),
+        }
     }
-    response
+}
+
+/// The session limit as a layer for `/mcp` (see [`SessionLimit::gate`]), behind
+/// authentication. A tower layer rather than `axum::middleware::from_fn`: most requests
+/// (calls on a session, stateless requests) go straight to the inner service, where
+/// `from_fn` would box a clone of the stack below and the future for every one.
+impl<S> Layer<S> for SessionLimit {
+    type Service = SessionGate<S>;
+
+    fn layer(&self, inner: S) -> SessionGate<S> {
+        SessionGate {
+            limit: self.clone(),
+            inner,
+        }
+    }
+}
+
+/// The service of the [`SessionLimit`] layer.
+#[derive(Clone)]
+pub struct SessionGate<S> {
+    limit: SessionLimit,
+    inner: S,
+}
+
+impl<S> Service<Request> for SessionGate<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match self.limit.gate(&request) {
+            Gate::Pass => Either::Left(self.inner.call(request)),
+            Gate::Refused(response) => Either::Right(Box::pin(std::future::ready(Ok(response)))),
+            Gate::Opens(reservation) => {
+                // The service polled ready is the one to call; a clone stays for the next.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                Either::Right(Box::pin(async move {
+                    let response = inner.call(request).await?;
+                    if let Some(id) = response
+                        .headers()
+                        .get("mcp-session-id")
+                        .and_then(|v| v.to_str().ok())
+                    {
+                        reservation.opened(id.to_owned());
+                    }
+                    Ok(response)
+                }))
+            }
+        }
+    }
 }
 
 /// `/mcp` as an axum route. Every layer a request passes clones the service below it, and
 /// rmcp's service clones its whole configuration (host and origin lists) each time; behind
 /// an `Arc` that is a pointer copy.
+///
+/// A session ended with `DELETE` is answered `204 No Content` instead of rmcp's
+/// `202 Accepted` — the session is gone, nothing is pending — which the Python SDK otherwise
+/// logs as a failed termination. Done here rather than in a layer of its own: a layer costs
+/// every request a clone of the stack below it and two allocations.
 pub fn route<S: Clone + Send + Sync + 'static>(
     service: Arc<McpService>,
 ) -> axum::routing::MethodRouter<S> {
     axum::routing::any(move |request: Request| {
         let service = service.clone();
-        async move { service.handle(request).await }
+        async move {
+            let delete = request.method() == http::Method::DELETE;
+            let mut response = service.handle(request).await;
+            if delete && response.status() == http::StatusCode::ACCEPTED {
+                *response.status_mut() = http::StatusCode::NO_CONTENT;
+                *response.body_mut() = axum::body::Body::empty();
+            }
+            response
+        }
     })
 }
 
