@@ -28,6 +28,28 @@ pub const MAX_SERVER_NAME: usize = 32;
 /// Separator between the server prefix and the upstream name.
 pub const SEPARATOR: &str = "__";
 
+/// Longest name of a called item kept in what a call leaves behind (audit record, usage
+/// cell, metrics label, span, log line), in characters. A client chooses the URI of a
+/// resource it reads and an upstream names its tools: unbounded, either could make every
+/// record of a call as large as a request body, and every metrics series hold one.
+pub const MAX_RECORDED_NAME: usize = 512;
+
+/// The first `max` characters of `text` (all of it when shorter); borrowed, never copied.
+pub fn prefix_chars(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text; // no more bytes than allowed characters
+    }
+    match text.char_indices().nth(max) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
+/// `name` as recorded: at most [`MAX_RECORDED_NAME`] characters.
+pub fn recorded_name(name: &str) -> &str {
+    prefix_chars(name, MAX_RECORDED_NAME)
+}
+
 /// Why a server name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -149,6 +171,21 @@ pub fn split_exposed_uri(uri: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_names_are_cut_at_a_character_boundary() {
+        assert_eq!(recorded_name("echo"), "echo");
+        let long = "é".repeat(MAX_RECORDED_NAME + 10);
+        let cut = recorded_name(&long);
+        assert_eq!(cut.chars().count(), MAX_RECORDED_NAME);
+        assert!(long.starts_with(cut));
+        // Exactly at the bound, in bytes and in characters: kept whole.
+        let exact = "a".repeat(MAX_RECORDED_NAME);
+        assert_eq!(recorded_name(&exact), exact);
+        let wide = "é".repeat(MAX_RECORDED_NAME);
+        assert_eq!(recorded_name(&wide), wide);
+        assert_eq!(prefix_chars("🦀🦀🦀", 2), "🦀🦀");
+    }
 
     #[test]
     fn plain_names_are_prefixed_with_double_underscore() {

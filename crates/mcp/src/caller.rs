@@ -117,6 +117,8 @@ pub struct DecisionRecord<'a> {
     pub principal: &'a Principal,
     pub kind: ItemKind,
     pub server: &'a str,
+    /// The item's upstream name (a resource's URI), cut to
+    /// [`switchboard_domain::names::MAX_RECORDED_NAME`] characters.
     pub name: &'a str,
     pub decision: &'a Decision,
     pub client: &'a ClientFacts,
@@ -128,6 +130,8 @@ pub struct CallRecord<'a> {
     pub principal: &'a Principal,
     pub kind: ItemKind,
     pub server: &'a str,
+    /// The item's upstream name (a resource's URI), cut to
+    /// [`switchboard_domain::names::MAX_RECORDED_NAME`] characters.
     pub name: &'a str,
     /// Why the call was allowed.
     pub reason: &'a Reason,

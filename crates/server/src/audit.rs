@@ -22,6 +22,7 @@ use futures::future::{BoxFuture, Either};
 use serde::Serialize;
 use switchboard_auth::{AuthEventSink, LogAuthEvents, Refusal};
 use switchboard_domain::audit::{AuditEvent, AuditKind, PLATFORM_CHAIN};
+use switchboard_domain::names::prefix_chars;
 use switchboard_domain::tenancy::Principal;
 use switchboard_domain::usage::hour_start;
 use switchboard_governance::{AuditLog, CallCell, Meter};
@@ -70,6 +71,9 @@ impl Detail<'_> {
 
 /// Longest `target` recorded for a refused request.
 const MAX_TARGET: usize = 512;
+/// Longest error message recorded with a call (an upstream's message can be as long as its
+/// reply, and may repeat what the client sent).
+const MAX_MESSAGE: usize = 1024;
 
 fn actor(principal: &Principal) -> String {
     principal.identity.to_string()
@@ -115,7 +119,7 @@ impl AuthEventSink for Observer {
             actor: String::new(),
             credential: refusal.key_id.unwrap_or("").to_owned(),
             // The path is the client's: bounded so a hostile 10 KB path stays a short record.
-            target: refusal.resource.chars().take(MAX_TARGET).collect(),
+            target: prefix_chars(refusal.resource, MAX_TARGET).to_owned(),
             outcome: "refused".into(),
             // Authentication errors never contain the credential (see `AuthError`).
             reason: refusal.error.to_string(),
@@ -198,7 +202,7 @@ impl DecisionSink for Observer {
             arguments_sha256: r.arguments_digest.as_deref(),
             error: r.error.map(|e| ErrorDetail {
                 code: e.code.0,
-                message: &e.message,
+                message: prefix_chars(&e.message, MAX_MESSAGE),
             }),
             ip: r.client.ip,
             user_agent: r.client.user_agent.as_deref(),

@@ -149,3 +149,92 @@ async fn metrics_are_scraped_per_tenant_and_only_with_the_metrics_token() {
     assert!(!text.contains("tenant=\"globex\""), "{text}");
     db.cleanup().await;
 }
+
+/// A client chooses the URI of a resource it reads: a 100 KB one leaves a bounded name in
+/// the metrics (a label per series), the audit records (call and denial) and the usage cell.
+#[tokio::test]
+async fn a_long_name_chosen_by_a_client_is_recorded_bounded() {
+    use switchboard_domain::audit::AuditKind;
+    use switchboard_domain::names::MAX_RECORDED_NAME;
+
+    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let store = switchboard_store::Store::connect(&db.url).await.unwrap();
+    let org = provision(&store).await;
+    let config = format!(
+        "{}[metrics]\ntoken = {TOKEN:?}\n[usage]\nflush_interval_ms = 100\n{}",
+        db.toml(),
+        stdio_demo("shared", None, "")
+    );
+    let gw = TestGateway::start("", &config).await;
+    let acme_url = format!("{}/t/acme/mcp", gw.base);
+    let long = format!("demo://{}", "x".repeat(100_000));
+    // The tenant's admin may read any resource (the read goes upstream, which knows no such
+    // resource); ada's member role covers no resources (denied, and recorded as such).
+    for bearer in [&org.root, &org.ada] {
+        let (client, _) = connect_as(&acme_url, Era::Legacy, bearer).await;
+        let read = rmcp::model::ReadResourceRequestParams::new(format!("shared+{long}"));
+        assert!(
+            client.read_resource(read).await.is_err(),
+            "no such resource"
+        );
+    }
+    let recorded = &long[..MAX_RECORDED_NAME];
+
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", gw.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(&format!("name=\"{recorded}\"")),
+        "the read is counted under its cut name"
+    );
+    let longest = text.lines().map(str::len).max().unwrap();
+    assert!(longest < 2 * MAX_RECORDED_NAME, "a {longest}-byte line");
+
+    let target = format!("shared/{recorded}");
+    let both_recorded = || async {
+        let records = store.audit_page("acme", 0, 1000).await.unwrap();
+        [AuditKind::Call, AuditKind::Decision].iter().all(|kind| {
+            records
+                .iter()
+                .any(|r| r.event.kind == *kind && r.event.target == target)
+        })
+    };
+    assert!(
+        support::eventually_async(std::time::Duration::from_secs(10), both_recorded).await,
+        "the call's and the denial's records name the cut URI"
+    );
+    for r in store.audit_page("acme", 0, 1000).await.unwrap() {
+        assert!(
+            r.event.target.len() <= 1024,
+            "a {}-byte target",
+            r.event.target.len()
+        );
+        assert!(
+            r.event.detail.len() <= 4096,
+            "a {}-byte detail",
+            r.event.detail.len()
+        );
+    }
+    let acme = switchboard_domain::tenancy::TenantId::new("acme").unwrap();
+    let usage_cut = || async {
+        let rows = store
+            .tenant(&acme)
+            .usage_report(0, i64::MAX, &[switchboard_store::UsageGroup::Tool])
+            .await
+            .unwrap();
+        !rows.is_empty()
+            && rows
+                .iter()
+                .all(|r| r.group.last().is_some_and(|item| item == recorded))
+    };
+    assert!(
+        support::eventually_async(std::time::Duration::from_secs(10), usage_cut).await,
+        "the usage cell names the cut URI"
+    );
+}

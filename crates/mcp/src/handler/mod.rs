@@ -22,6 +22,7 @@ use rmcp::model::{
     ReadResourceRequest, ReadResourceRequestParams, RequestMetaObject, ResultType, ServerResult,
 };
 use rmcp::service::{Peer, RequestContext, RoleServer};
+use switchboard_domain::names::recorded_name;
 use switchboard_domain::tenancy::{ItemKind, Reason, TenantId};
 use switchboard_domain::{Isolation, ListKind};
 use tracing::Instrument;
@@ -231,7 +232,7 @@ impl GatewayHandler {
             principal: &caller.principal,
             kind,
             server: upstream.name(),
-            name: &route.name,
+            name: recorded_name(&route.name),
             decision: &decision,
             client: &client,
         });
@@ -275,7 +276,7 @@ impl GatewayHandler {
             principal: &caller.principal,
             kind: admitted.kind,
             server: self.upstream(route).name(),
-            name: &route.name,
+            name: recorded_name(&route.name),
             reason: &admitted.reason,
             arguments_digest: admitted.arguments_digest,
             error: result.as_ref().err(),
