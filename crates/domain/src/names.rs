@@ -50,6 +50,15 @@ pub fn recorded_name(name: &str) -> &str {
     prefix_chars(name, MAX_RECORDED_NAME)
 }
 
+/// Longest error message kept with a call (audit record, span status), in characters: an
+/// upstream's message can be as long as its reply, and may repeat what the client sent.
+pub const MAX_RECORDED_MESSAGE: usize = 1024;
+
+/// `message` as recorded: at most [`MAX_RECORDED_MESSAGE`] characters.
+pub fn recorded_message(message: &str) -> &str {
+    prefix_chars(message, MAX_RECORDED_MESSAGE)
+}
+
 /// Why a server name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {

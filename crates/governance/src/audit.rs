@@ -126,8 +126,7 @@ impl AuditLog {
 
     /// Waits until the backlog has room (immediately, normally); refuses after `max_wait`.
     pub async fn admit(&self) -> Result<(), AuditBusy> {
-        let has_room = || self.has_room();
-        if has_room() {
+        if self.has_room() {
             return Ok(());
         }
         let deadline = tokio::time::Instant::now() + self.options.max_wait;
@@ -135,7 +134,7 @@ impl AuditLog {
             let drained = self.shared.drained.notified();
             tokio::pin!(drained);
             drained.as_mut().enable();
-            if has_room() {
+            if self.has_room() {
                 return Ok(());
             }
             if tokio::time::timeout_at(deadline, drained).await.is_err() {

@@ -22,7 +22,7 @@ use futures::future::{BoxFuture, Either};
 use serde::Serialize;
 use switchboard_auth::{AuthEventSink, LogAuthEvents, Refusal};
 use switchboard_domain::audit::{AuditEvent, AuditKind, PLATFORM_CHAIN};
-use switchboard_domain::names::prefix_chars;
+use switchboard_domain::names::{prefix_chars, recorded_message};
 use switchboard_domain::tenancy::Principal;
 use switchboard_domain::usage::hour_start;
 use switchboard_governance::{AuditLog, CallCell, Meter};
@@ -71,9 +71,6 @@ impl Detail<'_> {
 
 /// Longest `target` recorded for a refused request.
 const MAX_TARGET: usize = 512;
-/// Longest error message recorded with a call (an upstream's message can be as long as its
-/// reply, and may repeat what the client sent).
-const MAX_MESSAGE: usize = 1024;
 
 fn actor(principal: &Principal) -> String {
     principal.identity.to_string()
@@ -202,7 +199,7 @@ impl DecisionSink for Observer {
             arguments_sha256: r.arguments_digest.as_deref(),
             error: r.error.map(|e| ErrorDetail {
                 code: e.code.0,
-                message: prefix_chars(&e.message, MAX_MESSAGE),
+                message: recorded_message(&e.message),
             }),
             ip: r.client.ip,
             user_agent: r.client.user_agent.as_deref(),

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+use switchboard_domain::names::recorded_message;
 use switchboard_mcp::caller::CallRecord;
 use switchboard_mcp::span::hex;
 use tokio::sync::{mpsc, oneshot};
@@ -90,7 +91,7 @@ pub fn span_of(r: &CallRecord<'_>) -> Option<Value> {
     let status = match (r.error, r.tool_error) {
         (Some(error), _) => {
             attributes.push(json!({"key": "rpc.jsonrpc.error_code", "value": {"intValue": error.code.0.to_string()}}));
-            json!({"code": 2, "message": error.message})
+            json!({"code": 2, "message": recorded_message(&error.message)})
         }
         (None, true) => json!({"code": 2, "message": "the tool reported an error"}),
         (None, false) => json!({"code": 1}),
@@ -243,5 +244,46 @@ async fn send(
             stats.failed_exports.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %err, spans = count, "cannot reach the OTLP collector; spans dropped");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rmcp::model::ErrorData;
+    use switchboard_domain::names::MAX_RECORDED_MESSAGE;
+    use switchboard_domain::tenancy::{ItemKind, Principal, Reason};
+    use switchboard_mcp::caller::ClientFacts;
+    use switchboard_mcp::span::CallSpan;
+
+    use super::*;
+
+    #[test]
+    fn a_failed_calls_span_carries_a_bounded_message() {
+        let principal = Principal::anonymous();
+        let client = ClientFacts::default();
+        let span = CallSpan::start(None, 1.0).expect("sampled");
+        let error = ErrorData::internal_error("é".repeat(100_000), None);
+        let record = CallRecord {
+            principal: &principal,
+            kind: ItemKind::Resource,
+            server: "demo",
+            name: "demo://x",
+            reason: &Reason::TenantAdmin,
+            arguments_digest: None,
+            error: Some(&error),
+            tool_error: false,
+            latency: Duration::from_millis(1),
+            client: &client,
+            reached: true,
+            bytes_in: 0,
+            bytes_out: 0,
+            span: Some(&span),
+        };
+        let span = span_of(&record).expect("a span");
+        let message = span["status"]["message"].as_str().unwrap();
+        assert_eq!(message.chars().count(), MAX_RECORDED_MESSAGE);
+        assert_eq!(span["status"]["code"], 2);
     }
 }
