@@ -251,11 +251,18 @@ async fn a_nul_character_stalls_neither_the_audit_log_nor_usage(backend: Backend
     let meter = switchboard_governance::Meter::start(store.clone(), Default::default());
     let acme = switchboard_domain::tenancy::TenantId::new("acme").unwrap();
     let who = switchboard_domain::tenancy::Identity::Anonymous;
+    // The current hour: the meter's own loop prunes rollups older than its retention, so
+    // cells of 1970 could vanish between the flush and the report.
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let hour = switchboard_domain::usage::hour_start(unix_now);
     for item in ["to\0ol", "to\0ol", "echo"] {
         meter.record(
             switchboard_governance::CallCell {
                 tenant: &acme,
-                hour: 0,
+                hour,
                 principal: &who,
                 credential: "",
                 server: "evil",
