@@ -35,7 +35,7 @@ pub const SEPARATOR: &str = "__";
 pub const MAX_RECORDED_NAME: usize = 512;
 
 /// The first `max` characters of `text` (all of it when shorter); borrowed, never copied.
-pub fn prefix_chars(text: &str, max: usize) -> &str {
+fn prefix_chars(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text; // no more bytes than allowed characters
     }

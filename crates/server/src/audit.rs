@@ -22,7 +22,7 @@ use futures::future::{BoxFuture, Either};
 use serde::Serialize;
 use switchboard_auth::{AuthEventSink, LogAuthEvents, Refusal};
 use switchboard_domain::audit::{AuditEvent, AuditKind, PLATFORM_CHAIN};
-use switchboard_domain::names::{prefix_chars, recorded_message};
+use switchboard_domain::names::{recorded_message, recorded_name};
 use switchboard_domain::tenancy::Principal;
 use switchboard_domain::usage::hour_start;
 use switchboard_governance::{AuditLog, CallCell, Meter};
@@ -69,9 +69,6 @@ impl Detail<'_> {
     }
 }
 
-/// Longest `target` recorded for a refused request.
-const MAX_TARGET: usize = 512;
-
 fn actor(principal: &Principal) -> String {
     principal.identity.to_string()
 }
@@ -115,8 +112,9 @@ impl AuthEventSink for Observer {
             kind,
             actor: String::new(),
             credential: refusal.key_id.unwrap_or("").to_owned(),
-            // The path is the client's: bounded so a hostile 10 KB path stays a short record.
-            target: prefix_chars(refusal.resource, MAX_TARGET).to_owned(),
+            // The path is the client's: bounded like every recorded name, so a hostile 10 KB
+            // path stays a short record.
+            target: recorded_name(refusal.resource).to_owned(),
             outcome: "refused".into(),
             // Authentication errors never contain the credential (see `AuthError`).
             reason: refusal.error.to_string(),

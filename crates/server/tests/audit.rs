@@ -129,7 +129,10 @@ async fn the_audit_trail_records_each_tenant_s_activity(backend: Backend) {
     let platform = records(&store, "_platform").await;
     assert_eq!(platform.len(), 1, "{platform:?}");
     assert_eq!(platform[0].event.kind, AuditKind::AuthRefused);
-    assert!(platform[0].event.target.chars().count() <= 512);
+    assert_eq!(
+        platform[0].event.target.chars().count(),
+        switchboard_domain::names::MAX_RECORDED_NAME
+    );
     assert!(
         platform[0].event.reason.len() < 1_000,
         "{}",
